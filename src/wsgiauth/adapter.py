@@ -313,8 +313,10 @@ class Backend:
         """mod_wsgi's host hook (``WSGIAccessScript``): ``True``, ``False`` (403) or ``None`` (no decision)."""
         if self.access is None:
             return None
+        from .hostaccess import client_host
+
         try:
-            return self.access(host)
+            return self.access(client_host(environ, host))
         except Exception as exc:  # noqa: BLE001
             self._failed(environ, "allow_access", as_bytes(host), exc)
             return False
