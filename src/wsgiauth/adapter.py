@@ -35,8 +35,8 @@ __all__ = [
     "as_bytes",
     "client_address",
     "group_names",
-    "shared",
     "name_for_apache",
+    "shared",
 ]
 
 logger = logging.getLogger("wsgiauth")
@@ -244,7 +244,7 @@ class Backend:
                 with self._log_lock:
                     stream.write(f"wsgiauth[{self.label}]: {logging.getLevelName(level).lower()}: {message}\n")
                     stream.flush()
-            except Exception:  # noqa: BLE001 - logging must never break an authentication
+            except Exception:  # noqa: BLE001, S110 - logging must never break an authentication
                 pass
 
     def _failed(self, environ: Environ | None, hook: str, user: bytes, exc: BaseException) -> None:
