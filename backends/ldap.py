@@ -1,0 +1,314 @@
+"""A throw-away OpenLDAP ``slapd`` for tests, benchmarks and the demo (in the spirit of python-ldap's slapdtest).
+
+:class:`Slapd` writes a ``slapd.conf`` into a temp dir (mdb database, the standard schemas core/cosine/inetorgperson/
+nis plus a tiny test schema with a Digest HA1 attribute, the memberof overlay, the monitor database), makes a test CA
+and a server certificate for 127.0.0.1/localhost with ``openssl``, checks the config with ``slapd -Ttest``, starts
+slapd on ``ldap://127.0.0.1:PORT`` and ``ldaps://127.0.0.1:TLS_PORT``, polls until it answers (failing fast with the
+log when it exits) and loads the seed LDIF (``backends/ldap/seed.ldif``) with ``ldapadd`` so that the memberof overlay
+fills ``memberOf``. :meth:`Slapd.stop`, :meth:`Slapd.start` and :meth:`Slapd.restart` keep the data and the ports,
+for outage tests; :meth:`Slapd.connections` counts the server's open client connections (from cn=monitor).
+
+Run ``python -m backends.ldap`` to start one by hand and print its URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from backends._common import LOOPBACK, ServerError, find_tool, free_port, port_open, wait_until
+
+HERE = Path(__file__).resolve().parent / "ldap"
+SEED_LDIF = HERE / "seed.ldif"
+TEST_SCHEMA = HERE / "wsgiauth.schema"
+SCHEMA_DIR = Path("/etc/ldap/schema")
+SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+MODULE_DIR = Path("/usr/lib/ldap")
+
+SUFFIX = "dc=example,dc=org"
+ROOT_DN = f"cn=admin,{SUFFIX}"
+ROOT_PW = "rootpw"  # the rootdn's password, only ever used by the launcher on loopback
+SERVICE_DN = f"cn=wsgiauth,ou=services,{SUFFIX}"
+SERVICE_PW = "svc.pw"
+PEOPLE = f"ou=people,{SUFFIX}"
+GROUPS = f"ou=groups,{SUFFIX}"
+
+# The seed's users and their passwords (see the comment at the top of seed.ldif).
+PASSWORDS = {
+    "alice": "secret",
+    "bob": "hunter2",
+    "Carol": "Carol.pw",
+    "zoë": "ünïcødé",
+    "dave": "dave.pw",
+    "eve": "eve.pw",
+    "mallory": "disabled.pw",
+    "admin": "admin.pw",
+    "twin": "twin.pw",
+}
+# An LDAP filter that excludes the disabled account (mallory has employeeType=disabled).
+ACTIVE_FILTER = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))"
+
+SLAPD_CONF = """\
+# written by backends/ldap.py for a throw-away test server
+{includes}
+pidfile {dir}/slapd.pid
+argsfile {dir}/slapd.args
+modulepath {modules}
+moduleload back_mdb
+moduleload memberof
+TLSCACertificateFile {dir}/tls/ca.pem
+TLSCertificateFile {dir}/tls/server.pem
+TLSCertificateKeyFile {dir}/tls/server.key
+sizelimit 500
+# idletimeout 0: never close idle clients (the pools decide)
+
+database mdb
+suffix "{suffix}"
+rootdn "{rootdn}"
+rootpw {rootpw}
+directory {dir}/db
+maxsize 67108864
+index objectClass eq
+index uid,cn,member,uniqueMember,memberUid eq
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
+access to attrs=userPassword
+    by self write
+    by anonymous auth
+    by * none
+access to attrs=wsgiauthDigestHA1
+    by dn.exact="{service}" read
+    by * none
+access to *
+    by * read
+
+database monitor
+access to dn.subtree="cn=monitor"
+    by dn.exact="{rootdn}" read
+    by * none
+"""
+
+
+def _run(cmd: list[str], *, what: str, stdin: bytes | None = None, timeout: float = 30.0) -> str:
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise ServerError(
+            f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+            f"{proc.stdout.decode(errors='replace')}{proc.stderr.decode(errors='replace')}"
+        )
+    return proc.stdout.decode(errors="replace")
+
+
+def make_ca(directory: Path, *, name: str = "wsgiauth test CA", hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+            ) -> tuple[Path, Path, Path]:
+    """Make a CA and a server certificate signed by it for ``hosts`` in ``directory`` with ``openssl``.
+
+    Returns:
+        ``(ca.pem, server.pem, server.key)``.
+    """
+    openssl = find_tool("openssl")
+    if openssl is None:
+        raise ServerError("openssl is not installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_pem = directory / "ca.key", directory / "ca.pem"
+    key, csr, pem = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    ext = directory / "server.ext"
+    san = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() or ":" in h else f"DNS:{h}" for h in hosts)
+    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=serverAuth\n")
+    _run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_pem),
+          "-days", "2", "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign,cRLSign"], what="openssl (CA)")
+    _run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+          "-subj", f"/CN={hosts[0]}"], what="openssl (server key)")
+    _run([openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_pem), "-CAkey", str(ca_key), "-CAcreateserial",
+          "-out", str(pem), "-days", "2", "-extfile", str(ext)], what="openssl (server certificate)")
+    for p in (ca_key, key):
+        p.chmod(0o600)
+    return ca_pem, pem, key
+
+
+class Slapd:
+    """One throw-away slapd.
+
+    Args:
+        directory: where to put config, data, certificates and the log (default: a new temp dir, removed by
+            :meth:`close`).
+        seed: load ``backends/ldap/seed.ldif`` after the first start.
+        log_level: slapd's ``-d`` debug level (``0``: errors only; ``stats`` logs every operation).
+
+    Attributes:
+        port, tls_port: the plain (STARTTLS-capable) and LDAPS ports on 127.0.0.1.
+        url, ldaps_url: ``ldap://127.0.0.1:port`` and ``ldaps://127.0.0.1:tls_port``.
+        ca_file: the PEM of the test CA that signed the server certificate.
+    """
+
+    suffix = SUFFIX
+    root_dn = ROOT_DN
+    root_pw = ROOT_PW
+    service_dn = SERVICE_DN
+    service_pw = SERVICE_PW
+    people = PEOPLE
+    groups = GROUPS
+    passwords = PASSWORDS
+    active_filter = ACTIVE_FILTER
+
+    def __init__(self, directory: Path | None = None, *, seed: bool = True, log_level: str = "0") -> None:
+        self.slapd = find_tool("slapd", "/usr/sbin")
+        self.ldapadd = find_tool("ldapadd")
+        self.ldapsearch = find_tool("ldapsearch")
+        if self.slapd is None or self.ldapadd is None or self.ldapsearch is None:
+            raise ServerError("slapd and ldap-utils are not installed (apt-get install slapd ldap-utils)")
+        self._own_dir = directory is None
+        self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-slapd-")) if directory is None else directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.seed = seed
+        self.log_level = log_level
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.url = f"ldap://{LOOPBACK}:{self.port}"
+        self.ldaps_url = f"ldaps://{LOOPBACK}:{self.tls_port}"
+        self.log_file = self.dir / "slapd.log"
+        self.conf = self.dir / "slapd.conf"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: object | None = None
+        self._configured = False
+        self.ca_file = self.dir / "tls" / "ca.pem"
+
+    # ------------------------------------------------------------------ setup
+
+    def _configure(self) -> None:
+        make_ca(self.dir / "tls")
+        (self.dir / "db").mkdir(exist_ok=True)
+        includes = [str(SCHEMA_DIR / f"{s}.schema") for s in SCHEMAS] + [str(TEST_SCHEMA)]
+        self.conf.write_text(SLAPD_CONF.format(
+            includes="\n".join(f"include {p}" for p in includes), dir=self.dir, modules=MODULE_DIR,
+            suffix=self.suffix, rootdn=self.root_dn, rootpw=self.root_pw, service=self.service_dn,
+        ))
+        assert self.slapd is not None
+        # -u: dry run (the mdb files do not exist yet, and a read-only open of them would fail)
+        _run([self.slapd, "-Ttest", "-u", "-f", str(self.conf)], what="slapd -Ttest (config check)")
+        self._configured = True
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> Slapd:
+        """Start slapd (configuring and seeding it on the first call) and wait until it answers.
+
+        Raises:
+            ServerError: slapd exited or did not answer within 20 s (the message ends with the log).
+        """
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        first = not self._configured
+        if first:
+            self._configure()
+        assert self.slapd is not None
+        log = open(self.log_file, "ab")  # handed to slapd as stdout/stderr, closed here after Popen
+        urls = f"{self.url}/ {self.ldaps_url}/"
+        self.proc = subprocess.Popen(
+            [self.slapd, "-f", str(self.conf), "-h", urls, "-d", self.log_level],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        wait_until(lambda: port_open(self.port) and port_open(self.tls_port) and self._answers(),
+                   timeout=20.0, proc=self.proc, what="slapd", log=self.log_file)
+        if first and self.seed:
+            self.add_ldif(SEED_LDIF.read_text(encoding="utf-8"))
+        return self
+
+    def _answers(self) -> bool:
+        assert self.ldapsearch is not None
+        proc = subprocess.run([self.ldapsearch, "-x", "-LLL", "-H", self.url, "-s", "base", "-b", "",
+                               "namingContexts"], capture_output=True, timeout=5)
+        return proc.returncode == 0
+
+    def stop(self) -> None:
+        """Stop slapd (SIGTERM, then SIGKILL after 10 s); the data, config and ports are kept for :meth:`start`."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        # slapd closes its listeners before it exits, but wait until the ports are really free for a restart.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (port_open(self.port) or port_open(self.tls_port)):
+            time.sleep(0.02)
+
+    def restart(self) -> Slapd:
+        """Stop and start again on the same ports with the same data."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop slapd and remove its temp dir (when the launcher made it)."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> Slapd:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ administration
+
+    def add_ldif(self, ldif: str, *, modify: bool = False) -> None:
+        """Apply LDIF as the rootdn (``ldapadd``; ``modify=True`` for changetype records via ``ldapmodify``)."""
+        assert self.ldapadd is not None
+        cmd = [self.ldapadd, "-x", "-H", self.url, "-D", self.root_dn, "-w", self.root_pw]
+        if modify:
+            cmd = [self.ldapadd.replace("ldapadd", "ldapmodify"), *cmd[1:]]
+        _run(cmd, what="ldapadd" if not modify else "ldapmodify", stdin=ldif.encode("utf-8"))
+
+    def search(self, base: str, filt: str = "(objectClass=*)", *attrs: str, scope: str = "sub") -> str:
+        """``ldapsearch`` as the rootdn; returns the LDIF text (for tests and debugging)."""
+        assert self.ldapsearch is not None
+        return _run([self.ldapsearch, "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.url, "-D", self.root_dn,
+                     "-w", self.root_pw, "-s", scope, "-b", base, filt, *attrs], what="ldapsearch")
+
+    def connections(self) -> int:
+        """Open client connections on the server now, not counting the one used to ask (from cn=monitor)."""
+        out = self.search("cn=Current,cn=Connections,cn=Monitor", "(objectClass=*)", "monitorCounter",
+                          scope="base")
+        for line in out.splitlines():
+            if line.lower().startswith("monitorcounter:"):
+                return int(line.split(":", 1)[1]) - 1
+        raise ServerError(f"cn=monitor did not report a connection count:\n{out}")
+
+
+def main() -> None:
+    """Start a slapd and keep it running until Ctrl-C; print how to reach it."""
+    with Slapd() as s:
+        print(f"slapd running (pid {s.proc.pid if s.proc else '?'}) in {s.dir}")
+        print(f"  {s.url}   {s.ldaps_url}   CA: {s.ca_file}")
+        print(f"  base {s.suffix}, service account {s.service_dn} / {s.service_pw}")
+        print(f"  users: {', '.join(f'{u}/{p}' for u, p in s.passwords.items())}")
+        try:
+            while s.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
