@@ -69,7 +69,9 @@ API summary (see each docstring):
 * ``path(name)``, ``write(name, data)`` (atomic replace, readable by www-data);
 * ``get(path, user=..., password=...)``: one raw HTTP request (the user name may be any bytes),
   returning a :class:`Response` (``status``, ``headers``, ``body``, ``json()``);
-* ``unavailable()`` says why Apache cannot run here (``None`` when it can).
+* ``unavailable()`` says why Apache cannot run here (``None`` when it can);
+* ``htpasswd_line(user, password, "-B")`` and ``htdigest_line(user, realm, password)`` make entries
+  with Apache's own tools (for differential tests).
 
 The default application (:data:`DEFAULT_APP`) answers every URL with 200 and a JSON body::
 
@@ -106,6 +108,8 @@ __all__ = [
     "Apache",
     "Response",
     "express_path",
+    "htdigest_line",
+    "htpasswd_line",
     "unavailable",
 ]
 
@@ -562,6 +566,50 @@ class Apache:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"<Apache {self.url} {state} root={self.root}>"
+
+
+def htpasswd_line(user: str | bytes, password: str | bytes, *flags: str) -> bytes:
+    """One ``user:hash`` line made by Apache's own ``htpasswd -nb`` (e.g. flags ``"-B", "-C", "4"``).
+
+    Args:
+        user: the user name (``str`` is passed as UTF-8).
+        password: the password (same rule).
+        flags: hash options: ``-m`` (apr1, the default), ``-B`` (bcrypt), ``-s`` (SHA-1), ``-d`` (crypt),
+            ``-2`` (SHA-256 crypt), ``-5`` (SHA-512 crypt), ``-p`` (plain text), ``-C N``, ``-r N``.
+
+    Returns:
+        The line, ending in a newline.
+
+    Raises:
+        ServerError: when ``htpasswd`` is missing or refuses the input.
+    """
+    tool = shutil.which("htpasswd")
+    if tool is None:
+        raise ServerError("htpasswd is not installed (apt-get install apache2-utils)")
+    result = subprocess.run([tool, "-nb", *flags, _utf8(user), _utf8(password)], capture_output=True, check=False)
+    line = result.stdout.strip()
+    if result.returncode != 0 or not line:
+        raise ServerError(f"htpasswd {' '.join(flags)} failed: {result.stderr.decode(errors='replace')}")
+    return line + b"\n"
+
+
+def htdigest_line(user: str | bytes, realm: str | bytes, password: str | bytes) -> bytes:
+    """One ``user:realm:HA1`` line made by Apache's own ``htdigest`` (password fed on stdin).
+
+    Raises:
+        ServerError: when ``htdigest`` is missing or fails.
+    """
+    tool = shutil.which("htdigest")
+    if tool is None:
+        raise ServerError("htdigest is not installed (apt-get install apache2-utils)")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "htdigest"
+        pw = _utf8(password)
+        result = subprocess.run([tool, "-c", str(target), _utf8(realm), _utf8(user)], input=pw + b"\n" + pw + b"\n",
+                                capture_output=True, check=False)
+        if result.returncode != 0 or not target.exists():
+            raise ServerError(f"htdigest failed: {result.stderr.decode(errors='replace')}")
+        return target.read_bytes().strip() + b"\n"
 
 
 def _utf8(value: str | bytes) -> bytes:
