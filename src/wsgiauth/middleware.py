@@ -1,0 +1,326 @@
+"""WSGI middleware: HTTP Basic and Digest (RFC 7616) authentication against any wsgiauth backend.
+
+For applications served outside Apache (gunicorn, waitress, ``wsgiref``), or behind an Apache that does not
+authenticate itself::
+
+    from wsgiauth.middleware import AuthMiddleware
+    from wsgiauth.backends import htpasswd
+
+    application = AuthMiddleware(app, htpasswd.Backend(users="/etc/wsgiauth/users"), realm="Staff")
+
+A granted request reaches the application with ``REMOTE_USER`` (the canonical name) and ``AUTH_TYPE`` set and
+``HTTP_AUTHORIZATION`` removed. Anything else gets a ``401`` with fresh challenges (``403`` for an
+authenticated user outside ``require_groups`` or a client refused by the backend's host rules). A malformed
+header is a ``401``, never a ``500``.
+
+``emit_headers=True`` adds ``X-Remote-User`` and ``X-Auth-Type`` to the response so that Apache, in front as a
+reverse proxy or running the app under mod_wsgi, can record the user in its access log through the mod_lua
+hook shipped as ``wsgiauth/data/reflect_user.lua`` (see :func:`lua_script_path`). **Without that hook the
+headers reach the client and disclose the user name**: emission is off by default.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from . import _digest
+from .adapter import Backend, Outcome, client_address, group_names
+
+__all__ = ["AuthMiddleware", "BasicAuth", "DigestAuth", "lua_script_path"]
+
+logger = logging.getLogger("wsgiauth.middleware")
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+HashLookup = Callable[[bytes, bytes], "str | None"]
+Granted = tuple[bytes, str, "Sequence[bytes] | None"]  # (user name, AUTH_TYPE, groups when already known)
+
+_SCHEMES = ("Basic", "Digest")
+
+
+def lua_script_path() -> Path:
+    """Path of the shipped mod_lua script (``LuaHookLog PATH reflect_user``) that copies ``X-Remote-User`` and
+    ``X-Auth-Type`` into Apache's ``r.user``/``r.ap_auth_type`` and removes them from the response."""
+    return Path(str(resources.files("wsgiauth") / "data" / "reflect_user.lua"))
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AuthMiddleware:
+    """Authenticate every request with HTTP Basic and/or Digest before it reaches ``app``.
+
+    Args:
+        app: the WSGI application to protect.
+        backend: any :class:`wsgiauth.Backend` (file, DBM, SQL or LDAP backend, chain, cached wrapper...).
+        realm: the protection space shown to users; Digest hashes are bound to it.
+        schemes: ``"Basic"`` and/or ``"Digest"``, in the order the challenges are offered.
+        algorithms: Digest algorithms offered, in order of preference: ``"SHA-256"`` and/or ``"MD5"``
+            (``-sess`` variants are accepted from clients too). SHA-256 needs ``sha256_hash`` (or a backend
+            method ``realm_hash_sha256``): Apache's stores only hold MD5 realm hashes. By default SHA-256 is offered
+            only when such a lookup exists.
+        sha256_hash: ``(user: bytes, realm: bytes) -> hex str | None``: ``SHA-256(user:realm:password)``.
+        require_groups: when non-empty, the user must belong to at least one of these groups (compared
+            case-insensitively, as Apache does), else ``403``.
+        nonce_lifetime: seconds a Digest nonce stays valid; an older one gets ``stale=true``.
+        secret: the key signing Digest nonces (at least 16 bytes). Give every worker process the same one; by
+            default each process picks a random key.
+        emit_headers: add ``X-Remote-User``/``X-Auth-Type`` to responses for Apache's log phase (see the
+            module docstring: never without the mod_lua hook).
+        exempt: a predicate on the environ; requests for which it returns true pass through unauthenticated.
+
+    Raises:
+        ValueError: on an unknown scheme or algorithm, or a short secret.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        backend: Backend,
+        *,
+        realm: str = "Restricted",
+        schemes: Sequence[str] = ("Basic",),
+        algorithms: Sequence[str] | None = None,
+        sha256_hash: HashLookup | None = None,
+        require_groups: Sequence[str] = (),
+        nonce_lifetime: float = 300.0,
+        secret: bytes | str | None = None,
+        emit_headers: bool = False,
+        exempt: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        if isinstance(schemes, str):
+            schemes = (schemes,)
+        canon: list[str] = []
+        for s in schemes:
+            match = [k for k in _SCHEMES if k.lower() == s.lower()]
+            if not match:
+                raise ValueError(f"unknown authentication scheme {s!r}: use 'Basic' and/or 'Digest'")
+            canon.append(match[0])
+        if not canon:
+            raise ValueError("at least one authentication scheme is needed")
+        if any(c in realm for c in '\r\n"\\') or not realm:
+            raise ValueError("the realm must be non-empty and contain no quote, backslash or line break")
+        self.app = app
+        self.backend = backend
+        self.realm = realm
+        self.schemes = tuple(canon)
+        if sha256_hash is None:
+            method = getattr(backend, "realm_hash_sha256", None)
+            sha256_hash = method if callable(method) else None
+        self.sha256_hash = sha256_hash
+        if algorithms is None:
+            algorithms = ("SHA-256", "MD5") if sha256_hash is not None else ("MD5",)
+        algs: list[str] = []
+        for a in algorithms:
+            c = _digest.canonical_algorithm(a)
+            if c is None or c.endswith("-sess"):
+                raise ValueError(f"unsupported Digest algorithm {a!r}: use 'SHA-256' and/or 'MD5'")
+            if c == "SHA-256" and sha256_hash is None:
+                raise ValueError("SHA-256 Digest needs sha256_hash= (Apache's stores only hold MD5 realm hashes)")
+            algs.append(c)
+        if "Digest" in self.schemes and not algs:
+            raise ValueError("Digest needs at least one algorithm")
+        self.algorithms = tuple(algs)
+        self.require_groups = tuple(require_groups)
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        self.nonces = _digest.NonceKeeper(realm, secret=secret, lifetime=nonce_lifetime)
+        self.emit_headers = emit_headers
+        self.exempt = exempt
+        self._realm_bytes = realm.encode("utf-8")
+        self._dummy_ha1 = hashlib.md5(os.urandom(16)).hexdigest()
+
+    # ------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.exempt is not None and self.exempt(environ):
+            return self.app(environ, start_response)
+        host = client_address(environ)
+        if self.backend.access is not None and host is not None:
+            if self.backend.allow_access(environ, host) is False:
+                return self._respond(start_response, "403 Forbidden", [], b"Forbidden\n")
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if not isinstance(header, str):
+            header = ""
+        scheme = header.strip().split(" ", 1)[0].lower()
+        stale = False
+        if scheme == "basic" and "Basic" in self.schemes:
+            result = self._basic(environ, header)
+        elif scheme == "digest" and "Digest" in self.schemes:
+            result, stale = self._digest(environ, header)
+        else:
+            result = None
+        if result is None:
+            return self._challenge(start_response, stale=stale)
+        user, auth_type, groups = result
+        if self.require_groups:
+            if groups is None:
+                groups = self._groups(environ, user)
+            have = {g.lower() for g in group_names(groups)}
+            if not any(g.lower() in have for g in self.require_groups):
+                self.backend.log(environ, logging.WARNING,
+                                 f"user '{user.decode('latin-1')}' is in none of the required groups")
+                return self._respond(start_response, "403 Forbidden", [], b"Forbidden\n")
+        return self._pass(environ, start_response, user, auth_type)
+
+    def _pass(self, environ: dict[str, Any], start_response: StartResponse, user: bytes,
+              auth_type: str) -> Iterable[bytes]:
+        name = user.decode("latin-1")  # PEP 3333: native strings carry the raw bytes as latin-1
+        environ["REMOTE_USER"] = name
+        environ["AUTH_TYPE"] = auth_type
+        environ.pop("HTTP_AUTHORIZATION", None)
+        if not self.emit_headers:
+            return self.app(environ, start_response)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if k.lower() not in ("x-remote-user", "x-auth-type")]
+            kept += [("X-Remote-User", name), ("X-Auth-Type", auth_type)]
+            if exc_info is not None:
+                return start_response(status, kept, exc_info)
+            return start_response(status, kept)
+
+        return self.app(environ, start)
+
+    def _respond(self, start_response: StartResponse, status: str, headers: list[tuple[str, str]],
+                 body: bytes) -> Iterable[bytes]:
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(body))), *headers])
+        return [body]
+
+    def _challenge(self, start_response: StartResponse, *, stale: bool = False) -> Iterable[bytes]:
+        headers: list[tuple[str, str]] = []
+        for scheme in self.schemes:
+            if scheme == "Digest":
+                nonce = self.nonces.issue()
+                for alg in self.algorithms:
+                    headers.append(("WWW-Authenticate", _digest.challenge(
+                        self.realm, nonce, self.nonces.opaque, alg, stale=stale)))
+            else:
+                headers.append(("WWW-Authenticate", f'Basic realm={_quote(self.realm)}, charset="UTF-8"'))
+        return self._respond(start_response, "401 Unauthorized", headers, b"Authentication required\n")
+
+    # ------------------------------------------------------------------ Basic
+
+    def _basic(self, environ: dict[str, Any], header: str) -> Granted | None:
+        token = header.strip()[5:].strip()
+        if not token or len(token) > 8192:
+            return None
+        try:
+            raw = base64.b64decode(token.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+        user, sep, password = raw.partition(b":")
+        if not sep or not user:
+            return None
+        try:
+            decision = self.backend.authenticate(user, password, client_address(environ))
+        except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome
+            self.backend._failed(environ, "middleware Basic", user, exc)
+            return None
+        answer = self.backend._answer(environ, user, decision)
+        if decision.outcome is not Outcome.GRANTED or answer is None or answer is False:
+            return None
+        name = decision.name if decision.name else user
+        return name, "Basic", decision.groups
+
+    # ------------------------------------------------------------------ Digest
+
+    def _digest(self, environ: dict[str, Any],
+                header: str) -> tuple[Granted | None, bool]:
+        try:
+            creds = _digest.parse_authorization(header)
+        except _digest.DigestError as exc:
+            self.backend.log(environ, logging.INFO, f"malformed Digest header: {exc}")
+            return None, False
+        if creds.realm != self.realm:
+            return None, False
+        base = creds.algorithm[:-5] if creds.algorithm.endswith("-sess") else creds.algorithm
+        if base not in self.algorithms:
+            return None, False
+        if creds.opaque is not None and not hmac.compare_digest(creds.opaque, self.nonces.opaque):
+            return None, False
+        if not self._uri_matches(environ, creds.uri):
+            self.backend.log(environ, logging.WARNING, "Digest uri does not match the request")
+            return None, False
+        state = self.nonces.check(creds.nonce)
+        if state == _digest.NonceState.INVALID:
+            return None, False
+        if state == _digest.NonceState.STALE:
+            return None, True
+        try:
+            ha1 = self._ha1(base, creds.username)
+        except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome
+            self.backend._failed(environ, "middleware Digest", creds.username, exc)
+            return None, False
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        expected = _digest.expected_response(creds, ha1 or self._dummy(base), method)
+        if not hmac.compare_digest(expected.encode("ascii"), creds.response.encode("ascii")) or ha1 is None:
+            who = creds.username.decode("latin-1")
+            self.backend.log(environ, logging.WARNING, f"Digest authentication failed for user '{who}'")
+            return None, False
+        if not self.nonces.use(creds.nonce, creds.nc):
+            self.backend.log(environ, logging.WARNING, "Digest nonce count replayed")
+            return None, True
+        self.backend.log(environ, logging.INFO,
+                         f"user '{creds.username.decode('latin-1')}' granted (Digest {creds.algorithm})")
+        return (creds.username, "Digest", None), False
+
+    def _dummy(self, base: str) -> str:
+        return self._dummy_ha1 if base == "MD5" else hashlib.sha256(self._dummy_ha1.encode()).hexdigest()
+
+    def _ha1(self, base: str, user: bytes) -> str | None:
+        if base == "SHA-256":
+            assert self.sha256_hash is not None
+            found = self.sha256_hash(user, self._realm_bytes)
+            size = 64
+        else:
+            found = self.backend.realm_hash(user, self._realm_bytes)
+            size = 32
+        if found is None:
+            return None
+        found = found.strip().lower()
+        if len(found) != size or any(c not in "0123456789abcdef" for c in found):
+            return None
+        return found
+
+    @staticmethod
+    def _uri_matches(environ: dict[str, Any], uri: str) -> bool:
+        request_uri = environ.get("REQUEST_URI")
+        if isinstance(request_uri, str) and request_uri:
+            return request_uri == uri
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,~!$&'()*+:@")
+        query = environ.get("QUERY_STRING", "")
+        built = path + ("?" + query if query else "")
+        if built == uri:
+            return True
+        # Clients differ in escaping; compare the unescaped forms.
+        return unquote(built) == unquote(uri)
+
+    def _groups(self, environ: dict[str, Any], user: bytes) -> Sequence[bytes] | None:
+        try:
+            return self.backend.groups(user)
+        except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome
+            self.backend._failed(environ, "middleware groups", user, exc)
+            return None
+
+
+def BasicAuth(app: WSGIApp, backend: Backend, **options: Any) -> AuthMiddleware:
+    """:class:`AuthMiddleware` with HTTP Basic only (the same keyword options)."""
+    return AuthMiddleware(app, backend, schemes=("Basic",), **options)
+
+
+def DigestAuth(app: WSGIApp, backend: Backend, **options: Any) -> AuthMiddleware:
+    """:class:`AuthMiddleware` with HTTP Digest only (the same keyword options)."""
+    return AuthMiddleware(app, backend, schemes=("Digest",), **options)
+
