@@ -8,4 +8,41 @@
 /* ct.c: constant-time comparison. Returns 1 when equal, 0 otherwise; time depends only on the lengths. */
 int wa_ct_equal(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen);
 
+/* sdbm.c, gdbm.c, bdb.c: the DBM types htdbm writes. Fetch/next return 1 found, 0 not found (end), -1 error
+ * (message from wa_*_error), WA_DBM_STALE (the file changed in place: reopen), WA_DBM_SMALL (buffer too small). */
+#define WA_DBM_STALE (-2)
+#define WA_DBM_SMALL (-3)
+typedef struct wa_sdbm wa_sdbm;
+long long wa_sdbm_hash(const unsigned char *key, size_t len);
+wa_sdbm *wa_sdbm_open(const char *dirpath, const char *pagpath, int writable, int lock_timeout_ms,
+                      char *err, size_t errcap);
+int wa_sdbm_close(wa_sdbm *db);
+const char *wa_sdbm_error(wa_sdbm *db);
+int wa_sdbm_replaced(wa_sdbm *db, const char *dirpath, const char *pagpath);
+int wa_sdbm_fetch(wa_sdbm *db, const unsigned char *key, size_t klen, unsigned char *out, size_t cap,
+                  size_t *vlen);
+int wa_sdbm_next(wa_sdbm *db, unsigned long long *pos, unsigned char *out, size_t cap, size_t *klen);
+int wa_sdbm_store(wa_sdbm *db, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen);
+int wa_sdbm_delete(wa_sdbm *db, const unsigned char *key, size_t klen);
+typedef struct wa_gdbm wa_gdbm;
+wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap);
+int wa_gdbm_close(wa_gdbm *h);
+const char *wa_gdbm_error(wa_gdbm *h);
+int wa_gdbm_replaced(wa_gdbm *h, const char *path);
+int wa_gdbm_fetch(wa_gdbm *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap,
+                  size_t *vlen);
+int wa_gdbm_next(wa_gdbm *h, const unsigned char *prev, size_t prevlen, unsigned char *out, size_t cap,
+                 size_t *klen);
+int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen);
+int wa_gdbm_delete(wa_gdbm *h, const unsigned char *key, size_t klen);
+typedef struct wa_bdb wa_bdb;
+wa_bdb *wa_bdb_open(const char *path, int writable, char *err, size_t errcap);
+int wa_bdb_close(wa_bdb *h);
+const char *wa_bdb_error(wa_bdb *h);
+int wa_bdb_replaced(wa_bdb *h, const char *path);
+int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap, size_t *vlen);
+int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *klen);
+int wa_bdb_store(wa_bdb *h, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen);
+int wa_bdb_delete(wa_bdb *h, const unsigned char *key, size_t klen);
+
 #endif

@@ -1,0 +1,259 @@
+/* Berkeley DB (Debian's libdb 5.3) the way APR's apr_dbm_berkeleydb uses it: a DB_HASH database opened without an
+ * environment, the file name used as given, key and value without a trailing NUL; DB_RDONLY for readers.
+ *
+ * There is no locking protocol (APR takes none for this type). A reader keeps one handle open and compares the file
+ * with the snapshot taken at open before every fetch: a change made in place (htdbm rewrites the file) returns
+ * WA_DBM_STALE, so the caller reopens instead of reading through a stale page cache. Buffers Berkeley DB allocates
+ * (DB_DBT_MALLOC) are freed here. A handle is not thread-safe: callers serialise access.
+ */
+
+#define _GNU_SOURCE
+#include <db.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wsgiauth.h"
+
+struct wa_bdb {
+    DB *db;
+    DBC *cursor;
+    int writable;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char err[200];
+};
+
+static int fd_of(wa_bdb *h)
+{
+    int fd = -1;
+    if (h->db->fd(h->db, &fd) != 0) {
+        return -1;
+    }
+    return fd;
+}
+
+static void snapshot(wa_bdb *h, const struct stat *st)
+{
+    h->dev = st->st_dev;
+    h->ino = st->st_ino;
+    h->size = st->st_size;
+    h->mtime = st->st_mtim;
+}
+
+static int same(const wa_bdb *h, const struct stat *st)
+{
+    return h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
+           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+wa_bdb *wa_bdb_open(const char *path, int writable, char *err, size_t errcap)
+{
+    wa_bdb *h = calloc(1, sizeof *h);
+    int rc;
+    if (h == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    h->writable = writable;
+    if ((rc = db_create(&h->db, NULL, 0)) != 0) {
+        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        free(h);
+        return NULL;
+    }
+    errno = 0;
+    rc = h->db->open(h->db, NULL, path, NULL, DB_HASH, writable ? DB_CREATE : DB_RDONLY, 0644);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        h->db->close(h->db, 0);
+        free(h);
+        errno = rc > 0 ? rc : EIO;
+        return NULL;
+    }
+    struct stat st;
+    int fd = fd_of(h);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errcap, "%s: cannot stat", path);
+        h->db->close(h->db, 0);
+        free(h);
+        errno = EIO;
+        return NULL;
+    }
+    snapshot(h, &st);
+    return h;
+}
+
+int wa_bdb_close(wa_bdb *h)
+{
+    int rc = 0;
+    if (h == NULL) {
+        return 0;
+    }
+    if (h->cursor != NULL) {
+        h->cursor->close(h->cursor);
+    }
+    if (h->db->close(h->db, 0) != 0) { /* syncs a writer's changes */
+        rc = -1;
+    }
+    free(h);
+    return rc;
+}
+
+const char *wa_bdb_error(wa_bdb *h)
+{
+    return h->err;
+}
+
+int wa_bdb_replaced(wa_bdb *h, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return 1;
+    }
+    return !same(h, &st);
+}
+
+static int check_fresh(wa_bdb *h)
+{
+    struct stat st;
+    if (h->writable) {
+        return 0;
+    }
+    int fd = fd_of(h);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(h->err, sizeof h->err, "cannot stat the database");
+        return -1;
+    }
+    return same(h, &st) ? 0 : WA_DBM_STALE;
+}
+
+int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap, size_t *vlen)
+{
+    DBT k, v;
+    int rc = check_fresh(h);
+    if (rc != 0) {
+        return rc;
+    }
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    k.data = (void *)key;
+    k.size = (u_int32_t)klen;
+    v.flags = DB_DBT_MALLOC;
+    rc = h->db->get(h->db, NULL, &k, &v, 0);
+    if (rc == DB_NOTFOUND || rc == DB_KEYEMPTY) {
+        return 0;
+    }
+    if (rc != 0) {
+        snprintf(h->err, sizeof h->err, "fetch failed: %s", db_strerror(rc));
+        return -1;
+    }
+    *vlen = v.size;
+    if (*vlen > cap) {
+        free(v.data);
+        return -3;
+    }
+    memcpy(out, v.data, *vlen);
+    free(v.data);
+    return 1;
+}
+
+/* Iterate over the keys with a cursor kept in the handle: first != 0 restarts. 1 with a key, 0 at the end. A key
+ * too large for out ends the iteration with -3. */
+int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *klen)
+{
+    DBT k, v;
+    int rc;
+    if (first) {
+        if ((rc = check_fresh(h)) != 0) {
+            return rc;
+        }
+        if (h->cursor != NULL) {
+            h->cursor->close(h->cursor);
+            h->cursor = NULL;
+        }
+        if ((rc = h->db->cursor(h->db, NULL, &h->cursor, 0)) != 0) {
+            snprintf(h->err, sizeof h->err, "cannot iterate: %s", db_strerror(rc));
+            return -1;
+        }
+    }
+    if (h->cursor == NULL) {
+        return 0;
+    }
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    k.flags = DB_DBT_USERMEM;
+    k.data = out;
+    k.ulen = (u_int32_t)(cap > 0xffffffffu ? 0xffffffffu : cap);
+    v.flags = DB_DBT_PARTIAL | DB_DBT_USERMEM; /* the key is enough: read no value bytes */
+    v.dlen = 0;
+    v.ulen = 0;
+    rc = h->cursor->get(h->cursor, &k, &v, DB_NEXT);
+    if (rc == DB_NOTFOUND) {
+        h->cursor->close(h->cursor);
+        h->cursor = NULL;
+        return 0;
+    }
+    if (rc == DB_BUFFER_SMALL) {
+        *klen = k.size;
+        snprintf(h->err, sizeof h->err, "a key of %u bytes is larger than the iteration buffer", k.size);
+        return -3;
+    }
+    if (rc != 0) {
+        snprintf(h->err, sizeof h->err, "iteration failed: %s", db_strerror(rc));
+        return -1;
+    }
+    *klen = k.size;
+    return 1;
+}
+
+int wa_bdb_store(wa_bdb *h, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen)
+{
+    DBT k, v;
+    int rc;
+    if (!h->writable) {
+        snprintf(h->err, sizeof h->err, "database opened read-only");
+        return -1;
+    }
+    if (klen == 0 || klen > 0xffffffffu || vlen > 0xffffffffu) {
+        snprintf(h->err, sizeof h->err, "empty or oversized key");
+        return -1;
+    }
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    k.data = (void *)key;
+    k.size = (u_int32_t)klen;
+    v.data = (void *)val;
+    v.size = (u_int32_t)vlen;
+    if ((rc = h->db->put(h->db, NULL, &k, &v, 0)) != 0) {
+        snprintf(h->err, sizeof h->err, "store failed: %s", db_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int wa_bdb_delete(wa_bdb *h, const unsigned char *key, size_t klen)
+{
+    DBT k;
+    int rc;
+    if (!h->writable) {
+        snprintf(h->err, sizeof h->err, "database opened read-only");
+        return -1;
+    }
+    memset(&k, 0, sizeof k);
+    k.data = (void *)key;
+    k.size = (u_int32_t)klen;
+    rc = h->db->del(h->db, NULL, &k, 0);
+    if (rc == DB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        snprintf(h->err, sizeof h->err, "delete failed: %s", db_strerror(rc));
+        return -1;
+    }
+    return 1;
+}
