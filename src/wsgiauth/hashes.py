@@ -1,0 +1,736 @@
+"""Password hashes: identify a stored hash, verify a password against it, create and upgrade hashes.
+
+Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
+bit: ``$apr1$`` (C), bcrypt ``$2y$``/``$2b$``/``$2a$`` (first 72 bytes of the password, as Apache), ``{SHA}``,
+and whatever the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... Also: argon2
+(``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$`` and Werkzeug's ``pbkdf2:`` and
+``scrypt:`` hashes (so a Django or Flask user table can be used without importing the framework), and plaintext when
+explicitly allowed.
+
+Passwords are ``bytes`` (the raw request bytes). Stored hashes are ``str``. A malformed hash raises
+:class:`~wsgiauth.exceptions.InvalidHashError`; a well-formed hash of a scheme not supported (or not enabled, like
+plaintext by default) raises :class:`~wsgiauth.exceptions.UnsupportedHashError`, its subclass. A malformed hash
+never verifies. Every comparison of a computed digest with a stored one is constant-time.
+
+NUL bytes: Apache hands passwords to its hash routines as C strings, so for the Apache formats (``$apr1$``, bcrypt,
+``{SHA}``, crypt, plaintext) a password containing a NUL byte never verifies (the hash is still computed, so such a
+request costs what any other costs). The framework formats (Django, Werkzeug, argon2) hash the bytes as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+import argon2
+import argon2.low_level
+import bcrypt as _bcrypt
+
+from . import _lowlevel
+from .exceptions import InvalidHashError, UnsupportedHashError
+
+__all__ = [
+    "BCRYPT_DEFAULT_COST",
+    "SCHEMES",
+    "constant_time_equal",
+    "dummy_verify",
+    "ha1",
+    "hash_password",
+    "identify",
+    "needs_update",
+    "verify",
+]
+
+#: bcrypt cost of new hashes. ``htpasswd -B`` uses 5 (about 2 ms); 10 (about 60 ms) is the common library default
+#: and what we choose: every request pays it (mod_wsgi never caches an answer), so raise it only with care.
+BCRYPT_DEFAULT_COST: Final = 10
+#: PBKDF2 iterations of new Django/Werkzeug hashes (Django 5.2 and Werkzeug 3.1 use 1,000,000).
+PBKDF2_DEFAULT_ITERATIONS: Final = 1_000_000
+#: Werkzeug's default iteration count, for ``pbkdf2`` / ``pbkdf2:<hash>`` hashes that omit it (Werkzeug 3.1).
+WERKZEUG_DEFAULT_ITERATIONS: Final = 1_000_000
+#: Upper bounds that keep one verification from hanging a server thread on an absurd stored hash.
+MAX_PBKDF2_ITERATIONS: Final = 50_000_000
+MAX_SCRYPT_MEMORY: Final = 1 << 30  # bytes (128 * n * r)
+MAX_ARGON2_MEMORY_KIB: Final = 1 << 22  # 4 GiB
+
+#: Every scheme :func:`identify` can return.
+SCHEMES: Final = (
+    "apr1",
+    "argon2",
+    "bcrypt",
+    "bsdi_crypt",
+    "des",
+    "django_pbkdf2_sha1",
+    "django_pbkdf2_sha256",
+    "gost_yescrypt",
+    "md5_crypt",
+    "plaintext",
+    "scrypt",
+    "sha1",
+    "sha256_crypt",
+    "sha512_crypt",
+    "werkzeug_pbkdf2",
+    "werkzeug_scrypt",
+    "yescrypt",
+)
+
+# Schemes whose Apache implementation takes the password as a C string (NUL ends it).
+_C_STRING_SCHEMES: Final = frozenset(
+    {"apr1", "bcrypt", "sha1", "des", "bsdi_crypt", "md5_crypt", "sha256_crypt", "sha512_crypt", "yescrypt",
+     "gost_yescrypt", "scrypt", "plaintext"}
+)
+_CRYPT_PREFIXES: Final = (
+    ("$1$", "md5_crypt"),
+    ("$5$", "sha256_crypt"),
+    ("$6$", "sha512_crypt"),
+    ("$y$", "yescrypt"),
+    ("$gy$", "gost_yescrypt"),
+    ("$7$", "scrypt"),
+)
+_CRYPT_SCHEMES: Final = frozenset({name for _, name in _CRYPT_PREFIXES} | {"des", "bsdi_crypt"})
+# Known formats we do not verify: they must never fall through to "plaintext".
+_UNSUPPORTED_PREFIXES: Final = (
+    "$2x$", "$argon2d$", "$sha1$", "$md5", "$3$", "$nt$",
+    "argon2$", "bcrypt_sha256$", "bcrypt$", "scrypt$", "sha1$", "md5$", "unsalted_md5$", "unsalted_sha1$",
+    "crypt$", "sha256$", "sha512$", "plain$",
+)
+_B64 = "./0-9A-Za-z"
+_DES_RE: Final = re.compile(rf"[{_B64}]{{13}}")
+_BSDI_RE: Final = re.compile(rf"_[{_B64}]{{19}}")
+_BCRYPT_RE: Final = re.compile(rf"\$2([aby])\$(\d\d)\$[{_B64}]{{53}}")
+_SHA1_RE: Final = re.compile(r"\{SHA\}[A-Za-z0-9+/]{27}=")
+_ARGON2_RE: Final = re.compile(
+    r"\$(argon2id|argon2i)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
+)
+_DIGITS_RE: Final = re.compile(r"[1-9][0-9]{0,9}")
+_HEX_RE: Final = re.compile(r"(?:[0-9a-f]{2})+")
+_WERKZEUG_HASHES: Final = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512"})
+_DUMMY_PASSWORD: Final = b"wsgiauth dummy password"
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _compare_digest(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+# The faster of the two equivalent constant-time routines (benchmarks/bench_hashes.py measures both): for the short
+# digests compared here, hmac.compare_digest's direct C call beats a cffi call, so it is the default.
+_ct_equal: Callable[[bytes, bytes], bool] = _compare_digest
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare two byte strings in constant time (no early exit; ``b`` is the expected value).
+
+    Uses whichever of wsgiauth's C routine and :func:`hmac.compare_digest` the benchmarks found faster (both are
+    constant-time for equal lengths and do no length-dependent shortcut beyond the length itself).
+
+    Args:
+        a: the computed (candidate) value.
+        b: the expected value.
+
+    Returns:
+        ``True`` when the two are equal.
+
+    Raises:
+        TypeError: an argument is not ``bytes``.
+    """
+    if not isinstance(a, bytes) or not isinstance(b, bytes):
+        raise TypeError("constant_time_equal compares bytes")
+    return _ct_equal(a, b)
+
+
+def ha1(user: bytes, realm: bytes, password: bytes) -> str:
+    """The HTTP Digest HA1 that ``htdigest`` stores: lowercase hex MD5 of ``user:realm:password`` (computed in C).
+
+    Args:
+        user: the raw user name bytes.
+        realm: the raw realm bytes (Apache's ``AuthName``).
+        password: the raw password bytes.
+
+    Returns:
+        32 lowercase hex digits.
+
+    Raises:
+        TypeError: an argument is not ``bytes``.
+    """
+    return _lowlevel.ha1(user, realm, password)
+
+
+def _ascii(stored: str) -> bytes:
+    try:
+        return stored.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidHashError("malformed hash: non-ASCII characters") from None
+
+
+def _b64decode(text: str, *, padded: bool) -> bytes:
+    if not padded:
+        text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise InvalidHashError("malformed hash: bad base64") from None
+
+
+def _salt_chars(n: int, alphabet: str = _lowlevel.APR1_SALT_CHARS) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+# ---------------------------------------------------------------------------------------------------- identify
+
+
+def identify(stored: str) -> str:
+    """Name the scheme of a stored hash (by its form; :func:`verify` checks the rest of the syntax).
+
+    Args:
+        stored: the stored hash, as in the credential store.
+
+    Returns:
+        One of :data:`SCHEMES`: ``"apr1"``, ``"bcrypt"``, ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``,
+        ``"sha512_crypt"``, ``"yescrypt"``, ``"argon2"``, ``"django_pbkdf2_sha256"``, ``"django_pbkdf2_sha1"``,
+        ``"werkzeug_pbkdf2"``, ``"werkzeug_scrypt"`` ..., or ``"plaintext"`` for a string that has no hash form.
+
+    Raises:
+        TypeError: ``stored`` is not a ``str``.
+        InvalidHashError: ``stored`` is empty or holds a NUL or line break.
+        UnsupportedHashError: ``stored`` has the form of a known scheme that is not supported (``$2x$``, Django's
+            ``bcrypt_sha256$`` ...), starts with ``$`` or ``{`` followed by an unknown scheme, or is a locked or
+            unusable marker (``!``, ``*``).
+    """
+    if not isinstance(stored, str):
+        raise TypeError(f"a stored hash is a str, not {type(stored).__name__}")
+    if not stored:
+        raise InvalidHashError("empty hash")
+    if "\x00" in stored or "\n" in stored or "\r" in stored:
+        raise InvalidHashError("malformed hash: control characters")
+    s = stored
+    if s.startswith("$apr1$"):
+        return "apr1"
+    if s.startswith(("$2a$", "$2b$", "$2y$")):
+        return "bcrypt"
+    if s.startswith("{SHA}"):
+        return "sha1"
+    for prefix, name in _CRYPT_PREFIXES:
+        if s.startswith(prefix):
+            return name
+    if s.startswith(("$argon2id$", "$argon2i$")):
+        return "argon2"
+    if s.startswith("pbkdf2_sha256$"):
+        return "django_pbkdf2_sha256"
+    if s.startswith("pbkdf2_sha1$"):
+        return "django_pbkdf2_sha1"
+    if s.startswith(("pbkdf2:", "pbkdf2$")):
+        return "werkzeug_pbkdf2"
+    if s.startswith(("scrypt:", "scrypt$")) and s.count("$") == 2:
+        return "werkzeug_scrypt"
+    if _DES_RE.fullmatch(s):
+        return "des"
+    if _BSDI_RE.fullmatch(s):
+        return "bsdi_crypt"
+    if s.startswith(_UNSUPPORTED_PREFIXES):
+        raise UnsupportedHashError(f"unsupported hash scheme {s.split('$')[1] if s.startswith('$') else s[:12]!r}")
+    if s[0] in "!*":
+        raise UnsupportedHashError("locked or unusable password marker")
+    if s[0] in "${":
+        raise UnsupportedHashError("unknown hash scheme")
+    return "plaintext"
+
+
+# ---------------------------------------------------------------------------------------------------- verifiers
+
+
+def _verify_apr1(password: bytes, stored: str) -> bool:
+    return _lowlevel.apr1_verify(password, _ascii(stored))
+
+
+def _bcrypt_parts(stored: str) -> tuple[str, int]:
+    m = _BCRYPT_RE.fullmatch(stored)
+    if m is None:
+        raise InvalidHashError("malformed bcrypt hash")
+    cost = int(m.group(2))
+    if not 4 <= cost <= 31:
+        raise InvalidHashError("malformed bcrypt hash: cost outside 4..31")
+    return m.group(1), cost
+
+
+def _verify_bcrypt(password: bytes, stored: str) -> bool:
+    _bcrypt_parts(stored)
+    raw = stored.encode("ascii")
+    try:
+        computed = _bcrypt.hashpw(password[:72], raw)  # Apache's bcrypt reads at most 72 bytes
+    except ValueError:
+        raise InvalidHashError("malformed bcrypt hash") from None
+    return _ct_equal(computed, raw)
+
+
+def _verify_sha1(password: bytes, stored: str) -> bool:
+    if not _SHA1_RE.fullmatch(stored):
+        raise InvalidHashError("malformed {SHA} hash")
+    expected = _b64decode(stored[5:], padded=True)
+    return _ct_equal(hashlib.sha1(password).digest(), expected)
+
+
+def _check_crypt_setting(stored: str) -> bytes:
+    raw = _ascii(stored)
+    rc = _lowlevel.crypt_checksalt(raw)
+    if rc == _lowlevel.CRYPT_SALT_INVALID:
+        raise InvalidHashError("malformed crypt hash")
+    if rc == _lowlevel.CRYPT_SALT_METHOD_DISABLED:
+        raise UnsupportedHashError("this crypt method is disabled in the system's libxcrypt")
+    return raw
+
+
+def _verify_crypt(password: bytes, stored: str) -> bool:
+    return _lowlevel.crypt_verify(password, _check_crypt_setting(stored))
+
+
+def _argon2_parts(stored: str) -> tuple[argon2.low_level.Type, int, int, int, int, bytes, bytes]:
+    m = _ARGON2_RE.fullmatch(stored)
+    if m is None:
+        raise InvalidHashError("malformed argon2 hash")
+    variant = argon2.low_level.Type.ID if m.group(1) == "argon2id" else argon2.low_level.Type.I
+    version, memory, time_cost, parallelism = (int(m.group(i)) for i in range(2, 6))
+    salt = _b64decode(m.group(6), padded=False)
+    digest = _b64decode(m.group(7), padded=False)
+    if (version not in (16, 19) or not 1 <= parallelism <= 255 or not 8 * parallelism <= memory
+            <= MAX_ARGON2_MEMORY_KIB or not 1 <= time_cost <= 1000 or len(salt) < 8 or len(digest) < 4):
+        raise InvalidHashError("malformed argon2 hash: parameters out of range")
+    return variant, version, memory, time_cost, parallelism, salt, digest
+
+
+def _verify_argon2(password: bytes, stored: str) -> bool:
+    variant, version, memory, time_cost, parallelism, salt, digest = _argon2_parts(stored)
+    try:
+        computed = argon2.low_level.hash_secret_raw(
+            password, salt, time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
+            hash_len=len(digest), type=variant, version=version,
+        )
+    except argon2.exceptions.HashingError as exc:
+        raise InvalidHashError(f"unusable argon2 hash: {exc}") from None
+    return _ct_equal(computed, digest)
+
+
+def _iterations(text: str) -> int:
+    if not _DIGITS_RE.fullmatch(text):
+        raise InvalidHashError("malformed hash: bad iteration count")
+    n = int(text)
+    if n > MAX_PBKDF2_ITERATIONS:
+        raise InvalidHashError(f"hash iteration count above the limit of {MAX_PBKDF2_ITERATIONS}")
+    return n
+
+
+def _django_parts(stored: str) -> tuple[str, int, str, bytes]:
+    parts = stored.split("$")
+    if len(parts) != 4 or not parts[2]:
+        raise InvalidHashError("malformed Django pbkdf2 hash")
+    algo = parts[0].removeprefix("pbkdf2_")
+    digest = _b64decode(parts[3], padded=True)
+    if len(digest) != hashlib.new(algo).digest_size:
+        raise InvalidHashError("malformed Django pbkdf2 hash: wrong digest length")
+    return algo, _iterations(parts[1]), parts[2], digest
+
+
+def _verify_django(password: bytes, stored: str) -> bool:
+    algo, iterations, salt, digest = _django_parts(stored)
+    computed = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
+    return _ct_equal(computed, digest)
+
+
+def _werkzeug_parts(stored: str) -> tuple[list[str], str, bytes]:
+    parts = stored.split("$")
+    if len(parts) != 3 or not parts[1] or not _HEX_RE.fullmatch(parts[2]):
+        raise InvalidHashError("malformed Werkzeug hash")
+    return parts[0].split(":"), parts[1], bytes.fromhex(parts[2])
+
+
+def _werkzeug_pbkdf2_params(method: list[str]) -> tuple[str, int]:
+    if method[0] != "pbkdf2" or len(method) > 3:
+        raise InvalidHashError("malformed Werkzeug pbkdf2 hash")
+    name = method[1] if len(method) > 1 else "sha256"
+    if name not in _WERKZEUG_HASHES:
+        raise UnsupportedHashError(f"unsupported Werkzeug pbkdf2 digest {name[:16]!r}")
+    iterations = _iterations(method[2]) if len(method) > 2 else WERKZEUG_DEFAULT_ITERATIONS
+    return name, iterations
+
+
+def _verify_werkzeug_pbkdf2(password: bytes, stored: str) -> bool:
+    method, salt, digest = _werkzeug_parts(stored)
+    name, iterations = _werkzeug_pbkdf2_params(method)
+    if len(digest) != hashlib.new(name).digest_size:
+        raise InvalidHashError("malformed Werkzeug pbkdf2 hash: wrong digest length")
+    computed = hashlib.pbkdf2_hmac(name, password, salt.encode("utf-8"), iterations)
+    return _ct_equal(computed, digest)
+
+
+def _werkzeug_scrypt_params(method: list[str]) -> tuple[int, int, int]:
+    if method[0] != "scrypt" or len(method) not in (1, 4):
+        raise InvalidHashError("malformed Werkzeug scrypt hash")
+    if len(method) == 1:
+        return 2**15, 8, 1
+    if not all(_DIGITS_RE.fullmatch(v) for v in method[1:]):
+        raise InvalidHashError("malformed Werkzeug scrypt hash: bad parameters")
+    n, r, p = (int(v) for v in method[1:])
+    if n < 2 or n & (n - 1) or 128 * n * r > MAX_SCRYPT_MEMORY or p > 64:
+        raise InvalidHashError("malformed Werkzeug scrypt hash: parameters out of range")
+    return n, r, p
+
+
+def _verify_werkzeug_scrypt(password: bytes, stored: str) -> bool:
+    method, salt, digest = _werkzeug_parts(stored)
+    n, r, p = _werkzeug_scrypt_params(method)
+    if len(digest) != 64:
+        raise InvalidHashError("malformed Werkzeug scrypt hash: wrong digest length")
+    computed = hashlib.scrypt(password, salt=salt.encode("utf-8"), n=n, r=r, p=p, maxmem=132 * n * r * p,
+                              dklen=64)
+    return _ct_equal(computed, digest)
+
+
+def _verify_plaintext(password: bytes, stored: str) -> bool:
+    return _ct_equal(password, stored.encode("utf-8"))
+
+
+_VERIFIERS: Final[dict[str, Callable[[bytes, str], bool]]] = {
+    "apr1": _verify_apr1,
+    "bcrypt": _verify_bcrypt,
+    "sha1": _verify_sha1,
+    "argon2": _verify_argon2,
+    "django_pbkdf2_sha256": _verify_django,
+    "django_pbkdf2_sha1": _verify_django,
+    "werkzeug_pbkdf2": _verify_werkzeug_pbkdf2,
+    "werkzeug_scrypt": _verify_werkzeug_scrypt,
+    "plaintext": _verify_plaintext,
+    **{name: _verify_crypt for name in _CRYPT_SCHEMES},
+}
+
+
+def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bool:
+    """Check a password against a stored hash, as Apache does.
+
+    Args:
+        password: the raw password bytes (mod_wsgi's ``str`` encoded back as latin-1).
+        stored: the stored hash.
+        allow_plaintext: accept a ``stored`` value that has no hash form as a plaintext password (compared in
+            constant time with its UTF-8 encoding). Off by default: Apache on Linux does not accept plaintext.
+
+    Returns:
+        ``True`` when the password matches, ``False`` otherwise (also for a password with a NUL byte against an
+        Apache format, see the module documentation).
+
+    Raises:
+        TypeError: ``password`` is not ``bytes`` or ``stored`` is not ``str``.
+        InvalidHashError: ``stored`` is malformed.
+        UnsupportedHashError: ``stored`` is of a scheme not supported, or plaintext while ``allow_plaintext`` is off.
+    """
+    if not isinstance(password, bytes):
+        raise TypeError(f"password must be bytes, not {type(password).__name__}")
+    scheme = identify(stored)
+    if scheme == "plaintext" and not allow_plaintext:
+        raise UnsupportedHashError("plaintext passwords are not enabled (allow_plaintext=False)")
+    verifier = _VERIFIERS[scheme]
+    if scheme in _C_STRING_SCHEMES and b"\x00" in password:
+        # Apache would see the password cut at the NUL: do that work, but never grant such a request.
+        verifier(password.split(b"\x00", 1)[0], stored)
+        return False
+    return verifier(password, stored)
+
+
+# ---------------------------------------------------------------------------------------------------- creating
+
+
+def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST) -> str:
+    if not isinstance(cost, int) or not 4 <= cost <= 31:
+        raise ValueError("bcrypt cost must be an int from 4 to 31 (Apache accepts at most 17)")
+    raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
+    return "$2y$" + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
+
+
+def _hash_apr1(password: bytes, *, salt: str | None = None) -> str:
+    salt = _salt_chars(8) if salt is None else salt
+    return _lowlevel.apr1_hash(password, salt.encode("ascii", "replace"))
+
+
+def _hash_sha1(password: bytes) -> str:
+    return "{SHA}" + base64.b64encode(hashlib.sha1(password).digest()).decode("ascii")
+
+
+def _crypt_with(password: bytes, setting: bytes) -> str:
+    try:
+        return _lowlevel.crypt(password, setting)
+    except InvalidHashError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _hash_des(password: bytes) -> str:
+    return _crypt_with(password, _salt_chars(2).encode("ascii"))
+
+
+def _hash_md5_crypt(password: bytes) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$1$"))
+
+
+def _hash_sha256_crypt(password: bytes, *, rounds: int | None = None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$5$", rounds or 0))
+
+
+def _hash_sha512_crypt(password: bytes, *, rounds: int | None = None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$6$", rounds or 0))
+
+
+def _hash_yescrypt(password: bytes, *, cost: int | None = None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$y$", cost or 0))
+
+
+def _argon2_hasher(params: dict[str, Any]) -> argon2.PasswordHasher:
+    allowed = {"time_cost", "memory_cost", "parallelism", "hash_len", "salt_len"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise TypeError(f"unknown argon2 parameters: {sorted(unknown)}")
+    return argon2.PasswordHasher(type=argon2.low_level.Type.ID, **params)
+
+
+def _hash_argon2(password: bytes, **params: Any) -> str:
+    return _argon2_hasher(params).hash(password)
+
+
+def _hash_django(algo: str) -> Callable[..., str]:
+    def make(password: bytes, *, iterations: int = PBKDF2_DEFAULT_ITERATIONS, salt: str | None = None) -> str:
+        if not isinstance(iterations, int) or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+            raise ValueError(f"iterations must be an int from 1 to {MAX_PBKDF2_ITERATIONS}")
+        salt = _salt_chars(22, _ALNUM) if salt is None else salt
+        if not salt or "$" in salt:
+            raise ValueError("a Django salt is a non-empty string without '$'")
+        digest = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
+        return f"pbkdf2_{algo}${iterations}${salt}${base64.b64encode(digest).decode('ascii')}"
+
+    return make
+
+
+_ALNUM: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _hash_werkzeug_pbkdf2(password: bytes, *, iterations: int = PBKDF2_DEFAULT_ITERATIONS,
+                          hash_name: str = "sha256") -> str:
+    if hash_name not in _WERKZEUG_HASHES:
+        raise ValueError(f"hash_name must be one of {sorted(_WERKZEUG_HASHES)}")
+    if not isinstance(iterations, int) or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+        raise ValueError(f"iterations must be an int from 1 to {MAX_PBKDF2_ITERATIONS}")
+    salt = _salt_chars(16, _ALNUM)
+    digest = hashlib.pbkdf2_hmac(hash_name, password, salt.encode("ascii"), iterations)
+    return f"pbkdf2:{hash_name}:{iterations}${salt}${digest.hex()}"
+
+
+def _hash_werkzeug_scrypt(password: bytes, *, n: int = 2**15, r: int = 8, p: int = 1) -> str:
+    _werkzeug_scrypt_params(["scrypt", str(n), str(r), str(p)])
+    salt = _salt_chars(16, _ALNUM)
+    digest = hashlib.scrypt(password, salt=salt.encode("ascii"), n=n, r=r, p=p, maxmem=132 * n * r * p, dklen=64)
+    return f"scrypt:{n}:{r}:{p}${salt}${digest.hex()}"
+
+
+_MAKERS: Final[dict[str, Callable[..., str]]] = {
+    "bcrypt": _hash_bcrypt,
+    "apr1": _hash_apr1,
+    "sha1": _hash_sha1,
+    "des": _hash_des,
+    "md5_crypt": _hash_md5_crypt,
+    "sha256_crypt": _hash_sha256_crypt,
+    "sha512_crypt": _hash_sha512_crypt,
+    "yescrypt": _hash_yescrypt,
+    "argon2": _hash_argon2,
+    "django_pbkdf2_sha256": _hash_django("sha256"),
+    "django_pbkdf2_sha1": _hash_django("sha1"),
+    "werkzeug_pbkdf2": _hash_werkzeug_pbkdf2,
+    "werkzeug_scrypt": _hash_werkzeug_scrypt,
+}
+
+
+def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str:
+    """Create a hash of ``password``.
+
+    Args:
+        password: the raw password bytes.
+        scheme: ``"bcrypt"`` (default: ``$2y$`` as ``htpasswd -B`` writes, param ``cost``, default
+            :data:`BCRYPT_DEFAULT_COST`; only the first 72 bytes count, as in Apache), ``"apr1"`` (``salt``),
+            ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``/``"sha512_crypt"`` (``rounds``),
+            ``"yescrypt"`` (``cost``), ``"argon2"`` (argon2id: ``time_cost``, ``memory_cost``, ``parallelism``),
+            ``"django_pbkdf2_sha256"``/``"django_pbkdf2_sha1"`` (``iterations``, ``salt``), ``"werkzeug_pbkdf2"``
+            (``iterations``, ``hash_name``), ``"werkzeug_scrypt"`` (``n``, ``r``, ``p``). For files Apache reads use
+            bcrypt (or apr1, sha*_crypt); argon2 and the framework formats are for wsgiauth-only stores.
+        **params: the scheme's parameters, listed above.
+
+    Returns:
+        The hash, ready to store.
+
+    Raises:
+        TypeError: ``password`` is not ``bytes`` or a parameter is unknown.
+        ValueError: a parameter is out of range, or ``password`` has a NUL byte for a scheme hashing C strings.
+        UnsupportedHashError: the scheme cannot be created here (plaintext or unknown).
+    """
+    if not isinstance(password, bytes):
+        raise TypeError(f"password must be bytes, not {type(password).__name__}")
+    maker = _MAKERS.get(scheme)
+    if maker is None:
+        raise UnsupportedHashError(f"cannot create {scheme!r} hashes; choose one of {sorted(_MAKERS)}")
+    if scheme in _C_STRING_SCHEMES and b"\x00" in password:
+        raise ValueError(f"a {scheme} password cannot contain a NUL byte (Apache reads it as a C string)")
+    return maker(password, **params)
+
+
+# ---------------------------------------------------------------------------------------------------- upgrading
+
+
+def _crypt_rounds(stored: str) -> int:
+    m = re.match(r"\$[56]\$rounds=(\d+)\$", stored)
+    return int(m.group(1)) if m else 5000
+
+
+def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
+    """Whether ``stored`` should be replaced by a fresh hash of ``scheme`` with ``params`` (at the next login).
+
+    Args:
+        stored: the stored hash.
+        scheme: the scheme wanted (as in :func:`hash_password`).
+        **params: the wanted parameters (as in :func:`hash_password`); defaults as there.
+
+    Returns:
+        ``True`` when ``stored`` is of another scheme, weaker parameters (cost, rounds, iterations, memory), a
+        method libxcrypt calls legacy, or is malformed/unsupported (it can never verify, so it must be replaced);
+        ``False`` when it is as strong as asked.
+    """
+    try:
+        have = identify(stored)
+        if have != scheme:
+            return True
+        if scheme == "bcrypt":
+            return _bcrypt_parts(stored)[1] < int(params.get("cost", BCRYPT_DEFAULT_COST))
+        if scheme in ("sha256_crypt", "sha512_crypt"):
+            _check_crypt_setting(stored)
+            return _crypt_rounds(stored) < int(params.get("rounds") or 5000)
+        if scheme in _CRYPT_SCHEMES:
+            raw = _check_crypt_setting(stored)
+            if scheme == "yescrypt" and params.get("cost"):
+                wanted = _lowlevel.crypt_gensalt(b"$y$", int(params["cost"])).split(b"$")[2]
+                return raw.split(b"$")[2][:3] != wanted[:3]
+            return _lowlevel.crypt_checksalt(raw) != _lowlevel.CRYPT_SALT_OK and scheme != "des"
+        if scheme == "argon2":
+            _argon2_parts(stored)
+            return _argon2_hasher(params).check_needs_rehash(stored)
+        if scheme.startswith("django_pbkdf2"):
+            return _django_parts(stored)[1] < int(params.get("iterations", PBKDF2_DEFAULT_ITERATIONS))
+        if scheme == "werkzeug_pbkdf2":
+            name, iterations = _werkzeug_pbkdf2_params(_werkzeug_parts(stored)[0])
+            return (name != params.get("hash_name", "sha256")
+                    or iterations < int(params.get("iterations", PBKDF2_DEFAULT_ITERATIONS)))
+        if scheme == "werkzeug_scrypt":
+            n, r, p = _werkzeug_scrypt_params(_werkzeug_parts(stored)[0])
+            return (n, r, p) < (int(params.get("n", 2**15)), int(params.get("r", 8)), int(params.get("p", 1)))
+        if scheme in ("apr1", "sha1"):
+            _VERIFIERS[scheme](b"", stored)  # syntax check only
+        return False
+    except InvalidHashError:
+        return True
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+
+
+_DEFAULT_DUMMY_KEY: Final = ("apr1",)
+_dummies: dict[tuple[Any, ...], str] = {}
+_dummies_lock = threading.Lock()
+_MAX_DUMMIES: Final = 64
+
+
+def _dummy_key(like: str) -> tuple[Any, ...]:
+    """The scheme and cost parameters of ``like`` (not its salt): hashes with the same key cost the same."""
+    scheme = identify(like)
+    if scheme == "bcrypt":
+        return (scheme, _bcrypt_parts(like)[1])
+    if scheme in ("sha256_crypt", "sha512_crypt"):
+        return (scheme, _crypt_rounds(like))
+    if scheme in ("yescrypt", "gost_yescrypt", "scrypt"):
+        fields = like.split("$")
+        return (scheme, fields[2] if len(fields) > 2 else "")
+    if scheme == "argon2":
+        variant, version, memory, time_cost, parallelism, salt, digest = _argon2_parts(like)
+        return (scheme, variant, version, memory, time_cost, parallelism, len(salt), len(digest))
+    if scheme.startswith("django_pbkdf2"):
+        return (scheme, _django_parts(like)[1])
+    if scheme == "werkzeug_pbkdf2":
+        return (scheme, *_werkzeug_pbkdf2_params(_werkzeug_parts(like)[0]))
+    if scheme == "werkzeug_scrypt":
+        return (scheme, *_werkzeug_scrypt_params(_werkzeug_parts(like)[0]))
+    return (scheme,)
+
+
+def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
+    scheme = key[0]
+    if scheme == "plaintext":
+        return _DUMMY_PASSWORD.decode("ascii")
+    if scheme in _CRYPT_SCHEMES and like is not None:
+        # libxcrypt takes a whole hash as the setting: same method, cost and salt length, a known password.
+        return _lowlevel.crypt(_DUMMY_PASSWORD, _check_crypt_setting(like))
+    if scheme == "bcrypt" and like is not None:
+        return "$2y$" + _bcrypt.hashpw(_DUMMY_PASSWORD, like[:29].encode("ascii")).decode("ascii")[4:]
+    if scheme == "argon2":
+        variant, _version, memory, time_cost, parallelism, salt_len, hash_len = key[1:]
+        return argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
+                                     hash_len=hash_len, salt_len=salt_len, type=variant).hash(_DUMMY_PASSWORD)
+    if scheme.startswith("django_pbkdf2"):
+        return _MAKERS[scheme](_DUMMY_PASSWORD, iterations=key[1])
+    if scheme == "werkzeug_pbkdf2":
+        return _hash_werkzeug_pbkdf2(_DUMMY_PASSWORD, hash_name=key[1], iterations=key[2])
+    if scheme == "werkzeug_scrypt":
+        return _hash_werkzeug_scrypt(_DUMMY_PASSWORD, n=key[1], r=key[2], p=key[3])
+    return _MAKERS[scheme](_DUMMY_PASSWORD)
+
+
+def _dummy_for(like: str | None) -> str:
+    key = _DEFAULT_DUMMY_KEY
+    if like is not None:
+        try:
+            key = _dummy_key(like)
+        except (InvalidHashError, TypeError):
+            key = _DEFAULT_DUMMY_KEY
+    with _dummies_lock:
+        dummy = _dummies.get(key)
+    if dummy is not None:
+        return dummy
+    try:
+        dummy = _make_dummy(key, like if key is not _DEFAULT_DUMMY_KEY else None)
+    except (InvalidHashError, ValueError, TypeError):
+        key = _DEFAULT_DUMMY_KEY
+        dummy = _make_dummy(key, None)
+    with _dummies_lock:
+        if len(_dummies) < _MAX_DUMMIES or key == _DEFAULT_DUMMY_KEY:
+            dummy = _dummies.setdefault(key, dummy)
+    return dummy
+
+
+def dummy_verify(password: bytes, like: str | None) -> None:
+    """Spend what verifying ``password`` against a hash like ``like`` costs, and discard the result.
+
+    Called for an unknown (or disabled) user so that response time does not reveal whether the user exists. One
+    dummy hash per scheme and cost parameters (bcrypt cost, rounds, iterations, argon2 memory ...) is generated on
+    first use and cached; the salt of ``like`` does not matter.
+
+    Args:
+        password: the password the client sent (bytes; anything else is replaced by a fixed value).
+        like: a stored hash of the kind the store holds, or ``None`` for the default (an ``$apr1$`` hash, Apache's
+            default). A malformed or unsupported ``like`` also falls back to the default.
+
+    Never raises.
+    """
+    try:
+        if not isinstance(password, bytes):
+            password = _DUMMY_PASSWORD
+        verify(password, _dummy_for(like), allow_plaintext=True)
+    except Exception:  # noqa: BLE001, S110 - timing padding must never break an authentication
+        pass
