@@ -1,0 +1,447 @@
+"""A verification cache in front of any backend: a right password checked once costs microseconds afterwards.
+
+mod_wsgi calls the auth hook on every request and nothing in Apache caches its answer, so a slow hash (bcrypt,
+SHA-crypt) or a directory round trip is paid on every request. :func:`cached` wraps a backend and remembers, per user,
+that a given password was *granted*:
+
+* what is kept per user is a keyed digest of the password (HMAC-SHA256 over the user name and the password with a
+  random per-process key; with a shared Redis tier, a configured shared key), the decision, the canonical name and the
+  groups. Never the password, never the stored hash;
+* a hit computes one HMAC and compares digests in constant time: no password hash, no store look-up;
+* only grants are cached. A wrong password always goes to the backend again, so a failure can never turn a later
+  right password into a denial (there is no negative cache);
+* an entry lives ``ttl`` seconds at most and dies at once when the backend's :meth:`~wsgiauth.adapter.Backend.
+  generation` changes (file and DBM stores bump it when they reload), or on :meth:`CachedBackend.invalidate`;
+* the per-process tier is a bounded LRU (``max_size`` users), thread-safe;
+* fork: **a child starts empty** (new lock, new random key, no entries), detected both by ``os.register_at_fork``
+  and by a pid check on every call. Nothing verified in the parent is trusted in a child.
+
+Freshness. File and DBM backends: a changed or deleted password stops working as soon as the backend notices the
+change (its ``check_interval``, 1 s by default). SQL and LDAP backends have no change signal: a changed or deleted
+password keeps working from the cache for at most ``ttl`` seconds (``invalidate(user)`` ends it at once).
+
+Shared tier (``redis=``). Entries are also written to Redis so that every Apache child on every web server shares
+them: a process that misses its own tier asks Redis (one round trip, still no hash). The entry's digest is keyed with
+the shared ``key`` and every entry carries a MAC over its content, so whoever can write to Redis but does not know the
+key cannot forge a grant or change a user's groups. Invalidation across processes uses an epoch counter in Redis:
+a process whose backend reloads (or that starts serving) bumps it, which retires every shared entry. Redis down: the
+per-process tier keeps serving, the outage is logged once, Redis is retried after a back-off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import struct
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._redis import RedisTier, TierDown, get_tier
+from .adapter import Backend, Decision, Outcome, Record
+from .exceptions import ConfigError
+
+__all__ = ["CachedBackend", "cached"]
+
+_live: weakref.WeakSet[CachedBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_live):
+        cache._reset_for_process()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _frame(*parts: bytes) -> bytes:
+    """Length-prefixed concatenation: no two different part lists give the same bytes."""
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+class _Entry:
+    __slots__ = ("digest", "expires", "generation", "groups", "name")
+
+    def __init__(self, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None, generation: int,
+                 expires: float) -> None:
+        self.digest = digest
+        self.name = name
+        self.groups = groups
+        self.generation = generation
+        self.expires = expires
+
+
+class CachedBackend(Backend):
+    """A backend whose grants are remembered; see the module documentation for the rules.
+
+    Args:
+        inner: the backend that really checks passwords.
+        ttl: seconds a grant is trusted (per-process and shared tiers).
+        max_size: users kept in the per-process tier (least recently used dropped first).
+        redis: a Redis URL (``redis://127.0.0.1:6379/0``) or a :class:`~wsgiauth._redis.RedisTier` for the shared
+            tier; ``None`` for the per-process tier only.
+        key: the shared HMAC key for the Redis tier (at least 16 bytes; a ``str`` is UTF-8 encoded). Required with
+            ``redis``; every process and server sharing the tier must use the same key. Keep it secret.
+        local_ttl: with ``redis``, seconds an entry stays in the per-process tier (default ``min(ttl, 10)``), which
+            bounds how long an ``invalidate()`` made elsewhere takes to reach this process.
+        namespace: identifies the store in shared keys (default: the backend's class and label). Two backends
+            sharing a Redis must have different namespaces (give them different labels).
+        clock: a monotonic clock (injectable for tests).
+        backend_kwargs: ``on_error``, ``log_level``... (default: the inner backend's); the label is the inner's.
+
+    Raises:
+        ConfigError: bad sizes or times, or ``redis`` without a usable ``key``.
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        *,
+        ttl: float = 300.0,
+        max_size: int = 10000,
+        redis: str | RedisTier | None = None,
+        key: bytes | str | None = None,
+        local_ttl: float | None = None,
+        namespace: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **backend_kwargs: Any,
+    ) -> None:
+        if not isinstance(inner, Backend):
+            raise TypeError(f"cached() wraps a wsgiauth backend, not {type(inner).__name__}")
+        ttl = float(ttl)
+        if not ttl > 0:
+            raise ConfigError(f"cache ttl must be a positive number of seconds, not {ttl!r}")
+        if not isinstance(max_size, int) or max_size < 1:
+            raise ConfigError(f"cache max_size must be a positive integer, not {max_size!r}")
+        backend_kwargs.setdefault("label", inner.label)
+        backend_kwargs.setdefault("on_error", inner.on_error)
+        backend_kwargs.setdefault("log_level", inner.log_level)
+        backend_kwargs.setdefault("access", inner.access)
+        super().__init__(**backend_kwargs)
+        self.inner = inner
+        self.ttl = ttl
+        self.max_size = max_size
+        self._clock = clock
+        self.namespace = namespace or f"{type(inner).__qualname__}:{inner.label}"
+
+        self._tier: RedisTier | None = None
+        self._shared_key = b""
+        if redis is not None:
+            if key is None:
+                raise ConfigError("cache: a shared tier (redis=...) needs a shared secret key (key=..., "
+                                  "at least 16 bytes, the same in every process and on every server)")
+            shared_key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+            if len(shared_key) < 16:
+                raise ConfigError("cache: the shared key must be at least 16 bytes long")
+            self._shared_key = shared_key
+            self._tier = get_tier(redis) if isinstance(redis, str) else redis
+        lt = min(ttl, 10.0) if local_ttl is None else float(local_ttl)
+        if not lt > 0:
+            raise ConfigError(f"cache local_ttl must be a positive number of seconds, not {local_ttl!r}")
+        self.local_ttl = lt if self._tier is not None else ttl
+        # A backend that keeps the base class's generation() has no change signal: nothing to announce.
+        self._tracks_changes = type(inner).generation is not Backend.generation
+
+        self.hits = 0
+        self.shared_hits = 0
+        self.misses = 0
+        self._reset_for_process()
+        _live.add(self)
+
+    # ------------------------------------------------------------------ per-process state
+
+    def _reset_for_process(self) -> None:
+        """Fresh state for this process: new lock, new random key, no entries (a forked child starts empty)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._key = os.urandom(32)
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._groups: OrderedDict[bytes, tuple[int, float, tuple[bytes, ...] | None]] = OrderedDict()
+        self._generation: int | None = None
+        self._invalidations = 0
+
+    def _current_generation(self) -> int:
+        """The inner backend's generation; a change empties the per-process tier and retires shared entries."""
+        if self._pid != os.getpid():
+            self._reset_for_process()
+        gen = self.inner.generation()
+        if gen != self._generation:
+            with self._lock:
+                first = self._generation is None
+                changed = gen != self._generation
+                if changed:
+                    self._entries.clear()
+                    self._groups.clear()
+                    self._generation = gen
+                    self._invalidations += 1
+            # A process that reloaded, or starts serving with what may be a newer copy of the store than the one
+            # the shared entries were verified against, retires them.
+            if changed and self._tier is not None and (self._tracks_changes or not first):
+                self._bump_epoch()
+        return gen
+
+    # ------------------------------------------------------------------ digests
+
+    def _local_digest(self, user: bytes, password: bytes) -> bytes:
+        return hmac.new(self._key, _frame(user, password), hashlib.sha256).digest()
+
+    def _shared_digest(self, user: bytes, password: bytes) -> bytes:
+        return hmac.new(self._shared_key, _frame(b"pw", self.namespace.encode(), user, password),
+                        hashlib.sha256).digest()
+
+    # ------------------------------------------------------------------ the backend interface
+
+    def authenticate(self, user: bytes, password: bytes, client: str | None = None) -> Decision:
+        """Answer from the cache when this password was granted before; otherwise ask the inner backend.
+
+        Returns:
+            The inner backend's decision, or a cached grant (same name, groups and backend label; reason
+            ``"cached"``).
+        """
+        gen = self._current_generation()
+        digest = self._local_digest(user, password)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(user)
+            if entry is not None:
+                if entry.expires > now and entry.generation == gen:
+                    self._entries.move_to_end(user)
+                else:
+                    del self._entries[user]
+                    entry = None
+            invalidations = self._invalidations
+        if entry is not None and hmac.compare_digest(entry.digest, digest):
+            self.hits += 1
+            return Decision(Outcome.GRANTED, name=entry.name, groups=entry.groups, backend=self.inner.label,
+                            reason="cached")
+
+        epoch: int | None = None
+        if self._tier is not None:
+            epoch, found = self._shared_get(user, password)
+            if found is not None:
+                self.shared_hits += 1
+                name, groups = found
+                self._store(user, digest, name, groups, gen, invalidations)
+                return Decision(Outcome.GRANTED, name=name, groups=groups, backend=self.inner.label,
+                                reason="cached (shared)")
+
+        self.misses += 1
+        decision = self.inner.authenticate(user, password, client)
+        if decision.outcome is Outcome.GRANTED:
+            stored = self._store(user, digest, decision.name, decision.groups, gen, invalidations)
+            if stored and epoch is not None:
+                # Tagged with the epoch read *before* the verification: if a process reloaded the store
+                # meanwhile, the entry is born retired.
+                self._shared_put(user, password, decision.name, decision.groups, epoch)
+        return decision
+
+    def _store(self, user: bytes, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None,
+               gen: int, invalidations: int) -> bool:
+        """Remember a grant, unless the cache was invalidated while it was being verified."""
+        with self._lock:
+            if self._invalidations != invalidations or self._generation != gen:
+                return False
+            self._entries[user] = _Entry(digest, name, groups, gen, self._clock() + self.local_ttl)
+            self._entries.move_to_end(user)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+            if groups is not None:
+                self._put_groups(user, gen, groups)
+        return True
+
+    def groups(self, user: bytes) -> Sequence[bytes] | None:
+        """The inner backend's groups, remembered for the TTL (and dropped when the generation changes)."""
+        gen = self._current_generation()
+        now = self._clock()
+        with self._lock:
+            found = self._groups.get(user)
+            if found is not None:
+                if found[0] == gen and found[1] > now:
+                    self._groups.move_to_end(user)
+                    return list(found[2]) if found[2] is not None else None
+                del self._groups[user]
+            invalidations = self._invalidations
+        groups = self.inner.groups(user)
+        frozen = tuple(groups) if groups is not None else None
+        with self._lock:
+            if self._invalidations == invalidations and self._generation == gen:
+                self._put_groups(user, gen, frozen)
+        return groups
+
+    def _put_groups(self, user: bytes, gen: int, groups: tuple[bytes, ...] | None) -> None:
+        self._groups[user] = (gen, self._clock() + self.local_ttl, groups)
+        self._groups.move_to_end(user)
+        while len(self._groups) > self.max_size:
+            self._groups.popitem(last=False)
+
+    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
+        """Forwarded, never cached: a Digest HA1 is as good as the password, and the cache holds no such thing."""
+        return self.inner.realm_hash(user, realm)
+
+    def lookup(self, user: bytes) -> Record | None:
+        """Forwarded, never cached (a record holds the stored hash)."""
+        return self.inner.lookup(user)
+
+    def generation(self) -> int:
+        return self.inner.generation()
+
+    @property
+    def timing_hash(self) -> str | None:
+        return self.inner.timing_hash
+
+    @timing_hash.setter
+    def timing_hash(self, value: str | None) -> None:
+        if value is not None and hasattr(self, "inner"):
+            self.inner.timing_hash = value
+
+    def close(self) -> None:
+        self.invalidate()
+        self.inner.close()
+
+    # ------------------------------------------------------------------ management
+
+    def invalidate(self, user: bytes | str | None = None) -> None:
+        """Forget one user's cached grant and groups (``user``), or everything (``None``), at once.
+
+        With a shared tier, the user's shared entry is deleted (``None``: every shared entry of this namespace is
+        retired); other processes drop their own copies within ``local_ttl``.
+
+        Args:
+            user: the user name (raw bytes, or ``str`` as mod_wsgi passes it), or ``None`` for all users.
+        """
+        raw = None if user is None else (user if isinstance(user, bytes) else user.encode("latin-1", "replace"))
+        if self._pid != os.getpid():
+            self._reset_for_process()
+        with self._lock:
+            self._invalidations += 1
+            if raw is None:
+                self._entries.clear()
+                self._groups.clear()
+            else:
+                self._entries.pop(raw, None)
+                self._groups.pop(raw, None)
+        if self._tier is not None:
+            if raw is None:
+                self._bump_epoch()
+            else:
+                entry_key = self._entry_key(raw)
+                try:
+                    self._tier.call(lambda r: r.delete(entry_key))
+                except TierDown:
+                    pass
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this process: ``hits``, ``shared_hits``, ``misses``, ``size``."""
+        return {"hits": self.hits, "shared_hits": self.shared_hits, "misses": self.misses,
+                "size": len(self._entries)}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # ------------------------------------------------------------------ shared tier
+
+    def _entry_key(self, user: bytes) -> str:
+        assert self._tier is not None
+        uid = hmac.new(self._shared_key, _frame(b"user", self.namespace.encode(), user), hashlib.sha256)
+        return self._tier.key("cache", self.namespace, uid.hexdigest()[:40])
+
+    def _epoch_key(self) -> str:
+        assert self._tier is not None
+        return self._tier.key("cache", self.namespace, "epoch")
+
+    def _mac(self, user: bytes, body: bytes) -> str:
+        return hmac.new(self._shared_key, _frame(b"entry", self.namespace.encode(), user, body),
+                        hashlib.sha256).hexdigest()
+
+    def _bump_epoch(self) -> None:
+        assert self._tier is not None
+        epoch_key = self._epoch_key()
+        try:
+            self._tier.call(lambda r: r.incr(epoch_key))
+        except TierDown:
+            pass
+
+    def _shared_put(self, user: bytes, password: bytes, name: bytes | None,
+                    groups: tuple[bytes, ...] | None, epoch: int) -> None:
+        tier = self._tier
+        assert tier is not None
+        body = json.dumps({
+            "d": self._shared_digest(user, password).hex(),
+            "e": epoch,
+            "n": None if name is None else name.hex(),
+            "g": None if groups is None else [g.hex() for g in groups],
+        }, separators=(",", ":")).encode()
+        value = self._mac(user, body).encode() + b":" + body
+        entry_key = self._entry_key(user)
+        ttl_ms = max(1, int(self.ttl * 1000))
+        try:
+            tier.call(lambda r: r.set(entry_key, value, px=ttl_ms))
+        except TierDown:
+            pass
+
+    def _shared_get(self, user: bytes, password: bytes
+                    ) -> tuple[int | None, tuple[bytes | None, tuple[bytes, ...] | None] | None]:
+        """``(epoch, (name, groups) or None)``; the epoch is ``None`` when Redis could not be asked."""
+        tier = self._tier
+        assert tier is not None
+        keys = [self._epoch_key(), self._entry_key(user)]
+        try:
+            raw_epoch, raw = tier.call(lambda r: r.mget(keys))
+            epoch = int(raw_epoch or 0)
+        except TierDown:
+            return None, None
+        except ValueError:
+            return None, None  # an epoch that is not a number: not ours, do not use the tier
+        if raw is None:
+            return epoch, None
+        try:
+            mac, _, body = bytes(raw).partition(b":")
+            if not hmac.compare_digest(mac, self._mac(user, body).encode()):
+                return epoch, None  # not written with our key: ignore it
+            data = json.loads(body)
+            if int(data["e"]) != epoch:
+                return epoch, None
+            if not hmac.compare_digest(bytes.fromhex(data["d"]), self._shared_digest(user, password)):
+                return epoch, None
+            name = None if data["n"] is None else bytes.fromhex(data["n"])
+            groups = None if data["g"] is None else tuple(bytes.fromhex(g) for g in data["g"])
+        except (ValueError, KeyError, TypeError):
+            return epoch, None
+        return epoch, (name, groups)
+
+    def __repr__(self) -> str:
+        shared = f" shared={self._tier!r}" if self._tier is not None else ""
+        return f"<CachedBackend {self.label!r} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}{shared}>"
+
+
+def cached(
+    backend: Backend,
+    ttl: float = 300.0,
+    max_size: int = 10000,
+    redis: str | RedisTier | None = None,
+    key: bytes | str | None = None,
+    **options: Any,
+) -> CachedBackend:
+    """Wrap ``backend`` in a verification cache; see :class:`CachedBackend` for every option.
+
+    Args:
+        backend: the backend that really checks passwords.
+        ttl: seconds a grant is trusted.
+        max_size: users kept per process.
+        redis: a Redis URL or tier for the shared tier.
+        key: the shared secret key (required with ``redis``).
+        options: further :class:`CachedBackend` keyword arguments.
+
+    Returns:
+        The caching backend, itself a :class:`~wsgiauth.adapter.Backend` (it has ``check_password`` etc.).
+
+    Raises:
+        ConfigError: bad options.
+    """
+    return CachedBackend(backend, ttl=ttl, max_size=max_size, redis=redis, key=key, **options)
