@@ -5,8 +5,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ct.c: constant-time comparison. Returns 1 when equal, 0 otherwise; time depends only on the lengths. */
+/* ct.c: constant-time comparison. Returns 1 when equal, 0 otherwise; time depends only on blen. */
 int wa_ct_equal(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen);
+
+/* md5.c: MD5 (RFC 1321) and the HTTP Digest HA1. */
+typedef struct {
+    uint32_t state[4];
+    uint64_t count;
+    unsigned char buffer[64];
+} wa_md5_ctx;
+void wa_md5_block(uint32_t state[4], const unsigned char block[64]);
+void wa_md5_init(wa_md5_ctx *ctx);
+void wa_md5_update(wa_md5_ctx *ctx, const unsigned char *data, size_t len);
+void wa_md5_final(wa_md5_ctx *ctx, unsigned char digest[16]);
+void wa_md5(const unsigned char *data, size_t len, unsigned char digest[16]);
+void wa_hex(const unsigned char *data, size_t len, char *out);
+void wa_ha1(const unsigned char *user, size_t ulen, const unsigned char *realm, size_t rlen,
+            const unsigned char *password, size_t plen, char out[33]);
+
+/* apr1.c: MD5-crypt ($apr1$ and $1$). Buffers for a hash are WA_APR1_SIZE bytes. */
+#define WA_APR1_SIZE 40
+int wa_md5crypt(const unsigned char *pw, size_t pwlen, const char *magic, const unsigned char *salt, size_t saltlen,
+                char *out, size_t outlen);
+int wa_apr1(const unsigned char *pw, size_t pwlen, const unsigned char *salt, size_t saltlen, char *out,
+            size_t outlen);
+int wa_apr1_verify(const unsigned char *pw, size_t pwlen, const char *stored, size_t storedlen);
+
+/* xcrypt.c: the system libxcrypt (crypt_rn, crypt_checksalt, crypt_gensalt_rn). */
+#define WA_CRYPT_OUTPUT_SIZE 384
+#define WA_CRYPT_SALT_OK 0
+#define WA_CRYPT_SALT_INVALID 1
+#define WA_CRYPT_SALT_METHOD_DISABLED 2
+#define WA_CRYPT_SALT_METHOD_LEGACY 3
+#define WA_CRYPT_SALT_TOO_CHEAP 4
+int wa_crypt(const char *phrase, const char *setting, char *out, size_t outlen);
+int wa_crypt_verify(const char *phrase, const char *stored, size_t storedlen);
+int wa_crypt_checksalt(const char *setting);
+int wa_crypt_gensalt(const char *prefix, unsigned long count, char *out, size_t outlen);
 
 /* sdbm.c, gdbm.c, bdb.c: the DBM types htdbm writes. Fetch/next return 1 found, 0 not found (end), -1 error
  * (message from wa_*_error), WA_DBM_STALE (the file changed in place: reopen), WA_DBM_SMALL (buffer too small). */
