@@ -20,6 +20,15 @@ from .exceptions import (
 
 __version__ = "0.1.0.dev0"
 
+
+def __getattr__(name: str) -> object:
+    # `from wsgiauth import load` without importing the config machinery (TOML, schemas) at package import.
+    if name == "load":
+        from .config import load
+
+        return load
+    raise AttributeError(f"module 'wsgiauth' has no attribute {name!r}")
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -34,4 +43,5 @@ __all__ = [
     "UnsupportedHashError",
     "WsgiAuthError",
     "__version__",
+    "load",
 ]

@@ -1,0 +1,808 @@
+"""One TOML file describing a site's credential backends; :func:`load` turns it into the four mod_wsgi hooks.
+
+An ``auth.wsgi`` becomes::
+
+    from wsgiauth import load
+    check_password, get_realm_hash, groups_for_user, allow_access = load("/etc/wsgiauth/site.toml").hooks()
+
+:func:`load` validates the whole file before building anything and reports **every** problem at once, each with its
+key path (``backends.corp.url: not an ldap:// or ldaps:// URL``), in one :class:`~wsgiauth.exceptions.ConfigError`.
+Loading the same file again in the same process (mod_wsgi re-imports a changed script without cleaning up) returns
+the same objects, so pools and caches are never duplicated.
+
+The keys are documented in ``docs/config.md``; :data:`SCHEMA` is the machine-readable version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .adapter import Backend, shared
+from .exceptions import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["SCHEMA", "Config", "load", "parse"]
+
+_MISSING: Any = object()
+_LEVELS = ("debug", "info", "warning", "error", "off")
+_ON_ERROR = ("unknown", "deny", "raise")
+
+
+# ---------------------------------------------------------------------------------------------------- checking
+
+
+class _Errors:
+    """Collects every problem found, each with its key path."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}")
+
+    def raise_if_any(self, source: str) -> None:
+        if self.items:
+            n = len(self.items)
+            head = f"{source}: {n} error{'s' if n > 1 else ''} in the configuration"
+            exc = ConfigError(head + "\n  " + "\n  ".join(self.items))
+            exc.errors = list(self.items)  # type: ignore[attr-defined]
+            raise exc
+
+
+@dataclass
+class _Ctx:
+    base: Path  # directory of the config file: relative paths are resolved against it
+    errors: _Errors
+    environ: Mapping[str, str]
+
+
+Check = Callable[[Any, str, _Ctx], Any]
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def string(value: Any, path: str, ctx: _Ctx) -> Any:
+    if not isinstance(value, str) or not value:
+        ctx.errors.add(path, f"expected a non-empty string, got {_type_name(value)}"
+                       if not isinstance(value, str) else "must not be empty")
+        return _MISSING
+    return value
+
+
+def boolean(value: Any, path: str, ctx: _Ctx) -> Any:
+    if not isinstance(value, bool):
+        ctx.errors.add(path, f"expected true or false, got {_type_name(value)}")
+        return _MISSING
+    return value
+
+
+def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
+           strict_low: bool = False) -> Check:
+    def check(value: Any, path: str, ctx: _Ctx) -> Any:
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type:
+            ctx.errors.add(path, f"expected {'an integer' if integer else 'a number'}, got {_type_name(value)}")
+            return _MISSING
+        if low is not None and (value <= low if strict_low else value < low):
+            ctx.errors.add(path, f"must be {'greater than' if strict_low else 'at least'} {low}, not {value}")
+            return _MISSING
+        if high is not None and value > high:
+            ctx.errors.add(path, f"must be at most {high}, not {value}")
+            return _MISSING
+        return value
+    return check
+
+
+def choice(*options: str) -> Check:
+    def check(value: Any, path: str, ctx: _Ctx) -> Any:
+        if not isinstance(value, str) or value.lower() not in options:
+            shown = repr(value) if isinstance(value, str) else _type_name(value)
+            ctx.errors.add(path, f"must be one of {', '.join(repr(o) for o in options)}, not {shown}")
+            return _MISSING
+        return value.lower()
+    return check
+
+
+def string_list(value: Any, path: str, ctx: _Ctx) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        ctx.errors.add(path, "expected an array of non-empty strings")
+        return _MISSING
+    return list(value)
+
+
+def file_path(must_exist: bool = True) -> Check:
+    """A path, resolved against the config file's directory. Existence is checked by ``wsgiauth doctor`` as the
+    Apache user; here only when ``must_exist`` (a missing credential file is a mistake worth reporting early)."""
+    def check(value: Any, path: str, ctx: _Ctx) -> Any:
+        if string(value, path, ctx) is _MISSING:
+            return _MISSING
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = ctx.base / p
+        if must_exist and not p.exists():
+            ctx.errors.add(path, f"{p} does not exist")
+            return _MISSING
+        return str(p)
+    return check
+
+
+def url(*schemes: str, what: str) -> Check:
+    def check(value: Any, path: str, ctx: _Ctx) -> Any:
+        if string(value, path, ctx) is _MISSING:
+            return _MISSING
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in schemes or not rest.strip("/ "):
+            ctx.errors.add(path, f"not {what} URL: {value!r}")
+            return _MISSING
+        return value
+    return check
+
+
+def host_rules(value: Any, path: str, ctx: _Ctx) -> Any:
+    rules = string_list(value, path, ctx)
+    if rules is _MISSING:
+        return _MISSING
+    from .hostaccess import parse_rule
+
+    bad = False
+    for i, rule in enumerate(rules):
+        for word in rule.split():
+            try:
+                parse_rule(word)
+            except ValueError as exc:
+                ctx.errors.add(f"{path}[{i}]", str(exc))
+                bad = True
+    return _MISSING if bad else rules
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a section: its check, whether it is required, its default, its constructor argument, its doc."""
+
+    check: Check
+    doc: str
+    required: bool = False
+    default: Any = _MISSING
+    arg: str | None = None  # the constructor keyword (default: the key itself); "" = not passed on
+    secret: bool = False  # also accepted as KEY_file (a file holding it) or KEY_env (an environment variable)
+
+
+def _secret_value(section: Mapping[str, Any], key: str, spec: Key, path: str, ctx: _Ctx) -> Any:
+    forms = [f for f in (key, f"{key}_file", f"{key}_env") if f in section]
+    if len(forms) > 1:
+        ctx.errors.add(f"{path}.{forms[1]}", f"give only one of {', '.join(forms)}")
+        return _MISSING
+    if not forms:
+        return _MISSING
+    form = forms[0]
+    value = section[form]
+    where = f"{path}.{form}"
+    if form == key:
+        return spec.check(value, where, ctx)
+    if string(value, where, ctx) is _MISSING:
+        return _MISSING
+    if form.endswith("_env"):
+        if value not in ctx.environ:
+            ctx.errors.add(where, f"environment variable {value} is not set (for Apache's processes, export it "
+                                  "in /etc/apache2/envvars)")
+            return _MISSING
+        return spec.check(ctx.environ[value], where, ctx)
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        p = ctx.base / p
+    try:
+        text = p.read_text(encoding="utf-8")
+    except PermissionError:
+        ctx.errors.add(where, f"cannot read {p}: permission denied for uid {os.getuid()}")
+        return _MISSING
+    except OSError as exc:
+        ctx.errors.add(where, f"cannot read {p}: {exc.strerror or exc}")
+        return _MISSING
+    secret = text.rstrip("\r\n")
+    if not secret:
+        ctx.errors.add(where, f"{p} is empty")
+        return _MISSING
+    return spec.check(secret, where, ctx)
+
+
+def _section(section: Any, path: str, keys: Mapping[str, Key], ctx: _Ctx,
+             extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Check a table against ``keys``; returns the checked values (absent optional keys are left out)."""
+    if not isinstance(section, dict):
+        ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
+        return {}
+    out: dict[str, Any] = {}
+    allowed = set(keys) | set(extra)
+    for key, spec in keys.items():
+        if spec.secret:
+            allowed |= {f"{key}_file", f"{key}_env"}
+    for key in section:
+        if key not in allowed:
+            hint = _closest(key, sorted(allowed))
+            ctx.errors.add(f"{path}.{key}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+    for key, spec in keys.items():
+        if spec.secret:
+            value = _secret_value(section, key, spec, path, ctx)
+            present = any(f in section for f in (key, f"{key}_file", f"{key}_env"))
+        else:
+            present = key in section
+            value = spec.check(section[key], f"{path}.{key}", ctx) if present else _MISSING
+        if not present:
+            if spec.required:
+                forms = f" (or {key}_file / {key}_env)" if spec.secret else ""
+                ctx.errors.add(f"{path}.{key}", f"required{forms}: {spec.doc}")
+            elif spec.default is not _MISSING:
+                out[key] = spec.default
+            continue
+        if value is not _MISSING:
+            out[key] = value
+    return out
+
+
+def _closest(word: str, options: Sequence[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------------------------------------------- the schema
+
+_COMMON: dict[str, Key] = {
+    "type": Key(string, "the kind of backend", required=True, arg=""),
+    "label": Key(string, "name used in logs and by `wsgiauth check` (default: the table's name)"),
+    "on_error": Key(choice(*_ON_ERROR), "what a failure of this backend becomes"),
+    "log_level": Key(choice(*_LEVELS), "lowest level written to Apache's error log"),
+    "canonicalize": Key(lambda v, p, c: v, "table: lower, strip_domain", arg=""),
+    "cache": Key(lambda v, p, c: v, "table: a verification cache in front of this backend", arg=""),
+}
+
+_FILE_COMMON = {
+    "check_interval": Key(number(0), "seconds between checks of the file's modification time"),
+    "allow_plaintext": Key(boolean, "accept clear-text stored passwords (Apache on Linux never does)"),
+}
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "htpasswd": {
+        "users": Key(file_path(), "htpasswd file (user:hash)", required=True),
+        "groups": Key(file_path(), "htgroup file (group: member member...)"),
+        "digest": Key(file_path(), "htdigest file (user:realm:HA1) for Digest"),
+        **_FILE_COMMON,
+    },
+    "htdigest": {
+        "digest": Key(file_path(), "htdigest file (user:realm:HA1)", required=True),
+        "groups": Key(file_path(), "htgroup file"),
+        **_FILE_COMMON,
+    },
+    "htgroup": {
+        "groups": Key(file_path(), "htgroup file (group: member member...)", required=True),
+        **_FILE_COMMON,
+    },
+    "dbm": {
+        "path": Key(file_path(must_exist=False), "DBM file, as given to AuthDBMUserFile", required=True),
+        "dbm_type": Key(choice("db", "gdbm", "sdbm", "default"), "DBM format (AuthDBMType)", arg="type"),
+        "realm": Key(string, "realm for Digest keys user:realm"),
+        "check_interval": Key(number(0), "seconds between checks of the file's modification time"),
+    },
+    "sql": {
+        "driver": Key(choice("sqlite", "postgresql", "mysql"), "database driver", required=True, arg=""),
+        "database": Key(string, "SQLite file, or the database name (PostgreSQL, MySQL)", arg=""),
+        "conninfo": Key(string, "PostgreSQL connection string (libpq conninfo or URL)", arg=""),
+        "host": Key(string, "server host (PostgreSQL, MySQL)", arg=""),
+        "port": Key(number(1, 65535, integer=True), "server port", arg=""),
+        "user": Key(string, "database user", arg=""),
+        "password": Key(string, "database password", secret=True, arg=""),
+        "preset": Key(choice("django", "wsgiauth"), "ready-made queries for a known schema"),
+        "user_query": Key(string, "query returning the hash (first column) for one user (%s)"),
+        "groups_query": Key(string, "query returning one group per row for one user (%s)"),
+        "realm_query": Key(string, "query returning the HA1 for user and realm (%s, %s)"),
+        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process"),
+        "timeout": Key(number(0, strict_low=True), "seconds to wait for a connection or a query"),
+    },
+    "ldap": {
+        "url": Key(url("ldap", "ldaps", what="an ldap:// or ldaps://"),
+                   "ldap[s]://host1 host2:port/basedn?attr?scope?filter (AuthLDAPURL)"),
+        "hosts": Key(string_list, "servers tried in order (instead of the URL's)"),
+        "use_ssl": Key(boolean, "LDAPS (default: from the URL scheme)"),
+        "starttls": Key(boolean, "upgrade ldap:// connections with STARTTLS"),
+        "base_dn": Key(string, "where users are searched (default: the URL's)"),
+        "attribute": Key(string, "the attribute holding the user name (default: the URL's, else uid)"),
+        "scope": Key(choice("base", "one", "sub"), "search scope"),
+        "filter": Key(string, "extra search filter"),
+        "bind_dn": Key(string, "DN to search with (AuthLDAPBindDN)"),
+        "bind_password": Key(string, "password of bind_dn", secret=True),
+        "bind_template": Key(string, "direct bind without a search: a DN with {user}"),
+        "ca_file": Key(file_path(), "CA certificates to verify the server with"),
+        "verify": Key(boolean, "check the server certificate (false only for tests)"),
+        "connect_timeout": Key(number(0, 60, strict_low=True), "seconds to open a connection"),
+        "timeout": Key(number(0, 300, strict_low=True), "seconds to wait for any answer"),
+        "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER"),
+        "group_base": Key(string, "base DN under which to search groups"),
+        "group_filter": Key(string, "which entries are groups"),
+        "group_attributes": Key(string_list, "group attributes holding member DNs (member, uniqueMember)"),
+        "group_name_attributes": Key(string_list, "group attributes holding member names (memberUid)"),
+        "member_of_attribute": Key(string, "user attribute holding group DNs (memberOf)"),
+        "group_name_attribute": Key(string, "group attribute returned as the group's name (cn)"),
+        "max_depth": Key(number(0, 20, integer=True), "levels of nested groups followed"),
+        "digest_attribute": Key(string, "user attribute holding realm:HA1 values, for Digest"),
+        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process, per pool"),
+        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
+        "max_idle": Key(number(0, strict_low=True), "seconds an idle connection is kept"),
+        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
+        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
+        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
+    },
+    "chain": {
+        "members": Key(string_list, "names of the backends asked in order", required=True, arg=""),
+    },
+}
+
+_CANON: dict[str, Key] = {
+    "lower": Key(boolean, "lower-case the user name"),
+    "strip_domain": Key(boolean, "drop @domain and DOMAIN\\ parts"),
+}
+
+_CACHE: dict[str, Key] = {
+    "ttl": Key(number(0, strict_low=True), "seconds a verified password stays cached"),
+    "max_size": Key(number(1, integer=True), "users kept per process"),
+    "redis": Key(boolean, "share entries through the [redis] server", arg=""),
+    "key": Key(string, "shared key for the Redis tier (at least 16 characters)", secret=True),
+    "enabled": Key(boolean, "false turns the cache off", arg=""),
+}
+
+_THROTTLE: dict[str, Key] = {
+    "enabled": Key(boolean, "false turns throttling off", arg=""),
+    "max_failures": Key(number(1, integer=True), "failed attempts allowed per window"),
+    "window": Key(number(0, strict_low=True), "window in seconds"),
+    "lockout": Key(number(0, strict_low=True), "seconds a user (or client) stays refused"),
+    "growth": Key(number(1), "factor applied to each further lockout of the same subject"),
+    "max_lockout": Key(number(0, strict_low=True), "the longest lockout, in seconds"),
+    "per": Key(choice("user", "address", "both"), "what is counted: user names, client addresses or both"),
+    "redis": Key(boolean, "count through the [redis] server (across processes)", arg=""),
+}
+
+_REDIS: dict[str, Key] = {
+    "url": Key(url("redis", "rediss", "unix", what="a redis://, rediss:// or unix://"),
+               "redis://host:port/db", required=True),
+    "password": Key(string, "Redis password (AUTH)", secret=True, arg=""),
+    "prefix": Key(string, "prefix of every key"),
+    "socket_timeout": Key(number(0, strict_low=True), "seconds to wait for a reply"),
+}
+
+_ACCESS: dict[str, Key] = {
+    "allow": Key(host_rules, "clients admitted (Require ip forms, 'local')"),
+    "deny": Key(host_rules, "clients refused (checked first)"),
+    "default": Key(choice("allow", "deny", "none"), "answer when no rule matches"),
+}
+
+_TOP: dict[str, Key] = {
+    "backend": Key(string, "name of the backend (or chain) the hooks use"),
+    "realm": Key(string, "AuthName: the realm of Digest hashes and of the login prompt"),
+    "log_level": Key(choice(*_LEVELS), "lowest level written to Apache's error log", default="warning"),
+    "on_error": Key(choice(*_ON_ERROR), "what a backend failure becomes", default="unknown"),
+}
+_TOP_TABLES = ("backends", "cache", "throttle", "redis", "access")
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Config:
+    """A loaded configuration.
+
+    Attributes:
+        path: the file it came from.
+        backend: the backend the hooks use (chain, cache and throttle applied).
+        backends: every named backend, as built (before cache/throttle of the top level).
+        realm: the configured realm (``None`` if not set).
+        settings: the checked settings, as plain data (secrets replaced by ``"***"``).
+    """
+
+    path: str
+    backend: Backend
+    backends: dict[str, Backend] = field(default_factory=dict)
+    realm: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def hooks(self) -> tuple[Any, Any, Any, Any]:
+        """``(check_password, get_realm_hash, groups_for_user, allow_access)`` for auth.wsgi."""
+        return self.backend.hooks()
+
+    def close(self) -> None:
+        """Release every backend's files and connections."""
+        self.backend.close()
+
+
+def _redact(settings: Any, secret_keys: frozenset[str]) -> Any:
+    if isinstance(settings, dict):
+        return {k: ("***" if k in secret_keys else _redact(v, secret_keys)) for k, v in settings.items()}
+    return settings
+
+
+def parse(data: Mapping[str, Any], *, base: Path | str = ".", source: str = "<config>",
+          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check a configuration (already read from TOML) and return the checked settings.
+
+    Args:
+        data: the TOML document as a dict.
+        base: directory against which relative paths are resolved.
+        source: name of the file, for the error message.
+        environ: environment for ``*_env`` secrets (default: ``os.environ``).
+
+    Returns:
+        ``{"top": {...}, "backends": {name: {...}}, "cache": {...}|None, "throttle": ..., "redis": ...,
+        "access": ...}`` with every value checked, paths absolute and secrets read.
+
+    Raises:
+        ConfigError: listing every problem found, one per line, each with its key path.
+    """
+    ctx = _Ctx(Path(base), _Errors(), os.environ if environ is None else environ)
+    top = _section(data, "(top level)", _TOP, ctx, extra=_TOP_TABLES)
+    # key paths of top-level keys read better without a prefix
+    ctx.errors.items = [i.replace("(top level).", "", 1) for i in ctx.errors.items]
+    out: dict[str, Any] = {"top": top, "backends": {}, "cache": None, "throttle": None, "redis": None,
+                           "access": None}
+    raw_backends = data.get("backends")
+    if raw_backends is None or (isinstance(raw_backends, dict) and not raw_backends):
+        ctx.errors.add("backends", "no backend defined: add a [backends.NAME] table with a type")
+        raw_backends = {}
+    elif not isinstance(raw_backends, dict):
+        ctx.errors.add("backends", f"expected a table, got {_type_name(raw_backends)}")
+        raw_backends = {}
+    for name, section in raw_backends.items():
+        path = f"backends.{name}"
+        if not isinstance(section, dict):
+            ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
+            continue
+        kind = section.get("type")
+        if not isinstance(kind, str) or kind not in SCHEMA:
+            shown = repr(kind) if kind is not None else "missing"
+            ctx.errors.add(f"{path}.type", f"must be one of {', '.join(sorted(SCHEMA))} (got {shown})")
+            continue
+        checked = _section(section, path, {**_COMMON, **SCHEMA[kind]}, ctx)
+        checked["type"] = kind
+        if "canonicalize" in section:
+            checked["canonicalize"] = _section(section["canonicalize"], f"{path}.canonicalize", _CANON, ctx)
+        if "cache" in section:
+            checked["cache"] = _section(section["cache"], f"{path}.cache", _CACHE, ctx)
+        _check_backend(kind, checked, section, path, ctx)
+        out["backends"][name] = checked
+    for table, keys in (("cache", _CACHE), ("throttle", _THROTTLE), ("redis", _REDIS), ("access", _ACCESS)):
+        if table in data:
+            out[table] = _section(data[table], table, keys, ctx)
+    _check_references(out, data, ctx)
+    ctx.errors.raise_if_any(source)
+    return out
+
+
+def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any], path: str, ctx: _Ctx) -> None:
+    if kind == "sql":
+        driver = checked.get("driver")
+        if driver == "sqlite":
+            if "database" not in section:
+                ctx.errors.add(f"{path}.database", "required for driver 'sqlite': the path of the database file")
+            elif "database" in checked:
+                checked["database"] = file_path()(section["database"], f"{path}.database", ctx)
+            for k in ("conninfo", "host", "port", "user", "password"):
+                if k in section:
+                    ctx.errors.add(f"{path}.{k}", "not used with driver 'sqlite'")
+        elif driver == "postgresql":
+            if "conninfo" not in section and "database" not in section:
+                ctx.errors.add(f"{path}.conninfo", "required for driver 'postgresql' (or give host/database/user)")
+        elif driver == "mysql":
+            if "database" not in section:
+                ctx.errors.add(f"{path}.database", "required for driver 'mysql'")
+            if "conninfo" in section:
+                ctx.errors.add(f"{path}.conninfo", "only for driver 'postgresql'; use host, port, user, database")
+        if "preset" not in section and "user_query" not in section:
+            ctx.errors.add(f"{path}.user_query", "required unless a preset ('django' or 'wsgiauth') is given")
+        for q, n in (("user_query", 1), ("groups_query", 1), ("realm_query", 2)):
+            text = checked.get(q)
+            if isinstance(text, str) and text.count("%s") != n:
+                ctx.errors.add(f"{path}.{q}", f"must contain exactly {n} %s placeholder{'s' if n > 1 else ''}")
+    elif kind == "ldap":
+        if "bind_dn" in checked and "bind_password" not in checked and not any(
+                f"bind_password{s}" in section for s in ("", "_file", "_env")):
+            ctx.errors.add(f"{path}.bind_password", "required with bind_dn (give bind_password_file or "
+                                                    "bind_password_env rather than the password itself)")
+        if "url" not in section and "hosts" not in section:
+            ctx.errors.add(f"{path}.url", "required (or hosts): ldap[s]://host/basedn?attr?scope?filter")
+        u = checked.get("url", "")
+        if checked.get("starttls") and u.lower().startswith("ldaps://"):
+            ctx.errors.add(f"{path}.starttls", "STARTTLS makes no sense on an ldaps:// URL")
+
+
+def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: _Ctx) -> None:
+    backends = out["backends"]
+    raw_value = data.get("backends")
+    raw: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
+    for name, b in backends.items():
+        if b["type"] == "chain":
+            for i, member in enumerate(b.get("members", [])):
+                if member not in raw:
+                    ctx.errors.add(f"backends.{name}.members[{i}]", f"no backend named {member!r}")
+                elif member == name:
+                    ctx.errors.add(f"backends.{name}.members[{i}]", "a chain cannot contain itself")
+    # cycles among chains
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        b = backends.get(name)
+        if b is None or b["type"] != "chain":
+            return
+        for member in b.get("members", []):
+            if member in trail and member != name:
+                ctx.errors.add(f"backends.{name}.members", f"cycle: {' -> '.join((*trail, member))}")
+                return
+            if member != name:
+                visit(member, (*trail, member))
+    for name in backends:
+        visit(name, (name,))
+    chosen = out["top"].get("backend")
+    if chosen is not None:
+        if chosen not in raw:
+            ctx.errors.add("backend", f"no backend named {chosen!r} (defined: {', '.join(sorted(raw)) or 'none'})")
+    elif len(raw) > 1:
+        used = {m for b in backends.values() if b["type"] == "chain" for m in b.get("members", [])}
+        roots = [n for n in raw if n not in used]
+        if len(roots) != 1:
+            ctx.errors.add("backend", "several backends are defined: say which one the hooks use "
+                                      f"(backend = \"NAME\", one of {', '.join(sorted(raw))})")
+        else:
+            out["top"]["backend"] = roots[0]
+    elif len(raw) == 1:
+        out["top"]["backend"] = next(iter(raw))
+    wants_redis = any(
+        isinstance(t, dict) and t.get("redis") is True
+        for t in [out["cache"], out["throttle"], *[b.get("cache") for b in backends.values()]]
+    )
+    if wants_redis and out["redis"] is None:
+        ctx.errors.add("redis", "a cache or throttle asks for redis = true but there is no [redis] table")
+    for where, cache in [("cache", out["cache"]), *[(f"backends.{n}.cache", b.get("cache"))
+                                                    for n, b in backends.items()]]:
+        if isinstance(cache, dict) and cache.get("redis") and "key" not in cache:
+            ctx.errors.add(f"{where}.key", "required with redis = true (the key shared by every process; give "
+                                           "key_file or key_env)")
+    if out["access"] is not None and not out["access"].get("allow") and not out["access"].get("deny"):
+        ctx.errors.add("access", "give allow and/or deny rules")
+
+
+# ---------------------------------------------------------------------------------------------------- building
+
+
+_SECRET_KEYS = frozenset({"password", "bind_password", "key"})
+
+
+def _kwargs(kind: str, checked: Mapping[str, Any]) -> dict[str, Any]:
+    keys = {**_COMMON, **SCHEMA[kind]}
+    out: dict[str, Any] = {}
+    for k, v in checked.items():
+        spec = keys.get(k)
+        if spec is None or spec.arg == "":
+            continue
+        out[spec.arg or k] = v
+    return out
+
+
+def _build_one(name: str, checked: dict[str, Any], settings: dict[str, Any], built: dict[str, Backend],
+               top: Mapping[str, Any]) -> Backend:
+    if name in built:
+        return built[name]
+    kind = checked["type"]
+    kw = _kwargs(kind, checked)
+    kw.setdefault("label", name)
+    kw.setdefault("on_error", top.get("on_error", "unknown"))
+    kw.setdefault("log_level", top.get("log_level", "warning"))
+    backend: Backend
+    if kind == "chain":
+        from .compose import chain
+
+        members = [_build_one(m, settings["backends"][m], settings, built, top) for m in checked["members"]]
+        backend = chain(*members, **kw)
+    else:
+        backend = _BUILDERS[kind](checked, kw)
+    if checked.get("canonicalize"):
+        from .compose import canonicalize
+
+        backend = canonicalize(backend, **checked["canonicalize"], label=kw["label"])
+    if checked.get("cache") and checked["cache"].get("enabled", True):
+        backend = _cached(backend, checked["cache"], settings)
+    built[name] = backend
+    return backend
+
+
+def _redis_url(settings: Mapping[str, Any]) -> str:
+    r = settings["redis"]
+    u: str = r["url"]
+    if "password" in r and "@" not in u.partition("://")[2]:
+        from urllib.parse import quote
+
+        scheme, _, rest = u.partition("://")
+        u = f"{scheme}://:{quote(r['password'], safe='')}@{rest}"
+    return u
+
+
+def _cached(backend: Backend, cache: Mapping[str, Any], settings: Mapping[str, Any]) -> Backend:
+    from .cache import cached
+
+    kw = {k: v for k, v in cache.items() if k in ("ttl", "max_size", "key")}
+    if cache.get("redis"):
+        from ._redis import get_tier
+
+        options = {k: v for k, v in settings["redis"].items() if k in ("prefix", "socket_timeout")}
+        kw["redis"] = get_tier(_redis_url(settings), **options)
+    return cached(backend, **kw)
+
+
+def _throttled(backend: Backend, throttle: Mapping[str, Any], settings: Mapping[str, Any]) -> Backend:
+    from . import throttle as throttle_mod
+
+    kw = {k: v for k, v in throttle.items() if k not in ("enabled", "redis")}
+    if throttle.get("redis"):
+        kw["redis"] = _redis_url(settings)
+    return throttle_mod.throttled(backend, **kw)
+
+
+def _build_htpasswd(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
+    from .backends import htpasswd
+
+    return htpasswd.Backend(**kw)
+
+
+def _build_dbm(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
+    from .backends import dbm  # type: ignore[attr-defined,unused-ignore]
+
+    path = kw.pop("path")
+    if kw.get("type") == "default":
+        kw.pop("type")
+    return dbm.Backend(path, **kw)  # type: ignore[no-any-return]
+
+
+def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
+    from .backends import sql  # type: ignore[attr-defined,unused-ignore]
+
+    driver = checked["driver"]
+    if driver == "sqlite":
+        return sql.sqlite(checked["database"], **kw)  # type: ignore[no-any-return]
+    if driver == "postgresql":
+        conninfo = checked.get("conninfo")
+        if conninfo is None:
+            parts = {"host": checked.get("host"), "port": checked.get("port"), "dbname": checked.get("database"),
+                     "user": checked.get("user"), "password": checked.get("password")}
+            conninfo = " ".join(f"{k}='{_pq_escape(str(v))}'" for k, v in parts.items() if v is not None)
+        elif "password" in checked:
+            conninfo = f"{conninfo} password='{_pq_escape(checked['password'])}'" if "://" not in conninfo \
+                else conninfo
+        return sql.postgresql(conninfo, **kw)  # type: ignore[no-any-return]
+    conn = {k: checked[k] for k in ("host", "port", "user", "password", "database") if k in checked}
+    return sql.mysql(**conn, **kw)  # type: ignore[no-any-return]
+
+
+def _pq_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _build_ldap(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
+    from .backends import ldap  # type: ignore[attr-defined,unused-ignore]
+
+    cls = getattr(ldap, "Backend", None) or ldap.LDAPBackend
+    return cls(**kw)  # type: ignore[no-any-return,unused-ignore]
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {
+    "htpasswd": _build_htpasswd,
+    "htdigest": _build_htpasswd,
+    "htgroup": _build_htpasswd,
+    "dbm": _build_dbm,
+    "sql": _build_sql,
+    "ldap": _build_ldap,
+}
+
+
+def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
+    """Build the backends of checked ``settings`` (from :func:`parse`).
+
+    Raises:
+        ConfigError: a backend refused its options (each reported with its key path).
+    """
+    errors = _Errors()
+    built: dict[str, Backend] = {}
+    top = settings["top"]
+    for name in settings["backends"]:
+        try:
+            _build_one(name, settings["backends"][name], settings, built, top)
+        except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
+            errors.add(f"backends.{name}", str(exc))
+        except ImportError as exc:
+            errors.add(f"backends.{name}.type", f"this backend needs a package that is not installed: {exc}")
+    errors.raise_if_any(source)
+    backend = built[top["backend"]]
+    try:
+        if settings["cache"] is not None and settings["cache"].get("enabled", True):
+            backend = _cached(backend, settings["cache"], settings)
+        if settings["throttle"] is not None and settings["throttle"].get("enabled", True):
+            backend = _throttled(backend, settings["throttle"], settings)
+    except (ValueError, TypeError) as exc:
+        errors.add("cache" if "cache" in str(exc).lower() else "throttle", str(exc))
+    except ImportError as exc:
+        errors.add("throttle", f"not available: {exc}")
+    if settings["access"] is not None:
+        from .hostaccess import HostRules
+
+        access = settings["access"]
+        default = {"allow": True, "deny": False, "none": None}[access.get("default", "none")]
+        try:
+            backend.access = HostRules(access.get("allow", ()), access.get("deny", ()), default)
+        except ValueError as exc:
+            errors.add("access", str(exc))
+    errors.raise_if_any(source)
+    return Config(path=source, backend=backend, backends=built, realm=top.get("realm"),
+                  settings=_redact(settings, _SECRET_KEYS))
+
+
+def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, check and build a configuration file.
+
+    The same file (same absolute path and same content) loaded again in this process returns the same
+    :class:`Config`, with the same backends, pools and caches: mod_wsgi re-imports a changed auth script without
+    cleaning up, and must not duplicate them.
+
+    Args:
+        path: the TOML file.
+        environ: environment for ``*_env`` secrets (default: ``os.environ``).
+
+    Returns:
+        The loaded configuration; ``.hooks()`` gives the four mod_wsgi callables.
+
+    Raises:
+        ConfigError: the file cannot be read, is not valid TOML, or has errors (all listed, with key paths).
+    """
+    p = Path(path).expanduser().absolute()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration file: {exc.strerror or exc} "
+                          f"(process uid {os.getuid()})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    env = os.environ if environ is None else environ
+    secret_env = sorted((k, env.get(k, "")) for k in _env_names(data))
+    key = ("wsgiauth.config", str(p), hashlib.sha256(raw).hexdigest(),
+           hashlib.sha256(repr(secret_env).encode()).hexdigest())
+
+    def factory() -> Config:
+        settings = parse(data, base=p.parent, source=str(p), environ=env)
+        return build(settings, source=str(p))
+
+    config: Config = shared(key, factory)
+    return config
+
+
+def _env_names(data: Any) -> list[str]:
+    """Names of the environment variables a document refers to (``*_env`` keys), for the registry key."""
+    names: list[str] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str) and k.endswith("_env") and isinstance(v, str):
+                names.append(v)
+            else:
+                names.extend(_env_names(v))
+    return names
