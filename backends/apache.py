@@ -17,7 +17,9 @@ How mod_wsgi-express wires the hooks (mod_wsgi 6.1.1; see ``ROOT/server/httpd.co
 * ``--auth-user-script`` puts ``AuthType Basic`` (or ``Digest`` with ``--auth-type Digest``),
   ``AuthName 'HOST:PORT'``, ``AuthBasicProvider wsgi`` (or ``AuthDigestProvider wsgi``) and
   ``WSGIAuthUserScript`` in a ``<Location />``: the whole URL space is protected, with
-  ``Require valid-user``. The Digest realm is therefore ``"127.0.0.1:PORT"`` (:attr:`Apache.realm`).
+  ``Require valid-user``. The realm is therefore ``"127.0.0.1:PORT"``, which an htdigest file cannot
+  hold (``user:realm:HA1`` is split at colons, by Apache and by wsgiauth alike): pass ``realm=`` to
+  override ``AuthName`` through the include file (:attr:`Apache.realm` is the realm in force).
 * ``--auth-group-script`` adds ``WSGIAuthGroupScript`` there and ``--auth-group NAME`` turns the
   requirement into ``<RequireAll> Require valid-user / Require wsgi-group 'NAME' </RequireAll>``.
 * ``--host-access-script`` puts ``WSGIAccessScript`` in its own ``<Location />``.
@@ -207,6 +209,8 @@ class Apache:
         auth_type: ``--auth-type`` (``"Basic"`` or ``"Digest"``); ``None`` leaves express's default (Basic).
         auth_group_script: ``--auth-group-script`` (name or path, as above).
         auth_group: ``--auth-group``: the group of ``Require wsgi-group``.
+        realm: an ``AuthName`` for express's ``<Location />`` in place of ``HOST:PORT`` (written to the
+            include file); needed for Digest over htdigest files, whose realms cannot contain ``:``.
         host_access_script: ``--host-access-script`` (name or path, as above).
         include: extra Apache directives (text) for ``--include-file``; may use ``${WSGIAUTH_SITE}``.
         modules: native modules to load for the include (``"authn_file"`` loads ``mod_authn_file.so``).
@@ -237,6 +241,7 @@ class Apache:
         auth_type: str | None = None,
         auth_group_script: str | Path | None = None,
         auth_group: str | None = None,
+        realm: str | None = None,
         host_access_script: str | Path | None = None,
         include: str | None = None,
         modules: Iterable[str] = (),
@@ -285,6 +290,11 @@ class Apache:
         if auth_group is not None:
             self.options += ["--auth-group", auth_group]
         self.auth_type = auth_type or "Basic"
+        if realm is not None:
+            if '"' in realm or "\n" in realm:
+                raise ValueError(f"realm must not contain quotes or newlines: {realm!r}")
+            include = f'<Location />\n    AuthName "{realm}"\n</Location>\n' + (include or "")
+        self._realm = realm
         self.include_file: Path | None = None
         if include is not None or modules:
             self.include_file = self.root / "include.conf"
@@ -387,8 +397,8 @@ class Apache:
 
     @property
     def realm(self) -> str:
-        """The ``AuthName`` mod_wsgi-express gives its ``--auth-user-script`` location: ``HOST:PORT``."""
-        return f"{self.host}:{self.port}"
+        """The ``AuthName`` of express's ``--auth-user-script`` location: ``realm=``, else ``HOST:PORT``."""
+        return self._realm if self._realm is not None else f"{self.host}:{self.port}"
 
     # ------------------------------------------------------------------ process control
 

@@ -1,0 +1,301 @@
+"""End to end through a real Apache (mod_wsgi-express): every mod_wsgi hook as a visitor of the site sees it.
+
+Two throw-away servers for the whole module:
+
+* ``site``: ``--auth-user-script`` + ``--auth-group-script`` (``Require wsgi-group staff``) + ``--host-access-script``
+  on ``/``, plus, through ``--include-file``, ``/canonical`` (a ``compose.canonicalize`` backend) and ``/denied``
+  (an access script that refuses 127.0.0.1);
+* ``digest_site``: ``--auth-user-script --auth-type Digest`` over an htdigest file.
+
+The password files are made by Debian's ``htpasswd``/``htdigest``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import time
+
+import pytest
+import requests
+from backends._common import require_tool, wait_until
+from backends.apache import Apache, htdigest_line, htpasswd_line
+from requests.auth import HTTPDigestAuth
+
+pytestmark = pytest.mark.apache
+
+# Every password sent in this module: the error logs must never show any of them.
+PW = {
+    "alice": "alice-Pw.1",  # staff
+    "bob": "bob-Pw.2",  # not in staff
+    "carol": "carol-Pw.3",  # staff; her password is changed while the server runs
+    "jürgen": "jürgen-Pw.4",  # staff; a UTF-8 user name
+}
+WRONG = "wrong-Pw.9"
+CAROL_NEW = "carol-New.5"
+ALL_PASSWORDS = [*PW.values(), WRONG, CAROL_NEW]
+
+AUTH_SCRIPT = """\
+import os
+
+from wsgiauth.backends import htpasswd
+from wsgiauth.hostaccess import HostRules
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+backend = htpasswd.Backend(users=os.path.join(HERE, "htpasswd"), groups=os.path.join(HERE, "htgroup"),
+                           log_level="debug", access=HostRules(allow=["127.0.0.0/8"]))
+check_password = backend.check_password
+groups_for_user = backend.groups_for_user
+allow_access = backend.allow_access
+"""
+
+CANONICAL_SCRIPT = """\
+import os
+
+from wsgiauth.backends import htpasswd
+from wsgiauth.compose import canonicalize
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+backend = canonicalize(htpasswd.Backend(users=os.path.join(HERE, "htpasswd")), lower=True, strip_domain=True)
+check_password = backend.check_password
+"""
+
+DENY_SCRIPT = """\
+from wsgiauth.hostaccess import allow_access as rules
+
+allow_access = rules(deny=["127.0.0.1"])
+"""
+
+DIGEST_SCRIPT = """\
+import os
+
+from wsgiauth.backends import htpasswd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+backend = htpasswd.Backend(digest=os.path.join(HERE, "htdigest"), log_level="debug")
+get_realm_hash = backend.get_realm_hash
+"""
+
+INCLUDE = """\
+<Location /canonical>
+    AuthType Basic
+    AuthName "canonical"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "${WSGIAUTH_SITE}/canonical.wsgi"
+    Require valid-user
+</Location>
+<Location /denied>
+    WSGIAccessScript "${WSGIAUTH_SITE}/deny.wsgi"
+</Location>
+"""
+
+
+def htpasswd_file(passwords: dict[str, str]) -> bytes:
+    # apr1 (htpasswd's default) for most, bcrypt for jürgen: two hash families through the same hook.
+    lines = [b"# made by htpasswd -nb\n"]
+    for user, pw in passwords.items():
+        flags = ("-B", "-C", "4") if user == "jürgen" else ("-m",)
+        lines.append(htpasswd_line(user, pw, *flags))
+    return b"".join(lines)
+
+
+HTGROUP = 'staff: alice carol\nstaff: "jürgen"\nother: bob\n'.encode()
+
+
+@pytest.fixture(scope="module")
+def site(apache_factory) -> Apache:
+    require_tool("htpasswd")
+    return apache_factory(
+        files={
+            "htpasswd": htpasswd_file(PW),
+            "htgroup": HTGROUP,
+            "auth.wsgi": AUTH_SCRIPT,
+            "canonical.wsgi": CANONICAL_SCRIPT,
+            "deny.wsgi": DENY_SCRIPT,
+        },
+        auth_user_script="auth.wsgi",
+        auth_group_script="auth.wsgi",
+        auth_group="staff",
+        host_access_script="auth.wsgi",
+        include=INCLUDE,
+    )
+
+
+@pytest.fixture(scope="module")
+def digest_site(apache_factory) -> Apache:
+    require_tool("htdigest")
+    # mod_wsgi-express names its realm "127.0.0.1:PORT", which no htdigest file can hold (fields are split at
+    # colons, by Apache and wsgiauth alike): the launcher overrides AuthName through the include file.
+    realm = "wsgiauth digest"
+    htdigest = htdigest_line("alice", realm, PW["alice"]) + htdigest_line("bob", "another realm", PW["bob"])
+    server = apache_factory(files={"htdigest": htdigest, "auth.wsgi": DIGEST_SCRIPT}, realm=realm,
+                            auth_user_script="auth.wsgi", auth_type="Digest")
+    assert server.realm == realm
+    return server
+
+
+# ---------------------------------------------------------------------------------------------- Basic + group
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "status"),
+    [
+        ("alice", PW["alice"], 200),  # right password, member of staff
+        ("alice", WRONG, 401),  # wrong password
+        ("alice", "", 401),  # empty password
+        ("nobody", PW["alice"], 401),  # unknown user
+        ("Alice", PW["alice"], 401),  # names are case-sensitive (no canonicalisation on /)
+        ("bob", PW["bob"], 401),  # right password but not in staff: Require wsgi-group staff fails
+        ("bob", WRONG, 401),
+    ],
+)
+def test_basic_and_group(site, user, password, status):
+    r = site.get("/page", user=user, password=password)
+    assert r.status == status, r
+    if status == 401:
+        assert r.headers["www-authenticate"] == f'Basic realm="{site.realm}"'
+    else:
+        assert r.json()["REMOTE_USER"] == user
+        assert r.json()["AUTH_TYPE"] == "Basic"
+
+
+def test_no_credentials_asks_for_them(site):
+    r = site.get("/page")
+    assert r.status == 401
+    assert r.headers["www-authenticate"].startswith("Basic ")
+
+
+def test_group_member_through_requests(site):
+    # The same through an ordinary client library, not only our raw helper.
+    r = requests.get(site.url + "page", auth=("alice", PW["alice"]), timeout=10)
+    assert r.status_code == 200
+    assert r.json()["REMOTE_USER"] == "alice"
+    assert requests.get(site.url + "page", auth=("bob", PW["bob"]), timeout=10).status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------- user names
+
+
+def test_utf8_user_name_sent_as_raw_bytes(site):
+    r = site.get("/page", user="jürgen".encode(), password=PW["jürgen"].encode())
+    assert r.status == 200, r
+    assert r.json()["REMOTE_USER"] == "jürgen"
+    assert bytes.fromhex(r.json()["REMOTE_USER_HEX"]) == "jürgen".encode()
+
+
+def test_utf8_user_name_in_latin1_is_another_user(site):
+    # The same letters in latin-1 are other bytes: no such user.
+    r = site.get("/page", user="jürgen".encode("latin-1"), password=PW["jürgen"].encode())
+    assert r.status == 401
+
+
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("Alice@EXAMPLE.ORG", "alice"),
+        ("EXAMPLE\\ALICE", "alice"),
+        ("alice", "alice"),
+        ("JÜRGEN@example.org", "jürgen"),
+    ],
+)
+def test_canonical_name_becomes_remote_user(site, typed, canonical):
+    password = PW[canonical]
+    r = site.get("/canonical/page", user=typed.encode(), password=password.encode())
+    assert r.status == 200, r
+    assert r.json()["REMOTE_USER"] == canonical
+    assert site.get("/canonical/page", user=typed.encode(), password=WRONG).status == 401
+
+
+def test_access_log_records_the_canonical_name(site):
+    assert site.get("/canonical/logged", user="Alice@EXAMPLE.ORG", password=PW["alice"]).status == 200
+
+    def logged() -> list[str]:
+        return [line for line in site.access_log_text().splitlines() if '"GET /canonical/logged ' in line]
+
+    wait_until(lambda: bool(logged()), timeout=5, what="the access log line")  # written after the response
+    lines = logged()
+    assert re.match(r"^127\.0\.0\.1 - alice \[", lines[-1]), lines[-1]
+
+
+# ---------------------------------------------------------------------------------------------- host access
+
+
+def test_host_access_allows_loopback(site):
+    # --host-access-script on /: HostRules(allow=["127.0.0.0/8"]) through Backend(access=...).
+    assert site.get("/page", user="alice", password=PW["alice"]).status == 200
+
+
+def test_host_access_denies_loopback_with_403(site):
+    # /denied: hostaccess.allow_access(deny=["127.0.0.1"]); refused before any credentials are asked.
+    assert site.get("/denied/page").status == 403
+    assert site.get("/denied/page", user="alice", password=PW["alice"]).status == 403
+
+
+# ---------------------------------------------------------------------------------------------- Digest
+
+
+def test_digest_with_requests(digest_site):
+    url = digest_site.url + "page"
+    r = requests.get(url, auth=HTTPDigestAuth("alice", PW["alice"]), timeout=10)
+    assert r.status_code == 200
+    assert r.json()["REMOTE_USER"] == "alice"
+    assert r.json()["AUTH_TYPE"] == "Digest"
+    assert requests.get(url, auth=HTTPDigestAuth("alice", WRONG), timeout=10).status_code == 401
+    assert requests.get(url, auth=HTTPDigestAuth("nobody", PW["alice"]), timeout=10).status_code == 401
+    # bob exists only in another realm
+    assert requests.get(url, auth=HTTPDigestAuth("bob", PW["bob"]), timeout=10).status_code == 401
+
+
+def test_digest_asks_for_digest(digest_site):
+    r = requests.get(digest_site.url + "page", timeout=10)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith(f'Digest realm="{digest_site.realm}"')
+
+
+@pytest.mark.parametrize(("password", "status"), [(PW["alice"], 200), (WRONG, 401)])
+def test_digest_with_curl(digest_site, password, status):
+    curl = require_tool("curl")
+    out = subprocess.run(
+        [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--digest", "-u", f"alice:{password}",
+         digest_site.url + "page"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert out.stdout == str(status), out
+
+
+# ---------------------------------------------------------------------------------------------- live reload
+
+
+def test_password_file_replaced_while_running(site):
+    assert site.get("/page", user="carol", password=PW["carol"]).status == 200
+    # htpasswd-style replacement: a new file renamed over the old one (new inode), no restart.
+    site.write("htpasswd", htpasswd_file({**PW, "carol": CAROL_NEW}))
+    deadline = time.monotonic() + 3.0
+    new = old = None
+    while time.monotonic() < deadline:
+        new = site.get("/page", user="carol", password=CAROL_NEW).status
+        old = site.get("/page", user="carol", password=PW["carol"]).status
+        if (new, old) == (200, 401):
+            break
+        time.sleep(0.1)
+    assert (new, old) == (200, 401), "the replaced htpasswd file was not picked up within 3 s"
+    assert site.get("/page", user="alice", password=PW["alice"]).status == 200  # others unaffected
+
+
+# ---------------------------------------------------------------------------------------------- logs
+
+
+def test_error_logs_never_contain_passwords(site, digest_site):
+    # Runs last (file order): every request above has been logged by now.
+    assert site.get("/page", user="alice", password=WRONG).status == 401  # at least one failure logged
+    for server in (site, digest_site):
+        text = server.error_log_text()
+        assert "Traceback" not in text, text[-3000:]
+        for pw in ALL_PASSWORDS:
+            assert pw not in text
+            for user in PW:
+                token = base64.b64encode(f"{user}:{pw}".encode()).decode()
+                assert token not in text
+    # and the failures were logged at all (the check above is not vacuous)
+    assert "alice" in site.error_log_text()
