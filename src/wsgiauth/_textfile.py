@@ -255,7 +255,7 @@ class PasswdTable:
     """A parsed htpasswd file.
 
     Attributes:
-        users: user name (raw bytes) -> stored hash (``str``, the file's bytes decoded as latin-1), first line wins.
+        users: user name (raw bytes) -> stored hash (``str``, see :func:`_field_text`), first line wins.
         timing_hash: one stored hash of the scheme (and cost) most users have, for unknown-user timing.
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
@@ -319,6 +319,15 @@ def representative_hash(hashes: list[str]) -> str | None:
     return next(h for h in usable if _scheme_key(h) == best)
 
 
+def _field_text(raw: bytes) -> str:
+    """A stored hash field as ``str``: UTF-8 when it decodes (so ``.encode("utf-8")`` gives the file's bytes back,
+    which is how a plaintext entry is compared), else latin-1 (lossless). Real hashes are ASCII either way."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def parse_htpasswd(data: bytes) -> PasswdTable:
     """Parse an htpasswd file: ``user:hash[:ignored]`` per line, first line for a user wins."""
     scan = _Scan()
@@ -328,7 +337,7 @@ def parse_htpasswd(data: bytes) -> PasswdTable:
         if user in users:
             continue
         hash_, _ = getword(line, pos)
-        users[user] = hash_.decode("latin-1")
+        users[user] = _field_text(hash_)
     return PasswdTable(users, representative_hash(list(users.values())), scan.too_long_at)
 
 
@@ -343,7 +352,7 @@ def parse_htdigest(data: bytes) -> DigestTable:
         if key in table:
             continue
         ha1, _ = getword(line, pos)
-        table[key] = ha1.decode("latin-1")
+        table[key] = _field_text(ha1)
     return DigestTable(table, scan.too_long_at)
 
 
@@ -376,11 +385,18 @@ def read_file(path: str) -> bytes:
         OSError: the file cannot be opened or read.
         StoreError: the path is not a regular file (Apache refuses those too, except ``/dev/null``).
     """
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) and path != os.devnull:
+    # O_NONBLOCK: opening a FIFO must not hang the request until some writer shows up.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) and path != "/dev/null":
             raise StoreError(f"{path} is not a regular file")
-        return f.read()
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size, 65536)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _warn_too_long(kind: str, path: str, line: int | None) -> None:
