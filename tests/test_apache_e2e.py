@@ -299,3 +299,77 @@ def test_error_logs_never_contain_passwords(site, digest_site):
                 assert token not in text
     # and the failures were logged at all (the check above is not vacuous)
     assert "alice" in site.error_log_text()
+
+
+# ---------------------------------------------------------------------------------------------- make demo
+
+
+def test_demo_start_serves_the_page_to_the_demo_credentials(apache_available):
+    import io
+    import shlex
+    import socket
+
+    from backends import demo
+
+    require_tool("curl")
+    with socket.socket() as busy:  # a port in use: the demo must say so and pick another
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        out = io.StringIO()
+        server = demo.start(taken, out=out)
+    try:
+        assert f"Port {taken} is busy" in out.getvalue()
+        assert server.port != taken
+        (user, password, _), (other, other_pw, _) = demo.CREDENTIALS
+        r = server.get("/", user=user, password=password)
+        assert r.status == 200
+        assert f"Hello, {user}!" in r.body.decode()
+        assert server.get("/", user=other, password=other_pw).status == 401  # not in staff
+        assert server.get("/", user=user, password=other_pw).status == 401
+        text = demo.banner(server)
+        assert server.url in text and f"{user} / {password}" in text
+        curl_line = next(line.strip() for line in text.splitlines() if line.strip().startswith("curl "))
+        done = subprocess.run(shlex.split(curl_line), capture_output=True, text=True, timeout=30, check=False)
+        assert f"Hello, {user}!" in done.stdout
+    finally:
+        server.close()
+    assert not server.root.exists()
+
+
+def test_demo_main_runs_until_ctrl_c(apache_available):
+    import os
+    import signal
+    import sys
+
+    from backends import demo
+
+    proc = subprocess.Popen([sys.executable, "-m", "backends.demo", "--port", "0"], cwd=str(demo.DEMO_DIR.parents[1]),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(lines)
+        url = re.search(r"http://127\.0\.0\.1:\d+/", text)
+        assert url, text
+        user, password, _ = demo.CREDENTIALS[0]
+        assert requests.get(url.group(0), auth=(user, password), timeout=10).status_code == 200
+        site = re.search(r"files: (\S+)", text).group(1)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, text + rest
+        assert "stopped." in rest
+        assert not os.path.exists(site)  # temp dir removed
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url.group(0), timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
