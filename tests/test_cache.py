@@ -320,7 +320,6 @@ def test_many_threads_get_right_answers() -> None:
     assert len(backend) <= 5
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_starts_empty() -> None:
     store = FileLike({b"alice": apr1(b"a")})
     backend = cached(store)

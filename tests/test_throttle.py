@@ -231,7 +231,6 @@ def test_release_lifts_a_lockout(store: Store) -> None:
     assert backend.check_password(env(), "alice", PASSWORD) is True
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_starts_with_its_own_counters(store: Store) -> None:
     backend = throttled(store, max_failures=2, per="user", clock=Clock())
     backend.check_password(env(), "alice", "guess")
