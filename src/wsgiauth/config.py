@@ -295,9 +295,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "dbm": {
         "path": Key(file_path(must_exist=False), "DBM file, as given to AuthDBMUserFile", required=True),
-        "dbm_type": Key(choice("db", "gdbm", "sdbm", "default"), "DBM format (AuthDBMType)", arg="type"),
-        "realm": Key(string, "realm for Digest keys user:realm"),
-        "check_interval": Key(number(0), "seconds between checks of the file's modification time"),
+        "dbm_type": Key(choice("auto", "db", "gdbm", "sdbm", "default"), "DBM format (AuthDBMType)", arg="type"),
+        "realm": Key(string, "the AuthName: groups are looked up under user:realm first, as mod_authz_dbm does"),
+        "group_path": Key(file_path(must_exist=False), "group database (AuthDBMGroupFile) when not path"),
+        "group_type": Key(choice("auto", "db", "gdbm", "sdbm", "default"), "its format"),
+        "check_interval": Key(number(0), "seconds between checks that the path still names the open file"),
+        "lock_timeout": Key(number(0, strict_low=True), "seconds to wait while htdbm holds a lock"),
     },
     "sql": {
         "driver": Key(choice("sqlite", "postgresql", "mysql"), "database driver", required=True, arg=""),
@@ -307,12 +310,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key(number(1, 65535, integer=True), "server port", arg=""),
         "user": Key(string, "database user", arg=""),
         "password": Key(string, "database password", secret=True, arg=""),
-        "preset": Key(choice("django", "wsgiauth"), "ready-made queries for a known schema"),
-        "user_query": Key(string, "query returning the hash (first column) for one user (%s)"),
-        "groups_query": Key(string, "query returning one group per row for one user (%s)"),
-        "realm_query": Key(string, "query returning the HA1 for user and realm (%s, %s)"),
-        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process"),
-        "timeout": Key(number(0, strict_low=True), "seconds to wait for a connection or a query"),
+        "unix_socket": Key(string, "MySQL server socket, instead of TCP", arg=""),
+        "preset": Key(choice("wsgiauth", "django"), "ready-made queries for a known schema (default: wsgiauth)"),
+        "password_query": Key(string, "query giving the hash (first column) of :user"),
+        "groups_query": Key(string, "query giving one group per row for :user (\"\" disables groups)"),
+        "realm_query": Key(string, "query giving the HA1 of :user in :realm (\"\" disables Digest)"),
+        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process (DBDMax)"),
+        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
+        "max_idle": Key(number(0, strict_low=True), "seconds an unused connection is kept (DBDExptime)"),
+        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
+        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
+        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
+        "connect_timeout": Key(number(0, strict_low=True), "seconds before a connection attempt gives up", arg=""),
+        "timeout": Key(number(0, strict_low=True), "query timeout (statement_timeout, read_timeout, SQLite lock)",
+                       arg=""),
     },
     "ldap": {
         "url": Key(url("ldap", "ldaps", what="an ldap:// or ldaps://"),
@@ -510,12 +521,18 @@ def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any
                 ctx.errors.add(f"{path}.database", "required for driver 'mysql'")
             if "conninfo" in section:
                 ctx.errors.add(f"{path}.conninfo", "only for driver 'postgresql'; use host, port, user, database")
-        if "preset" not in section and "user_query" not in section:
-            ctx.errors.add(f"{path}.user_query", "required unless a preset ('django' or 'wsgiauth') is given")
-        for q, n in (("user_query", 1), ("groups_query", 1), ("realm_query", 2)):
-            text = checked.get(q)
-            if isinstance(text, str) and text.count("%s") != n:
-                ctx.errors.add(f"{path}.{q}", f"must contain exactly {n} %s placeholder{'s' if n > 1 else ''}")
+        if driver in ("sqlite", "postgresql", "mysql"):
+            from .backends.sql import compile_query
+
+            for q, allowed in (("password_query", ("user",)), ("groups_query", ("user",)),
+                               ("realm_query", ("user", "realm"))):
+                text = checked.get(q)
+                if isinstance(text, str):
+                    try:
+                        compile_query(text, driver, allowed)
+                    except ValueError as exc:
+                        ctx.errors.add(f"{path}.{q}", str(exc))
+                        checked.pop(q, None)
     elif kind == "ldap":
         if "bind_dn" in checked and "bind_password" not in checked and not any(
                 f"bind_password{s}" in section for s in ("", "_file", "_env")):
@@ -539,19 +556,26 @@ def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: _Ctx) -
                     ctx.errors.add(f"backends.{name}.members[{i}]", f"no backend named {member!r}")
                 elif member == name:
                     ctx.errors.add(f"backends.{name}.members[{i}]", "a chain cannot contain itself")
-    # cycles among chains
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        b = backends.get(name)
+    # cycles among chains (each reported once, from the first chain of the file on it)
+    reported: set[frozenset[str]] = set()
+
+    def visit(start: str, node: str, trail: tuple[str, ...]) -> None:
+        b = backends.get(node)
         if b is None or b["type"] != "chain":
             return
         for member in b.get("members", []):
-            if member in trail and member != name:
-                ctx.errors.add(f"backends.{name}.members", f"cycle: {' -> '.join((*trail, member))}")
-                return
-            if member != name:
-                visit(member, (*trail, member))
+            if member == node:
+                continue  # reported above
+            if member == start:
+                cycle = frozenset(trail)
+                if cycle not in reported:
+                    reported.add(cycle)
+                    ctx.errors.add(f"backends.{start}.members", f"cycle: {' -> '.join((*trail, member))}")
+            elif member not in trail:
+                visit(start, member, (*trail, member))
+
     for name in backends:
-        visit(name, (name,))
+        visit(name, name, (name,))
     chosen = out["top"].get("backend")
     if chosen is not None:
         if chosen not in raw:
@@ -664,32 +688,41 @@ def _build_htpasswd(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
 
 
 def _build_dbm(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
-    from .backends import dbm  # type: ignore[attr-defined,unused-ignore]
+    from .backends import dbm
 
     path = kw.pop("path")
-    if kw.get("type") == "default":
-        kw.pop("type")
-    return dbm.Backend(path, **kw)  # type: ignore[no-any-return]
+    for k in ("type", "group_type"):
+        if kw.get(k) == "default":
+            kw[k] = "db"  # Apache's "default" DBM type on Debian
+    return dbm.Backend(path, **kw)
 
 
 def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
-    from .backends import sql  # type: ignore[attr-defined,unused-ignore]
+    from .backends import sql
 
     driver = checked["driver"]
+    timeouts: dict[str, Any] = {}
     if driver == "sqlite":
-        return sql.sqlite(checked["database"], **kw)  # type: ignore[no-any-return]
+        if "timeout" in checked:
+            timeouts["timeout"] = checked["timeout"]
+        return sql.sqlite(checked["database"], **timeouts, **kw)
+    if "connect_timeout" in checked:
+        timeouts["connect_timeout"] = checked["connect_timeout"]
     if driver == "postgresql":
-        conninfo = checked.get("conninfo")
-        if conninfo is None:
-            parts = {"host": checked.get("host"), "port": checked.get("port"), "dbname": checked.get("database"),
-                     "user": checked.get("user"), "password": checked.get("password")}
-            conninfo = " ".join(f"{k}='{_pq_escape(str(v))}'" for k, v in parts.items() if v is not None)
-        elif "password" in checked:
-            conninfo = f"{conninfo} password='{_pq_escape(checked['password'])}'" if "://" not in conninfo \
-                else conninfo
-        return sql.postgresql(conninfo, **kw)  # type: ignore[no-any-return]
-    conn = {k: checked[k] for k in ("host", "port", "user", "password", "database") if k in checked}
-    return sql.mysql(**conn, **kw)  # type: ignore[no-any-return]
+        if "timeout" in checked:
+            timeouts["statement_timeout"] = checked["timeout"]
+        conninfo = checked.get("conninfo", "")
+        parts = {"host": checked.get("host"), "port": checked.get("port"), "dbname": checked.get("database"),
+                 "user": checked.get("user"), "password": checked.get("password")}
+        extra = " ".join(f"{k}='{_pq_escape(str(v))}'" for k, v in parts.items() if v is not None)
+        if extra and "://" in conninfo:
+            raise ConfigError("give either a postgresql:// URL in conninfo or host/port/database/user/password")
+        conninfo = f"{conninfo} {extra}".strip()
+        return sql.postgresql(conninfo, **timeouts, **kw)
+    if "timeout" in checked:
+        timeouts["read_timeout"] = checked["timeout"]
+    conn = {k: checked[k] for k in ("host", "port", "user", "password", "database", "unix_socket") if k in checked}
+    return sql.mysql(**conn, **timeouts, **kw)
 
 
 def _pq_escape(value: str) -> str:
@@ -697,10 +730,9 @@ def _pq_escape(value: str) -> str:
 
 
 def _build_ldap(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
-    from .backends import ldap  # type: ignore[attr-defined,unused-ignore]
+    from .backends import ldap
 
-    cls = getattr(ldap, "Backend", None) or ldap.LDAPBackend
-    return cls(**kw)  # type: ignore[no-any-return,unused-ignore]
+    return ldap.LDAPBackend(**kw)
 
 
 _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {

@@ -1,0 +1,373 @@
+"""The TOML configuration: every key, every error message (all reported at once, with key paths), secrets from
+files and environment variables, and the hooks a loaded file gives."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+from backends._common import missing, require_tool
+
+from wsgiauth import ConfigError, config, load
+from wsgiauth.compose import Canonical, Chain
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """htpasswd/htgroup/htdigest files written by Apache's own tools."""
+    d = tmp_path_factory.mktemp("store")
+    htpasswd = require_tool("htpasswd")
+    subprocess.run([htpasswd, "-cbB", "-C", "4", str(d / "users"), "alice", "wonder"], check=True,
+                   capture_output=True)
+    subprocess.run([htpasswd, "-bm", str(d / "users"), "Bob", "builder"], check=True, capture_output=True)
+    subprocess.run([htpasswd, "-cbm", str(d / "more"), "carol", "singer"], check=True, capture_output=True)
+    (d / "groups").write_text("staff: alice\nadmins: alice Bob\n")
+    (d / "digest").write_text("alice:Staff:" + __import__("hashlib").md5(b"alice:Staff:wonder").hexdigest() + "\n")
+    (d / "ldap-pw").write_text("s3cret\n")
+    return d
+
+
+def write(d: Path, text: str, name: str = "site.toml") -> Path:
+    p = d / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def errors_of(d: Path, text: str, **kw: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(write(d, text, name=f"bad{abs(hash(text))}.toml"), **kw)  # type: ignore[arg-type]
+    errs: list[str] = info.value.errors  # type: ignore[attr-defined]
+    assert str(info.value).count("\n") == len(errs)  # one line per error after the heading
+    return errs
+
+
+def test_minimal_file_gives_working_hooks(store: Path) -> None:
+    cfg = load(write(store, """
+        realm = "Staff"
+        [backends.files]
+        type = "htpasswd"
+        users = "users"          # relative to the config file
+        groups = "groups"
+        digest = "digest"
+    """))
+    check_password, get_realm_hash, groups_for_user, allow_access = cfg.hooks()
+    assert check_password({}, "alice", "wonder") is True
+    assert check_password({}, "alice", "nope") is False
+    assert check_password({}, "nobody", "x") is None
+    assert sorted(groups_for_user({}, "alice")) == ["admins", "staff"]
+    assert get_realm_hash({}, "alice", "Staff") == __import__("hashlib").md5(b"alice:Staff:wonder").hexdigest()
+    assert allow_access({}, "10.0.0.1") is None  # no [access] table: no decision
+    assert cfg.realm == "Staff"
+    assert cfg.backend.label == "files"
+
+
+def test_same_file_same_objects(store: Path) -> None:
+    text = '[backends.f]\ntype = "htpasswd"\nusers = "users"\n'
+    p = write(store, text, "same.toml")
+    first = load(p)
+    assert load(str(p)) is first
+    assert load(p).backend is first.backend
+    p.write_text(text + 'log_level = "info"\n'.replace("log_level", "# changed\nlog_level"))
+    assert load(p) is not first  # new content: new objects
+
+
+def test_all_errors_at_once_with_key_paths(store: Path) -> None:
+    errs = errors_of(store, """
+        log_level = "loud"
+        backend = "main"
+        colour = 1
+        [backends.corp]
+        type = "ldap"
+        url = "http://dir.example.org/"
+        bind_dn = "cn=svc"
+        timeout = -1
+        [backends.files]
+        type = "htpasswd"
+        users = "missing-file"
+        check_interval = "soon"
+        userz = 1
+        [backends.main]
+        type = "chain"
+        members = ["corp", "nowhere"]
+    """)
+    assert "log_level: must be one of 'debug', 'info', 'warning', 'error', 'off', not 'loud'" in errs
+    assert "colour: unknown key" in errs
+    assert "backends.corp.url: not an ldap:// or ldaps:// URL: 'http://dir.example.org/'" in errs
+    assert any(e.startswith("backends.corp.bind_password: required with bind_dn") for e in errs)
+    assert "backends.corp.timeout: must be greater than 0, not -1" in errs
+    assert f"backends.files.users: {store / 'missing-file'} does not exist" in errs
+    assert "backends.files.check_interval: expected a number, got a string" in errs
+    assert "backends.files.userz: unknown key (did you mean 'users'?)" in errs
+    assert "backends.main.members[1]: no backend named 'nowhere'" in errs
+    assert len(errs) == 9
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "backends: no backend defined: add a [backends.NAME] table with a type"),
+    ("backends = 3", "backends: expected a table, got an integer"),
+    ("[backends.x]\nusers='users'", "backends.x.type: must be one of chain, dbm, htdigest, htgroup, htpasswd, ldap, "
+                                    "sql (got missing)"),
+    ("[backends.x]\ntype='nis'", "backends.x.type: must be one of chain, dbm, htdigest, htgroup, htpasswd, ldap, sql "
+                                 "(got 'nis')"),
+    ("[backends.x]\ntype='htpasswd'", "backends.x.users: required: htpasswd file (user:hash)"),
+    ("[backends.x]\ntype='htpasswd'\nusers=''", "backends.x.users: must not be empty"),
+    ("[backends.x]\ntype='htpasswd'\nusers=['a']", "backends.x.users: expected a non-empty string, got an array"),
+    ("[backends.x]\ntype='htdigest'", "backends.x.digest: required: htdigest file (user:realm:HA1)"),
+    ("[backends.x]\ntype='htgroup'", "backends.x.groups: required: htgroup file (group: member member...)"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\ncheck_interval=-1",
+     "backends.x.check_interval: must be at least 0, not -1"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\nallow_plaintext='yes'",
+     "backends.x.allow_plaintext: expected true or false, got a string"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\non_error='explode'",
+     "backends.x.on_error: must be one of 'unknown', 'deny', 'raise', not 'explode'"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\ncanonicalize={upper=true}",
+     "backends.x.canonicalize.upper: unknown key"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\ncanonicalize=1", "backends.x.canonicalize: expected a table, "
+                                                                     "got an integer"),
+    ("[backends.x]\ntype='dbm'", "backends.x.path: required: DBM file, as given to AuthDBMUserFile"),
+    ("[backends.x]\ntype='dbm'\npath='u.db'\ndbm_type='ndbm'",
+     "backends.x.dbm_type: must be one of 'auto', 'db', 'gdbm', 'sdbm', 'default', not 'ndbm'"),
+    ("[backends.x]\ntype='sql'\ndriver='oracle'\npreset='django'",
+     "backends.x.driver: must be one of 'sqlite', 'postgresql', 'mysql', not 'oracle'"),
+    ("[backends.x]\ntype='sql'\ndriver='sqlite'\npreset='django'",
+     "backends.x.database: required for driver 'sqlite': the path of the database file"),
+    ("[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='nope.db'\npreset='django'",
+     "backends.x.database: {store}/nope.db does not exist"),
+    ("[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='users'\nhost='h'\npreset='django'",
+     "backends.x.host: not used with driver 'sqlite'"),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\npreset='django'",
+     "backends.x.conninfo: required for driver 'postgresql' (or give host/database/user)"),
+    ("[backends.x]\ntype='sql'\ndriver='mysql'\npreset='django'", "backends.x.database: required for driver 'mysql'"),
+    ("[backends.x]\ntype='sql'\ndriver='mysql'\ndatabase='d'\nconninfo='c'\npreset='django'",
+     "backends.x.conninfo: only for driver 'postgresql'; use host, port, user, database"),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\nconninfo='dbname=x'\npassword_query='select 1'",
+     "backends.x.password_query: "),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\nconninfo='dbname=x'\ngroups_query='select g where u=:realm'",
+     "backends.x.groups_query: "),
+    ("[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='users'\npreset='nosuch'",
+     "backends.x.preset: must be one of 'wsgiauth', 'django', not 'nosuch'"),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\nconninfo='x'\npreset='django'\nport=70000",
+     "backends.x.port: must be at most 65535, not 70000"),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\nconninfo='x'\npreset='django'\npool_size=1.5",
+     "backends.x.pool_size: expected an integer, got a number"),
+    ("[backends.x]\ntype='ldap'", "backends.x.url: required (or hosts): ldap[s]://host/basedn?attr?scope?filter"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://'", "backends.x.url: not an ldap:// or ldaps:// URL: 'ldap://'"),
+    ("[backends.x]\ntype='ldap'\nurl='ldaps://h/dc=x'\nstarttls=true",
+     "backends.x.starttls: STARTTLS makes no sense on an ldaps:// URL"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\nscope='tree'",
+     "backends.x.scope: must be one of 'base', 'one', 'sub', not 'tree'"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\nmax_depth=99", "backends.x.max_depth: must be at most 20, not 99"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\ngroup_attributes=[1]",
+     "backends.x.group_attributes: expected an array of non-empty strings"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\nbind_dn='cn=a'\nbind_password='p'\nbind_password_env='E'",
+     "backends.x.bind_password_env: give only one of bind_password, bind_password_env"),
+    ("[backends.x]\ntype='chain'", "backends.x.members: required: names of the backends asked in order"),
+    ("[backends.x]\ntype='chain'\nmembers=['x']", "backends.x.members[0]: a chain cannot contain itself"),
+    ("[backends.a]\ntype='chain'\nmembers=['b']\n[backends.b]\ntype='chain'\nmembers=['a']\n",
+     "backends.a.members: cycle: a -> b -> a"),
+    ("backend='zz'\n[backends.x]\ntype='htpasswd'\nusers='users'",
+     "backend: no backend named 'zz' (defined: x)"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[backends.y]\ntype='htpasswd'\nusers='users'",
+     'backend: several backends are defined: say which one the hooks use (backend = "NAME", one of x, y)'),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[cache]\nttl=0", "cache.ttl: must be greater than 0, not 0"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[cache]\nredis=true\nkey='0123456789abcdef'",
+     "redis: a cache or throttle asks for redis = true but there is no [redis] table"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[cache]\nredis=true\n[redis]\nurl='redis://127.0.0.1'",
+     "cache.key: required with redis = true (the key shared by every process; give key_file or key_env)"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[redis]\nurl='http://x'",
+     "redis.url: not a redis://, rediss:// or unix:// URL: 'http://x'"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[throttle]\nper='ip'",
+     "throttle.per: must be one of 'user', 'address', 'both', not 'ip'"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[throttle]\nmax_failures=0",
+     "throttle.max_failures: must be at least 1, not 0"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[access]\ndefault='deny'", "access: give allow and/or deny rules"),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[access]\nallow=['10.0.0.300']",
+     "access.allow[0]: "),
+    ("[backends.x]\ntype='htpasswd'\nusers='users'\n[access]\nallow=['local']\ndefault='maybe'",
+     "access.default: must be one of 'allow', 'deny', 'none', not 'maybe'"),
+])
+def test_each_error_message(store: Path, text: str, expected: str) -> None:
+    errs = errors_of(store, text)
+    expected = expected.replace("{store}", str(store))
+    assert any(e.startswith(expected) for e in errs), errs
+
+
+def test_not_toml_and_unreadable(store: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[backends.x\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: not valid TOML"):
+        load(bad)
+    with pytest.raises(ConfigError, match=r"absent.toml: cannot read the configuration file: No such file"):
+        load(tmp_path / "absent.toml")
+
+
+LDAP = """
+    [backends.corp]
+    type = "ldap"
+    url = "ldap://127.0.0.1:1/ou=people,dc=example,dc=org?uid"
+    bind_dn = "cn=svc,dc=example,dc=org"
+    {secret}
+"""
+
+
+def test_secret_from_file(store: Path) -> None:
+    cfg = load(write(store, LDAP.format(secret='bind_password_file = "ldap-pw"'), "pwfile.toml"))
+    assert cfg.backend._bind_password == "s3cret"  # type: ignore[attr-defined]  # trailing newline dropped
+    assert cfg.settings["backends"]["corp"]["bind_password"] == "***"
+
+
+def test_secret_from_environment(store: Path) -> None:
+    cfg = load(write(store, LDAP.format(secret='bind_password_env = "CORP_PW"'), "pwenv.toml"),
+               environ={"CORP_PW": "from-env"})
+    assert cfg.backend._bind_password == "from-env"  # type: ignore[attr-defined]
+
+
+def test_secret_inline_is_allowed(store: Path) -> None:
+    cfg = load(write(store, LDAP.format(secret='bind_password = "inline"'), "pwinline.toml"))
+    assert cfg.backend._bind_password == "inline"  # type: ignore[attr-defined]
+
+
+def test_secret_errors(store: Path) -> None:
+    (store / "empty-pw").write_text("\n")
+    assert errors_of(store, LDAP.format(secret='bind_password_env = "NOT_SET_ANYWHERE"'), environ={}) == [
+        "backends.corp.bind_password_env: environment variable NOT_SET_ANYWHERE is not set (for Apache's processes, "
+        "export it in /etc/apache2/envvars)"]
+    assert errors_of(store, LDAP.format(secret='bind_password_file = "no-such-file"')) == [
+        f"backends.corp.bind_password_file: cannot read {store / 'no-such-file'}: No such file or directory"]
+    assert errors_of(store, LDAP.format(secret='bind_password_file = "empty-pw"')) == [
+        f"backends.corp.bind_password_file: {store / 'empty-pw'} is empty"]
+
+
+def test_secret_file_unreadable_names_uid(store: Path) -> None:
+    if os.geteuid() != 0:
+        missing("needs root to run as www-data (CI runs as root)")
+    tmp_path = Path(tempfile.mkdtemp(prefix="wsgiauth-cfg-", dir="/tmp"))  # pytest's tmp dirs are root-only
+    secret = tmp_path / "root-only"
+    secret.write_text("x")
+    secret.chmod(0o600)
+    tmp_path.chmod(0o755)
+    conf = write(tmp_path, LDAP.format(secret=f'bind_password_file = "{secret}"'), "c.toml")
+    conf.chmod(0o644)
+    code = f"from wsgiauth import load\ntry:\n    load({str(conf)!r})\nexcept ValueError as e:\n    print(e)\n"
+    try:
+        out = subprocess.run(["runuser", "-u", "www-data", "--", sys.prefix + "/bin/python", "-c", code],
+                             capture_output=True, text=True, cwd="/", timeout=60)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert f"bind_password_file: cannot read {secret}: permission denied for uid 33" in out.stdout, out.stderr
+
+
+def test_chain_canonicalize_and_access(store: Path) -> None:
+    cfg = load(write(store, """
+        backend = "all"
+        [backends.main]
+        type = "htpasswd"
+        users = "users"
+        groups = "groups"
+        canonicalize = { lower = true }
+        [backends.more]
+        type = "htpasswd"
+        users = "more"
+        label = "second file"
+        [backends.all]
+        type = "chain"
+        members = ["main", "more"]
+        [access]
+        allow = ["127.0.0.0/8", "10.1.0.0/16"]
+        deny = ["10.1.2.0/24"]
+        default = "deny"
+    """, "chain.toml"))
+    check_password, _, groups_for_user, allow_access = cfg.hooks()
+    assert isinstance(cfg.backend, Chain)
+    assert isinstance(cfg.backends["main"], Canonical)
+    assert check_password({}, "ALICE", "wonder") == "alice"  # canonical name reported to Apache
+    assert check_password({}, "carol", "singer") is True  # unknown to the first file, known to the second
+    assert check_password({}, "carol", "wrong") is False
+    assert "staff" in groups_for_user({}, "alice")
+    assert allow_access({}, "127.0.0.1") is True
+    assert allow_access({}, "10.1.2.3") is False
+    assert allow_access({}, "192.0.2.1") is False
+    assert cfg.backends["more"].label == "second file"
+
+
+def test_single_root_is_chosen_without_backend_key(store: Path) -> None:
+    cfg = load(write(store, """
+        [backends.a]
+        type = "htpasswd"
+        users = "users"
+        [backends.b]
+        type = "htpasswd"
+        users = "more"
+        [backends.both]
+        type = "chain"
+        members = ["a", "b"]
+    """, "roots.toml"))
+    assert isinstance(cfg.backend, Chain)
+
+
+def test_cache_and_throttle_wrap_the_top(store: Path) -> None:
+    from wsgiauth.cache import CachedBackend
+    from wsgiauth.throttle import ThrottledBackend
+
+    cfg = load(write(store, """
+        log_level = "error"
+        [backends.f]
+        type = "htpasswd"
+        users = "users"
+        [cache]
+        ttl = 60
+        max_size = 100
+        [throttle]
+        max_failures = 3
+        window = 60
+        lockout = 30
+        per = "user"
+    """, "wrapped.toml"))
+    assert isinstance(cfg.backend, ThrottledBackend)
+    assert isinstance(cfg.backend.inner, CachedBackend)
+    check_password = cfg.hooks()[0]
+    assert check_password({"REMOTE_ADDR": "127.0.0.1"}, "alice", "wonder") is True
+    for _ in range(3):
+        assert check_password({"REMOTE_ADDR": "127.0.0.1"}, "Bob", "bad") is False
+    # locked out now: even the right password is refused
+    assert check_password({"REMOTE_ADDR": "127.0.0.1"}, "Bob", "builder") in (False, None)
+
+
+def test_disabled_cache_is_not_applied(store: Path) -> None:
+    cfg = load(write(store, '[backends.f]\ntype="htpasswd"\nusers="users"\n[cache]\nenabled=false\n', "nocache.toml"))
+    assert type(cfg.backend).__name__ == "Backend"
+
+
+def test_global_log_level_and_on_error_reach_backends(store: Path) -> None:
+    cfg = load(write(store, 'log_level="debug"\non_error="deny"\n[backends.f]\ntype="htpasswd"\nusers="users"\n',
+                     "levels.toml"))
+    assert cfg.backend.log_level == "debug"
+    assert cfg.backend.on_error == "deny"
+
+
+@pytest.mark.parametrize("kind", ["htpasswd", "dbm", "sql", "ldap"])
+def test_schema_keys_are_constructor_arguments(kind: str) -> None:
+    """Every key the config passes on is a keyword the backend really takes (the schema cannot drift)."""
+    module = importlib.import_module(f"wsgiauth.backends.{kind}")
+    if kind == "ldap":
+        ctor = module.LDAPBackend
+    elif kind == "sql":
+        ctor = module.Backend
+    else:
+        ctor = module.Backend
+    params = inspect.signature(ctor).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    keys = {**config._COMMON, **config.SCHEMA[kind]}
+    for key, spec in keys.items():
+        if spec.arg == "":
+            continue
+        arg = spec.arg or key
+        assert arg in params or (takes_any and arg in ("label", "on_error", "log_level")), (kind, key)
