@@ -8,6 +8,7 @@ fails keeps the last good copy in force, so a half-written or briefly unreadable
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -27,9 +28,9 @@ T = TypeVar("T")
 _Signature = tuple[int, int, int, int]
 
 # A file whose mtime is this close to the moment it was examined may still change without its mtime changing
-# (timestamps have a granularity: a jiffy on Linux, a second or two on some file systems). Such a load is
-# confirmed by one more load at the next check ("racy" in git's sense), so that a same-size rewrite within one
-# tick is not missed.
+# (timestamps have a granularity: a jiffy on Linux, a second or two on some file systems): "racy" in git's sense.
+# While a file is racy, a check also compares a digest of its bytes (cheap next to parsing), so that a same-size
+# rewrite within one timestamp tick is not missed.
 _RACY_NS = 2_000_000_000
 
 
@@ -59,6 +60,22 @@ def describe_failure(exc: BaseException) -> str:
 
 def _signature(st: os.stat_result) -> _Signature:
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _is_racy(st: os.stat_result) -> bool:
+    return abs(time.time_ns() - st.st_mtime_ns) < _RACY_NS
+
+
+def _file_digest(path: str) -> bytes:
+    """A digest of the file's bytes (opened non-blocking: a FIFO must not hang us)."""
+    digest = hashlib.blake2b(digest_size=16)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.digest()
 
 
 class WatchedFile(Generic[T]):
@@ -97,6 +114,8 @@ class WatchedFile(Generic[T]):
         self._gone_logged = False
         try:
             st = os.stat(self.path)
+            # The digest is taken before the load: if the file changes in between, the next check reloads.
+            digest = _file_digest(self.path) if _is_racy(st) else None
             value = load(self.path)
         except StoreError:
             raise
@@ -106,7 +125,7 @@ class WatchedFile(Generic[T]):
             raise StoreError(f"cannot {verb} {what} {self.path}: {reason} for {process_identity()}") from exc
         self._value: T = value
         self._sig: _Signature = _signature(st)
-        self._racy = self._is_racy(st)
+        self._digest: bytes | None = digest  # set while the file is racy
         self._next_check = time.monotonic() + check_interval
 
     # ------------------------------------------------------------------ reading
@@ -172,20 +191,29 @@ class WatchedFile(Generic[T]):
             self._gone_logged = False
             logger.info("%s %s is back", self.what, self.path)
         sig = _signature(st)
-        if sig == self._sig and not self._racy:
-            return False
+        racy = _is_racy(st)
+        if sig == self._sig:
+            if self._digest is None:
+                return False
+            try:
+                same = _file_digest(self.path) == self._digest
+            except OSError:
+                return False  # unreadable for now: keep the copy, look again at the next check
+            if same:
+                if not racy:
+                    self._digest = None  # the mtime is old enough now: the signature alone tells changes
+                return False
         try:
+            digest = _file_digest(self.path) if racy else None
             value = self._load(self.path)
-        except Exception as exc:  # any failure keeps the last good copy
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the last good copy
             if sig != self._failed_sig:
                 self._failed_sig = sig
                 logger.warning("reloading %s %s failed (%s); keeping the last good copy and retrying",
                                self.what, self.path, describe_failure(exc))
             return False
         self._failed_sig = None
-        self._racy = self._is_racy(st)
-        if sig == self._sig and _same(value, self._value):
-            return False  # a confirmation load of a recently written file: nothing changed
+        self._digest = digest
         # Publish the value before the signature and generation: a reader that sees the new generation also
         # sees the new value (one reference assignment each, atomic under the GIL).
         self._value = value
@@ -194,17 +222,5 @@ class WatchedFile(Generic[T]):
         logger.info("reloaded %s %s", self.what, self.path)
         return True
 
-    @staticmethod
-    def _is_racy(st: os.stat_result) -> bool:
-        return abs(time.time_ns() - st.st_mtime_ns) < _RACY_NS
-
     def __repr__(self) -> str:
         return f"<WatchedFile {self.what} {self.path!r} generation={self._generation}>"
-
-
-def _same(a: object, b: object) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:  # cannot compare: count as changed
-        return False
-
