@@ -119,6 +119,10 @@ INCLUDE = "".join([
     _location("/native/group", "Basic", "file", "group staff", USERS + '    AuthGroupFile "${WSGIAUTH_SITE}/htgroup"\n'),
     _location("/wsgi/group", "Basic", "wsgi", "wsgi-group staff",
               SCRIPT + '    WSGIAuthGroupScript "${WSGIAUTH_SITE}/auth.wsgi"\n'),
+    # Apache's own file provider authenticates, wsgiauth answers the group question
+    _location("/native/fgroup", "Basic", "file", "group staff", USERS + '    AuthGroupFile "${WSGIAUTH_SITE}/htgroup"\n'),
+    _location("/wsgi/fgroup", "Basic", "file", "wsgi-group staff",
+              USERS + '    WSGIAuthGroupScript "${WSGIAUTH_SITE}/auth.wsgi"\n'),
     _location("/native/GROUP", "Basic", "file", "group STAFF", USERS + '    AuthGroupFile "${WSGIAUTH_SITE}/htgroup"\n'),
     _location("/wsgi/GROUP", "Basic", "wsgi", "wsgi-group STAFF",
               SCRIPT + '    WSGIAuthGroupScript "${WSGIAUTH_SITE}/auth.wsgi"\n'),
@@ -134,7 +138,7 @@ INCLUDE = "".join([
 @dataclasses.dataclass(frozen=True)
 class Case:
     why: str
-    kind: str  # basic | group | GROUP | digest | colonrealm
+    kind: str  # basic | group | fgroup | GROUP | digest | colonrealm
     user: str
     password: str
     status: int  # what Apache's rules predict
@@ -194,6 +198,9 @@ CASES = [
     Case("no-group", "group", "u_crypt", "pw-crypt", 401),
     Case("member-wrong-password", "group", "u_md5", "pw-xxx", 401),
     Case("unknown-user", "group", "nobody", "pw-md5", 401),
+    # AuthBasicProvider file + WSGIAuthGroupScript
+    Case("member", "fgroup", "u_sha512", "pw-sha512", 200),
+    Case("non-member", "fgroup", "u_sha1", "pw-sha1", 401),
     # group names compare case-insensitively on both sides (Require group STAFF)
     Case("member-upper-group", "GROUP", "u_md5", "pw-md5", 200),
     Case("non-member-upper-group", "GROUP", "u_sha1", "pw-sha1", 401),
