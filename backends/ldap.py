@@ -145,6 +145,7 @@ class Slapd:
             :meth:`close`).
         seed: load ``backends/ldap/seed.ldif`` after the first start.
         log_level: slapd's ``-d`` debug level (``0``: errors only; ``stats`` logs every operation).
+        cert_hosts: the names the server certificate holds (change them to test host name checking).
 
     Attributes:
         port, tls_port: the plain (STARTTLS-capable) and LDAPS ports on 127.0.0.1.
@@ -162,7 +163,8 @@ class Slapd:
     passwords = PASSWORDS
     active_filter = ACTIVE_FILTER
 
-    def __init__(self, directory: Path | None = None, *, seed: bool = True, log_level: str = "0") -> None:
+    def __init__(self, directory: Path | None = None, *, seed: bool = True, log_level: str = "0",
+                 cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> None:
         self.slapd = find_tool("slapd", "/usr/sbin")
         self.ldapadd = find_tool("ldapadd")
         self.ldapsearch = find_tool("ldapsearch")
@@ -172,6 +174,7 @@ class Slapd:
         self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-slapd-")) if directory is None else directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
+        self.cert_hosts = cert_hosts
         self.log_level = log_level
         self.port = free_port()
         self.tls_port = free_port()
@@ -187,7 +190,7 @@ class Slapd:
     # ------------------------------------------------------------------ setup
 
     def _configure(self) -> None:
-        make_ca(self.dir / "tls")
+        make_ca(self.dir / "tls", hosts=self.cert_hosts)
         (self.dir / "db").mkdir(exist_ok=True)
         includes = [str(SCHEMA_DIR / f"{s}.schema") for s in SCHEMAS] + [str(TEST_SCHEMA)]
         self.conf.write_text(SLAPD_CONF.format(

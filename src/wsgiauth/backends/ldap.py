@@ -279,11 +279,6 @@ class LDAPBackend(Backend):
             "breaker_threshold": breaker_threshold, "breaker_reset": breaker_reset,
         }
         self._tls = self._make_tls() if (self.use_ssl or self.starttls) else None
-        self._servers = [
-            ldap3.Server(h.host, port=h.port, use_ssl=self.use_ssl, tls=self._tls, get_info=ldap3.NONE,
-                         connect_timeout=self.connect_timeout)
-            for h in self.hosts
-        ]
         secret = self._bind_password.encode() if isinstance(self._bind_password, str) else self._bind_password
         identity = (
             tuple(str(h) for h in self.hosts), self.use_ssl, self.starttls, self.ca_file, self.verify,
@@ -314,7 +309,11 @@ class LDAPBackend(Backend):
         credential binds.
         """
         errors: list[str] = []
-        for server in self._servers:
+        for host in self.hosts:
+            # A fresh Server each time: ldap3 marks an address that failed once as unusable for minutes, which
+            # would keep a restarted server "unreachable" long after it is back.
+            server = ldap3.Server(host.host, port=host.port, use_ssl=self.use_ssl, tls=self._tls,
+                                  get_info=ldap3.NONE, connect_timeout=self.connect_timeout)
             conn = ldap3.Connection(
                 server, client_strategy=ldap3.SYNC, auto_bind=ldap3.AUTO_BIND_NONE, read_only=True,
                 receive_timeout=self._receive_timeout, check_names=False, auto_referrals=False, raise_exceptions=False,
