@@ -239,6 +239,21 @@ class MariaDBServer:
         """Create wsgiauth's minimal schema and the seed users (backends/sql/schema.mysql.sql, seed.sql)."""
         self.load_sql(SCHEMA, SEED)
 
+    def add_user(self, name: str, password: str) -> dict[str, Any]:
+        """Create an account that may only read the application database (as Apache's should).
+
+        Returns:
+            its connection keyword arguments (host, port, user, password, database).
+        """
+        conn = self._root()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (name, password))
+                cur.execute(f"GRANT SELECT ON `{self.database}`.* TO %s@'127.0.0.1'", (name,))
+        finally:
+            conn.close()
+        return {**self.connect_kwargs, "user": name, "password": password}
+
     def count_connections(self, user: str | None = None) -> int:
         """Connections of ``user`` (default: the application user) open on the server right now."""
         rows = self.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE user = %s",

@@ -255,6 +255,23 @@ class PostgresServer:
         """Create wsgiauth's minimal schema and the seed users (backends/sql/schema.sql, seed.sql)."""
         self.load_sql(SCHEMA, SEED)
 
+    def add_user(self, name: str, password: str) -> str:
+        """Create a login role that may only read the application database's tables (as Apache's should).
+
+        Returns:
+            the role's libpq conninfo.
+        """
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(self.database), sql.Identifier(name)))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(name)))
+        return f"host={self.host} port={self.port} dbname={self.database} user={name} password={password}"
+
     def count_connections(self, user: str | None = None) -> int:
         """Client connections of ``user`` (default: the application role) open on the server right now."""
         rows = self.execute(
