@@ -373,3 +373,44 @@ def test_demo_main_runs_until_ctrl_c(apache_available):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------- the launcher itself
+
+
+def test_launcher_loads_every_native_auth_module_and_restarts(apache_available):
+    from backends.apache import NATIVE_AUTH_MODULES
+
+    with Apache(modules=NATIVE_AUTH_MODULES) as server:
+        pid = server.pid
+        assert server.get("/x").json()["PATH_INFO"] == "/x"  # the default app, no auth configured
+        loaded = server.include_file.read_text()
+        for name in NATIVE_AUTH_MODULES:
+            assert f"LoadModule {name}_module" in loaded
+        server.restart()
+        assert server.get("/after-restart").status == 200
+        server.graceful()
+        assert server.get("/after-graceful").status == 200
+        assert server.pid == pid  # the parent survives both
+        assert server.error_log_text().count("AH00489") == 3  # three generations started
+    assert not server.running
+    assert not server.root.exists()
+    with pytest.raises(OSError):
+        import socket
+
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_launcher_fails_fast_on_a_configuration_error(apache_available):
+    from backends._common import ServerError
+
+    server = Apache(include="ThisIsNotADirective on\n")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServerError) as info:
+            server.start()
+        assert time.monotonic() - started < 10
+        assert "ThisIsNotADirective" in str(info.value)  # Apache's own complaint is in the message
+        assert not server.running
+    finally:
+        server.close()
