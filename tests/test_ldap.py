@@ -17,16 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from backends import ldap as slapd_launcher
 from backends._common import require_tool
 
+from wsgiauth._ldapurl import Host, parse_ldap_url
 from wsgiauth.adapter import Outcome
+from wsgiauth.backends.ldap import LDAPBackend
 from wsgiauth.exceptions import BackendError, BackendUnavailableError, ConfigError
-
-ldap_mod = pytest.importorskip("wsgiauth.backends.ldap")
-from backends import ldap as slapd_launcher  # noqa: E402
-from wsgiauth._ldapurl import Host, parse_ldap_url  # noqa: E402
-from wsgiauth.backends.ldap import LDAPBackend  # noqa: E402
 
 ENV: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1"}
 
@@ -256,7 +253,7 @@ def test_anonymous_search(make: Callable[..., LDAPBackend]) -> None:
 def test_wrong_service_password_is_a_clear_error(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd,
                                                  ) -> None:
     b = make(bind_password="not-the-password")
-    with pytest.raises(BackendError, match="service account .*cannot bind.*check bind_dn and bind_password"):
+    with pytest.raises(BackendError, match=r"service account .*cannot bind.*check bind_dn and bind_password"):
         b.authenticate(b"alice", b"secret")
     assert b.check_password(ENV, "alice", "secret") is None
     assert make(bind_password="not-the-password", on_error="deny").check_password(ENV, "alice", "secret") is False
@@ -354,7 +351,7 @@ def test_wrong_ca_is_a_clear_error_and_never_a_grant(make: Callable[..., LDAPBac
     other_ca, _, _ = slapd_launcher.make_ca(tmp_path, name="some other CA")
     for b in (make(f"{slapd.ldaps_url}/{slapd.people}", ca_file=other_ca),
               make(f"{slapd.url}/{slapd.people}", starttls=True, ca_file=other_ca)):
-        with pytest.raises(BackendUnavailableError, match="certificate verification failed.*check ca_file"):
+        with pytest.raises(BackendUnavailableError, match=r"certificate verification failed.*check ca_file"):
             b.authenticate(b"alice", b"secret")
         assert b.check_password(ENV, "alice", "secret") is None
         assert b.groups_for_user(ENV, "alice") == []
