@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := apache2 apache2-dev apache2-utils python3-dev python3-venv libcrypt-dev libffi-dev \
 	libgdbm-dev libdb-dev gcc make openssl curl tmux wrk \
-	slapd ldap-utils postgresql mariadb-server redis-server libaprutil1-dbd-pgsql libaprutil1-ldap
+	slapd ldap-utils postgresql mariadb-server redis-server libaprutil1-dbd-pgsql libaprutil1-ldap \
+	whois
 
 .PHONY: all deps venv install traverse lint test demo bench stress clean
 
