@@ -456,8 +456,9 @@ class Apache:
         return self
 
     def _generations(self) -> int:
-        # AH00489: "Apache/2.4 ... configured -- resuming normal operations", once per (re)start.
-        return self.error_log_text().count("AH00489")
+        # "Apache/2.4 ... configured -- resuming normal operations", once per (re)start (AH00489 under event,
+        # AH00292 under worker, AH00163 under prefork).
+        return self.error_log_text().count("resuming normal operations")
 
     def _wait_ready(self, generation: int) -> None:
         def ready() -> bool:

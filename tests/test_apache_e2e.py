@@ -392,7 +392,7 @@ def test_launcher_loads_every_native_auth_module_and_restarts(apache_available):
         server.graceful()
         assert server.get("/after-graceful").status == 200
         assert server.pid == pid  # the parent survives both
-        assert server.error_log_text().count("AH00489") == 3  # three generations started
+        assert server.error_log_text().count("resuming normal operations") == 3  # three generations started
     assert not server.running
     assert not server.root.exists()
     with pytest.raises(OSError):
@@ -414,3 +414,21 @@ def test_launcher_fails_fast_on_a_configuration_error(apache_available):
         assert not server.running
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"mpm": "prefork", "processes": 2}, {"mpm": "worker"}, {"embedded": True, "processes": 2, "threads": 4}],
+    ids=["prefork", "worker", "embedded"],
+)
+def test_hooks_under_every_mpm(apache_available, options):
+    # The auth hooks run in Apache's children whatever the MPM: forked processes (prefork) or threads.
+    require_tool("htpasswd")
+    files = {"htpasswd": htpasswd_file({"alice": PW["alice"]}), "htgroup": b"staff: alice\n", "auth.wsgi": AUTH_SCRIPT}
+    with Apache(files=files, auth_user_script="auth.wsgi", auth_group_script="auth.wsgi", auth_group="staff",
+                **options) as server:
+        for _ in range(3):
+            r = server.get("/page", user="alice", password=PW["alice"])
+            assert r.status == 200, server.error_log_text()[-2000:]
+            assert r.json()["REMOTE_USER"] == "alice"
+            assert server.get("/page", user="alice", password=WRONG).status == 401
