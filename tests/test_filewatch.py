@@ -142,6 +142,17 @@ def test_same_size_rewrite_within_one_timestamp_tick(tmp_path: Path, writer: Cal
     assert watched.get() == b"password B"
 
 
+def test_just_written_file_is_rechecked_soon_whatever_the_interval(tmp_path: Path) -> None:
+    """A copy loaded while a writer was rewriting the file in place is replaced within moments, not an hour."""
+    path = tmp_path / "f"
+    path.write_bytes(b"")  # as if caught after the writer's truncate, before its write
+    watched = WatchedFile(path, CountingLoader(), check_interval=3600)
+    write_in_place(path, b"the complete file")
+    start = time.monotonic()
+    assert seen(watched, b"the complete file", timeout=2.0)
+    assert time.monotonic() - start < 1.0
+
+
 def test_stat_is_rate_limited_and_unchanged_file_not_reparsed(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "f"
@@ -171,6 +182,7 @@ def test_stat_is_rate_limited_and_unchanged_file_not_reparsed(tmp_path: Path,
 def test_change_not_seen_before_the_interval_but_by_refresh(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"old")
+    make_old(path)
     watched = WatchedFile(path, CountingLoader(), check_interval=3600)
     write_atomically(path, b"new!")
     assert watched.get() == b"old"

@@ -32,6 +32,10 @@ _Signature = tuple[int, int, int, int]
 # While a file is racy, a check also compares a digest of its bytes (cheap next to parsing), so that a same-size
 # rewrite within one timestamp tick is not missed.
 _RACY_NS = 2_000_000_000
+# While a file is racy (just written) it is checked at least this often, whatever check_interval says: a writer
+# that rewrites the file in place (Apache's own htpasswd tool truncates and rewrites) may have been caught half-way,
+# and the complete file should replace that copy quickly.
+_HOT_INTERVAL = 0.05
 
 
 def process_identity() -> str:
@@ -86,6 +90,8 @@ class WatchedFile(Generic[T]):
         load: turns the path into the in-memory value (it opens and reads the file itself). It is called
             again on every reload; an exception it raises is a failed reload.
         check_interval: seconds between two ``os.stat`` checks (monotonic clock); ``0`` checks on every call.
+            For two seconds after the file was modified, it is checked at least every 50 ms (and its bytes are
+            compared too), so that a copy caught in the middle of an in-place rewrite is soon replaced.
         what: what the file is, for messages ("htpasswd file").
 
     Raises:
@@ -126,7 +132,7 @@ class WatchedFile(Generic[T]):
         self._value: T = value
         self._sig: _Signature = _signature(st)
         self._digest: bytes | None = digest  # set while the file is racy
-        self._next_check = time.monotonic() + check_interval
+        self._next_check = time.monotonic() + self._interval()
 
     # ------------------------------------------------------------------ reading
 
@@ -174,9 +180,16 @@ class WatchedFile(Generic[T]):
             if not blocking and now < self._next_check:
                 return False  # another thread just checked
             self._next_check = now + self.check_interval
-            return self._check_locked()
+            changed = self._check_locked()
+            self._next_check = time.monotonic() + self._interval()
+            return changed
         finally:
             lock.release()
+
+    def _interval(self) -> float:
+        if self._digest is not None:  # racy: just written
+            return min(self.check_interval, _HOT_INTERVAL)
+        return self.check_interval
 
     def _check_locked(self) -> bool:
         try:
