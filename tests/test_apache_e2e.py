@@ -13,6 +13,7 @@ The password files are made by Debian's ``htpasswd``/``htdigest``.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import time
@@ -128,7 +129,8 @@ def digest_site(apache_factory) -> Apache:
     # mod_wsgi-express names its realm "127.0.0.1:PORT", which no htdigest file can hold (fields are split at
     # colons, by Apache and wsgiauth alike): the launcher overrides AuthName through the include file.
     realm = "wsgiauth digest"
-    htdigest = htdigest_line("alice", realm, PW["alice"]) + htdigest_line("bob", "another realm", PW["bob"])
+    htdigest = (htdigest_line("alice", realm, PW["alice"]) + htdigest_line("bob", "another realm", PW["bob"])
+                + htdigest_line("jürgen", realm, PW["jürgen"]))
     server = apache_factory(files={"htdigest": htdigest, "auth.wsgi": DIGEST_SCRIPT}, realm=realm,
                             auth_user_script="auth.wsgi", auth_type="Digest")
     assert server.realm == realm
@@ -253,18 +255,41 @@ def test_digest_asks_for_digest(digest_site):
     assert r.headers["WWW-Authenticate"].startswith(f'Digest realm="{digest_site.realm}"')
 
 
-@pytest.mark.parametrize(("password", "status"), [(PW["alice"], 200), (WRONG, 401)])
-def test_digest_with_curl(digest_site, password, status):
+@pytest.mark.parametrize(
+    ("user", "password", "status"),
+    [("alice", PW["alice"], 200), ("alice", WRONG, 401), ("jürgen", PW["jürgen"], 200), ("jürgen", WRONG, 401)],
+)
+def test_digest_with_curl(digest_site, user, password, status):
+    # curl sends the user name as the raw UTF-8 bytes of its argument.
     curl = require_tool("curl")
     out = subprocess.run(
-        [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--digest", "-u", f"alice:{password}",
-         digest_site.url + "page"],
+        [curl, "-s", "-w", "\\n%{http_code}", "--digest", "-u", f"{user}:{password}", digest_site.url + "page"],
         capture_output=True, text=True, timeout=30, check=False,
     )
-    assert out.stdout == str(status), out
+    body, _, code = out.stdout.rpartition("\n")
+    assert code == str(status), out
+    if status == 200:
+        assert json.loads(body)["REMOTE_USER"] == user
 
 
 # ---------------------------------------------------------------------------------------------- live reload
+
+
+def test_concurrent_requests_get_their_own_answers(site):
+    # Apache's children run the hooks on many threads at once: every answer must be the one for its request.
+    from concurrent.futures import ThreadPoolExecutor
+
+    table = [("alice", PW["alice"], 200), ("alice", WRONG, 401), ("bob", PW["bob"], 401), ("nobody", WRONG, 401),
+             ("jürgen", PW["jürgen"], 200)] * 12
+
+    def one(row):
+        user, password, _ = row
+        r = site.get("/page", user=user.encode(), password=password.encode())
+        return r.status, (r.json()["REMOTE_USER"] if r.status == 200 else None)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(one, table))
+    assert answers == [(status, user if status == 200 else None) for user, _, status in table]
 
 
 def test_password_file_replaced_while_running(site):
