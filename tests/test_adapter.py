@@ -191,3 +191,11 @@ def test_bad_options_are_refused():
         Backend(on_error="explode")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="log_level"):
         Backend(log_level="loud")
+
+
+def test_plaintext_only_when_the_store_enables_it():
+    b = DictBackend({b"p": Record("clear-text-pw")})
+    assert b.check_password(env(), "p", "clear-text-pw") is False  # Apache on Linux refuses plaintext
+    b.allow_plaintext = True
+    assert b.check_password(env(), "p", "clear-text-pw") is True
+    assert b.check_password(env(), "p", "other") is False

@@ -185,6 +185,8 @@ class Backend:
         self.access = access
         # A stored hash of the kind this store holds, used to make an unknown user cost what a wrong password costs.
         self.timing_hash: str | None = None
+        # Stores may enable clear-text passwords (Apache on Linux never accepts them); hashes.verify refuses them.
+        self.allow_plaintext = False
         self._log_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the internal interface (bytes)
@@ -207,7 +209,7 @@ class Backend:
             return Decision(Outcome.UNKNOWN, backend=self.label, reason="no such user")
         self.timing_hash = record.hash
         try:
-            ok = hashes.verify(password, record.hash)
+            ok = hashes.verify(password, record.hash, allow_plaintext=self.allow_plaintext)
         except InvalidHashError as exc:
             return Decision(Outcome.DENIED, backend=self.label, reason=f"unusable stored hash: {exc}")
         if not record.active:
