@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._redis import RedisTier, TierDown, get_tier
-from .adapter import Backend, Decision, Outcome, Record
+from .adapter import Backend, Decision, Outcome, Record, as_bytes
 from .exceptions import ConfigError
 
 __all__ = ["CachedBackend", "cached"]
@@ -315,7 +315,7 @@ class CachedBackend(Backend):
         Args:
             user: the user name (raw bytes, or ``str`` as mod_wsgi passes it), or ``None`` for all users.
         """
-        raw = None if user is None else (user if isinstance(user, bytes) else user.encode("latin-1", "replace"))
+        raw = None if user is None else (as_bytes(user))
         if self._pid != os.getpid():
             self._reset_for_process()
         with self._lock:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from . import hashes
 from ._redis import RedisTier, TierDown, get_tier
-from .adapter import Backend, Decision, Outcome, Record, _printable
+from .adapter import Backend, Decision, Outcome, Record, _printable, as_bytes
 from .exceptions import ConfigError
 
 __all__ = ["ThrottledBackend", "throttled"]
@@ -332,7 +332,7 @@ class ThrottledBackend(Backend):
         """
         subjects: list[_Subject] = []
         if user is not None:
-            subjects.append(("user", user if isinstance(user, bytes) else user.encode("latin-1", "replace")))
+            subjects.append(("user", as_bytes(user)))
         if client is not None:
             subjects.append(("address", client.encode("utf-8", "surrogateescape")))
         out: dict[str, Any] = {}
@@ -376,7 +376,7 @@ class ThrottledBackend(Backend):
         """
         subjects: list[_Subject] = []
         if user is not None:
-            subjects.append(("user", user if isinstance(user, bytes) else user.encode("latin-1", "replace")))
+            subjects.append(("user", as_bytes(user)))
         if client is not None:
             subjects.append(("address", client.encode("utf-8", "surrogateescape")))
         with self._lock:
