@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -43,6 +44,23 @@ _GDBM_MAGICS = {0x13579ACE, 0x13579ACD, 0x13579ACF, 0x13579AD0, 0x13579AD1}
 _BDB_HASH_MAGIC = 0x061561
 _BDB_BTREE_MAGIC = 0x053162
 _BDB_QUEUE_MAGIC = 0x042253
+
+
+# Bumped in every forked child: a handle opened before the fork belongs to the parent (cheaper than os.getpid()
+# on every call, which is a system call).
+_fork_epoch = 0
+_instances: weakref.WeakSet[DbmFile] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _fork_epoch
+    _fork_epoch += 1
+    # A lock another thread of the parent held at the fork would stay locked forever in the child.
+    for f in list(_instances):
+        f._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def normalize_type(type: str) -> DbmType | Literal["auto"]:
@@ -137,10 +155,13 @@ class DbmFile:
         self.check_interval = check_interval
         self._timeout_ms = max(0, int(lock_timeout * 1000))
         self._lock = threading.Lock()
+        _instances.add(self)
         self._buf = ffi.new("unsigned char[]", 4096)
         self._len = ffi.new("size_t *")
         self._handle: Any = None
         self._pid = os.getpid()
+        self._epoch = _fork_epoch
+        self._cfetch: Any = {"sdbm": lib.wa_sdbm_fetch, "gdbm": lib.wa_gdbm_fetch, "db": lib.wa_bdb_fetch}[self.type]
         self._next_check = 0.0
         self._racy = False
         self.reopens = 0
@@ -169,6 +190,7 @@ class DbmFile:
                 reason = f"permission denied ({reason})"
             raise _fail("open", self.path, reason or os.strerror(errno).lower())
         self._pid = os.getpid()
+        self._epoch = _fork_epoch
         self._next_check = time.monotonic() + self.check_interval
         self._racy = self.type != "sdbm" and self._recently_written()
         return h
@@ -218,7 +240,7 @@ class DbmFile:
         """Called with the lock held before each operation: a handle for this process, not a replaced file."""
         if self._handle is None:
             raise StoreError(f"DBM database {self.path} is closed")
-        if os.getpid() != self._pid:
+        if self._epoch != _fork_epoch:
             # A forked child must not share the parent's file description (its locks are the parent's too).
             self._reopen()
             return
@@ -237,16 +259,6 @@ class DbmFile:
 
     # ------------------------------------------------------------------ operations
 
-    def _call(self, op: str, key: bytes) -> int:
-        h = self._handle
-        if op == "fetch":
-            if self.type == "sdbm":
-                return int(lib.wa_sdbm_fetch(h, key, len(key), self._buf, len(self._buf), self._len))
-            if self.type == "gdbm":
-                return int(lib.wa_gdbm_fetch(h, key, len(key), self._buf, len(self._buf), self._len))
-            return int(lib.wa_bdb_fetch(h, key, len(key), self._buf, len(self._buf), self._len))
-        raise AssertionError(op)
-
     def fetch(self, key: bytes) -> bytes | None:
         """The value stored under ``key``, or ``None``.
 
@@ -257,9 +269,12 @@ class DbmFile:
         if not key:
             return None
         with self._lock:
-            self._ready()
+            if self._epoch != _fork_epoch or (not self.writable and time.monotonic() >= self._next_check):
+                self._ready()
+            elif self._handle is None:
+                raise StoreError(f"DBM database {self.path} is closed")
             for _ in range(4):
-                rc = self._call("fetch", key)
+                rc = int(self._cfetch(self._handle, key, len(key), self._buf, len(self._buf), self._len))
                 if rc == 1:
                     return bytes(ffi.buffer(self._buf, self._len[0]))
                 if rc == 0:
