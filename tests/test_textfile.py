@@ -296,6 +296,19 @@ def test_getword_and_getword_conf() -> None:
     assert getword_conf(b"'it''s'", 0) == (b"it", 4)
     assert getword_conf(b"plain\\\\word\\x next", 0) == (b"plain\\word\\x", 14)
     assert split_conf_words(b" a  'b c'\t\"d\" ") == [b"a", b"b c", b"d"]
+    assert split_conf_words(b" \t\x0b") == []
+    assert split_conf_words(b'a "" b') == [b"a", b"", b"b"]  # an empty quoted word is a (useless) member
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"b", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"\xa0"]), max_size=40).map(b"".join))
+def test_member_fast_split_agrees_with_getword_conf(text: bytes) -> None:
+    words = []
+    pos = len(text) - len(text.lstrip(b" \t\n\r\x0b\x0c"))
+    while pos < len(text):
+        word, pos = getword_conf(text, pos)
+        words.append(word)
+    assert split_conf_words(text) == words
 
 
 def test_representative_hash_is_the_most_common_scheme_and_cost() -> None:

@@ -238,11 +238,13 @@ def getword_conf(line: bytes, pos: int) -> tuple[bytes, int]:
 
 def split_conf_words(text: bytes) -> list[bytes]:
     """All the configuration words of ``text``, as mod_authz_groupfile reads a group's members."""
+    if b'"' not in text and b"'" not in text and b"\\" not in text:
+        return text.split()  # no quoting at all: bytes.split() splits on exactly C's isspace() set
     words: list[bytes] = []
-    pos = 0
     n = len(text)
+    pos = n - len(text.lstrip(_WHITESPACE))  # like Apache's `while (ll[0])`: no word from mere whitespace
     while pos < n:
-        word, pos = getword_conf(text, pos)
+        word, pos = getword_conf(text, pos)  # also skips the whitespace after the word
         words.append(word)
     return words
 
