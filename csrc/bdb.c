@@ -52,40 +52,59 @@ static int same(const wa_bdb *h, const struct stat *st)
            h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
+static int open_once(wa_bdb *h, const char *path, char *err, size_t errcap)
+{
+    int rc;
+    if ((rc = db_create(&h->db, NULL, 0)) != 0) {
+        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        errno = ENOMEM;
+        return -1;
+    }
+    rc = h->db->open(h->db, NULL, path, NULL, DB_HASH, h->writable ? DB_CREATE : DB_RDONLY, 0644);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        h->db->close(h->db, 0);
+        h->db = NULL;
+        errno = rc > 0 ? rc : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* There is no lock to take, so a reader compares the file before and after opening and opens again when a writer
+ * changed it meanwhile: the snapshot then describes what the handle read. */
 wa_bdb *wa_bdb_open(const char *path, int writable, char *err, size_t errcap)
 {
     wa_bdb *h = calloc(1, sizeof *h);
-    int rc;
     if (h == NULL) {
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
     h->writable = writable;
-    if ((rc = db_create(&h->db, NULL, 0)) != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
-        free(h);
-        return NULL;
-    }
-    errno = 0;
-    rc = h->db->open(h->db, NULL, path, NULL, DB_HASH, writable ? DB_CREATE : DB_RDONLY, 0644);
-    if (rc != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+    for (int attempt = 0;; attempt++) {
+        struct stat before, after;
+        int have_before = stat(path, &before) == 0;
+        if (open_once(h, path, err, errcap) != 0) {
+            int e = errno;
+            free(h);
+            errno = e;
+            return NULL;
+        }
+        int fd = fd_of(h);
+        if (fd < 0 || fstat(fd, &after) != 0) {
+            snprintf(err, errcap, "%s: cannot stat", path);
+            h->db->close(h->db, 0);
+            free(h);
+            errno = EIO;
+            return NULL;
+        }
+        snapshot(h, &after);
+        if (writable || !have_before || same(h, &before) || attempt >= 5) {
+            return h;
+        }
         h->db->close(h->db, 0);
-        free(h);
-        errno = rc > 0 ? rc : EIO;
-        return NULL;
+        h->db = NULL;
     }
-    struct stat st;
-    int fd = fd_of(h);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, errcap, "%s: cannot stat", path);
-        h->db->close(h->db, 0);
-        free(h);
-        errno = EIO;
-        return NULL;
-    }
-    snapshot(h, &st);
-    return h;
 }
 
 int wa_bdb_close(wa_bdb *h)

@@ -10,6 +10,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <gdbm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,45 @@ static void gdbm_msg(char *err, size_t cap, const char *what)
     }
 }
 
+/* A reader opens under a shared flock() taken on a descriptor of its own (flock locks belong to the open file
+ * description, so it conflicts with a writer's lock), so the header it reads and the snapshot it takes describe the
+ * same state of the file. */
+static int open_locked_reader(wa_gdbm *h, const char *path, int flags)
+{
+    struct timespec pause = {0, 1000000};
+    int lfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0) {
+        for (int waited = 0; flock(lfd, LOCK_SH | LOCK_NB) != 0; waited++) {
+            if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= h->lock_timeout_ms) {
+                close(lfd);
+                errno = EWOULDBLOCK;
+                return -2;
+            }
+            nanosleep(&pause, NULL);
+        }
+    }
+    errno = 0;
+    h->dbf = gdbm_open(path, 0, flags, 0644, NULL);
+    int rc = 0;
+    if (h->dbf == NULL) {
+        rc = -1;
+    } else {
+        struct stat st;
+        if (fstat(gdbm_fdesc(h->dbf), &st) != 0) {
+            rc = -3;
+        } else {
+            snapshot(h, &st);
+        }
+    }
+    if (lfd >= 0) {
+        int saved = errno;
+        flock(lfd, LOCK_UN);
+        close(lfd);
+        errno = saved;
+    }
+    return rc;
+}
+
 wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
 {
     wa_gdbm *h = calloc(1, sizeof *h);
@@ -68,16 +108,32 @@ wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char 
     }
     h->writable = writable;
     h->lock_timeout_ms = lock_timeout_ms;
-    int flags = writable ? (GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC)
-                         : (GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC);
+    if (!writable) {
+        int rc = open_locked_reader(h, path, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC);
+        if (rc == 0) {
+            return h;
+        }
+        int e = errno ? errno : EIO;
+        if (rc == -1) {
+            gdbm_msg(err, errcap, path);
+        } else if (rc == -2) {
+            snprintf(err, errcap, "%s: locked by a writer for longer than the lock timeout", path);
+        } else {
+            snprintf(err, errcap, "%s: %s", path, strerror(e));
+            gdbm_close(h->dbf);
+        }
+        free(h);
+        errno = e;
+        return NULL;
+    }
     /* a writer needs gdbm's exclusive lock: retry while a reader's short shared lock is held */
     for (int waited = 0;; waited += 2) {
         errno = 0;
-        h->dbf = gdbm_open(path, 0, flags, 0644, NULL);
+        h->dbf = gdbm_open(path, 0, GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
         if (h->dbf != NULL) {
             break;
         }
-        if (!(writable && gdbm_errno == GDBM_CANT_BE_WRITER) || waited >= lock_timeout_ms) {
+        if (gdbm_errno != GDBM_CANT_BE_WRITER || waited >= lock_timeout_ms) {
             gdbm_msg(err, errcap, path);
             int e = errno ? errno : EIO;
             free(h);
