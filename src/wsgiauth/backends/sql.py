@@ -124,6 +124,9 @@ def _is_ident(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
+_MIXED: Final = "SQL query mixes :name and %s placeholders: use one style"
+
+
 def compile_query(query: str, dialect: Dialect, allowed: Sequence[str] = ("user", "realm")) -> Query:
     """Translate a query written with ``:user``/``:realm`` (or positional ``%s``) for a driver.
 
@@ -187,11 +190,15 @@ def compile_query(query: str, dialect: Dialect, allowed: Sequence[str] = ("user"
             name = query[i + 1:end]
             if name not in allowed:
                 raise ConfigError(f"unknown parameter :{name} in SQL query (use {', '.join(':' + a for a in allowed)})")
+            if "positional" in styles:
+                raise ConfigError(_MIXED)
             names.append(name)
             styles.add("named")
             out.append(mark)
             i = end
         elif query.startswith("%s", i):
+            if "named" in styles:
+                raise ConfigError(_MIXED)
             if len(names) >= len(allowed):
                 raise ConfigError(f"too many %s in SQL query (it takes {', '.join(allowed)}, in this order)")
             names.append(allowed[len(names)])
@@ -204,8 +211,6 @@ def compile_query(query: str, dialect: Dialect, allowed: Sequence[str] = ("user"
         else:
             out.append(c)
             i += 1
-    if len(styles) > 1:
-        raise ConfigError("SQL query mixes :name and %s placeholders: use one style")
     if "user" not in names:
         raise ConfigError(f"SQL query never uses the user name (:user or %s): {query!r}")
     return Query("".join(out), tuple(names))
