@@ -196,15 +196,16 @@ def test_a_refused_attempt_costs_what_a_real_check_costs() -> None:
     backend = throttled(store, max_failures=3, per="address", clock=clock)
 
     def timed(addr: str) -> float:
-        t0 = time.perf_counter()
+        # CPU time of this thread: the work done, undisturbed by other processes on a busy machine
+        t0 = time.thread_time()
         backend.authenticate(b"alice", b"guess", addr)
-        return time.perf_counter() - t0
+        return time.thread_time() - t0
 
     for _ in range(3):
         backend.authenticate(b"alice", b"guess", "203.0.113.1")  # locks that address; warms the dummy hash
     hashes.dummy_verify(b"x", store.users[b"alice"])
     normal, refused = [], []
-    for i in range(7):
+    for i in range(9):
         normal.append(timed(f"203.0.114.{i}"))
         refused.append(timed("203.0.113.1"))
     assert backend.status(client="203.0.113.1")["address"]["locked"] > 0
