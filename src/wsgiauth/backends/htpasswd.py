@@ -20,7 +20,7 @@ first match wins, case-sensitive raw-byte names, quoted group members, groups me
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import adapter
@@ -74,9 +74,7 @@ class Backend(adapter.Backend):
         if not interval >= 0.0:
             raise ConfigError(f"check_interval must be >= 0 seconds, not {check_interval!r}")
         self.check_interval = interval
-        self.allow_plaintext = bool(allow_plaintext)
-        # Extra keyword arguments for hashes.verify(); the adapter passes them on when it verifies a stored hash.
-        self.verify_options: Mapping[str, Any] = {"allow_plaintext": True} if self.allow_plaintext else {}
+        self.allow_plaintext = bool(allow_plaintext)  # the adapter hands it to hashes.verify()
         self._users: WatchedFile[PasswdTable] | None = None
         self._digest: WatchedFile[DigestTable] | None = None
         self._groups: WatchedFile[GroupTable] | None = None
