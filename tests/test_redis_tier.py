@@ -274,3 +274,30 @@ def test_get_tier_finds_the_same_tier_again(server: RedisServer) -> None:
 def test_a_password_in_the_url_is_not_logged() -> None:
     tier = RedisTier("redis://user:hunter2@127.0.0.1:1/0")
     assert "hunter2" not in repr(tier)
+
+
+def test_a_hung_redis_costs_one_bounded_timeout_then_nothing(server: RedisServer, tier: RedisTier) -> None:
+    """A Redis that accepts but never answers (SIGSTOP): the read timeout bounds the first request, the back-off
+    spares the following ones."""
+    import signal
+
+    store = Store(users())
+    backend = throttled(cached(store, redis=tier, key=KEY), redis=tier)
+    env = {"REMOTE_ADDR": "192.0.2.11"}
+    assert backend.check_password(env, "bob", "bobpw") is True
+    assert server.proc is not None
+    tier.retry_after = 60
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert backend.check_password(env, "bob", "bobpw") is True
+        first = time.monotonic() - t0
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert backend.check_password(env, "bob", "bobpw") is True
+        rest = time.monotonic() - t0
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    assert first < 1.5  # socket_timeout 0.3 s (no retry on a timeout), not redis-py's default 5 s or more
+    assert rest < 0.5
+    assert tier.failures == 1
