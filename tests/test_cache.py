@@ -4,14 +4,16 @@ fork."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Sequence
 
 import pytest
+from backends._common import require_tool
 
 from wsgiauth import hashes
 from wsgiauth.adapter import Backend, Record
-from wsgiauth.backends import htpasswd
+from wsgiauth.backends import dbm, htpasswd
 from wsgiauth.cache import CachedBackend, cached
 from wsgiauth.exceptions import ConfigError
 
@@ -159,6 +161,23 @@ def test_htpasswd_file_change_is_picked_up_at_once(tmp_path: os.PathLike[str]) -
     assert backend.check_password(ENV, "alice", "old") is False
     assert backend.check_password(ENV, "alice", "new") is True
     assert backend.check_password(ENV, "bob", "bob") is None  # deleted in the new file
+
+
+def test_dbm_change_made_by_htdbm_is_picked_up_at_once(tmp_path: os.PathLike[str]) -> None:
+    htdbm = require_tool("htdbm")
+    path = os.path.join(tmp_path, "users")
+    subprocess.run([htdbm, "-cbB", "-C", "4", "-TDB", path, "alice", "old"], check=True, capture_output=True)
+    subprocess.run([htdbm, "-bm", "-TDB", path, "bob", "bob"], check=True, capture_output=True)
+    backend = cached(dbm.Backend(path, type="db"))
+    assert backend.check_password(ENV, "alice", "old") is True
+    assert backend.check_password(ENV, "alice", "old") is True
+    assert backend.check_password(ENV, "bob", "bob") is True
+    assert backend.stats()["hits"] == 1
+    subprocess.run([htdbm, "-bm", "-TDB", path, "alice", "new"], check=True, capture_output=True)  # in place
+    assert backend.check_password(ENV, "alice", "old") is False
+    assert backend.check_password(ENV, "alice", "new") is True
+    subprocess.run([htdbm, "-x", "-TDB", path, "bob"], check=True, capture_output=True)  # deleted
+    assert backend.check_password(ENV, "bob", "bob") is None
 
 
 def test_stores_without_change_signal_follow_within_the_ttl() -> None:
