@@ -187,7 +187,7 @@ class DbmFile:
             errno = ffi.errno
             reason = ffi.string(err).decode("utf-8", "replace")
             if errno in (1, 13):  # EPERM, EACCES
-                reason = f"permission denied ({reason})"
+                reason = "permission denied"
             raise _fail("open", self.path, reason or os.strerror(errno).lower())
         self._pid = os.getpid()
         self._epoch = _fork_epoch
