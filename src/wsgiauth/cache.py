@@ -226,8 +226,8 @@ class CachedBackend(Backend):
             epoch, found = self._shared_get(user, password)
             if found is not None:
                 self.shared_hits += 1
-                name, groups = found
-                self._store(user, digest, name, groups, gen, invalidations)
+                name, groups, left = found
+                self._store(user, digest, name, groups, gen, invalidations, left)
                 return Decision(Outcome.GRANTED, name=name, groups=groups, backend=self.inner.label,
                                 reason="cached (shared)")
 
@@ -242,12 +242,13 @@ class CachedBackend(Backend):
         return decision
 
     def _store(self, user: bytes, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None,
-               gen: int, invalidations: int) -> bool:
+               gen: int, invalidations: int, left: float | None = None) -> bool:
         """Remember a grant, unless the cache was invalidated while it was being verified."""
         with self._lock:
             if self._invalidations != invalidations or self._generation != gen:
                 return False
-            self._entries[user] = _Entry(digest, name, groups, gen, self._clock() + self.local_ttl)
+            life = self.local_ttl if left is None else min(self.local_ttl, left)
+            self._entries[user] = _Entry(digest, name, groups, gen, self._clock() + life)
             self._entries.move_to_end(user)
             while len(self._entries) > self.max_size:
                 self._entries.popitem(last=False)
@@ -374,6 +375,7 @@ class CachedBackend(Backend):
         body = json.dumps({
             "d": self._shared_digest(user, password).hex(),
             "e": epoch,
+            "x": round(time.time() + self.ttl, 3),  # wall clock: shared entries outlive no process's clock
             "n": None if name is None else name.hex(),
             "g": None if groups is None else [g.hex() for g in groups],
         }, separators=(",", ":")).encode()
@@ -386,8 +388,8 @@ class CachedBackend(Backend):
             pass
 
     def _shared_get(self, user: bytes, password: bytes
-                    ) -> tuple[int | None, tuple[bytes | None, tuple[bytes, ...] | None] | None]:
-        """``(epoch, (name, groups) or None)``; the epoch is ``None`` when Redis could not be asked."""
+                    ) -> tuple[int | None, tuple[bytes | None, tuple[bytes, ...] | None, float] | None]:
+        """``(epoch, (name, groups, seconds left) or None)``; the epoch is ``None`` when Redis was not asked."""
         tier = self._tier
         assert tier is not None
         keys = [self._epoch_key(), self._entry_key(user)]
@@ -409,11 +411,14 @@ class CachedBackend(Backend):
                 return epoch, None
             if not hmac.compare_digest(bytes.fromhex(data["d"]), self._shared_digest(user, password)):
                 return epoch, None
+            left = float(data["x"]) - time.time()
+            if left <= 0:
+                return epoch, None
             name = None if data["n"] is None else bytes.fromhex(data["n"])
             groups = None if data["g"] is None else tuple(bytes.fromhex(g) for g in data["g"])
         except (ValueError, KeyError, TypeError):
             return epoch, None
-        return epoch, (name, groups)
+        return epoch, (name, groups, left)
 
     def __repr__(self) -> str:
         shared = f" shared={self._tier!r}" if self._tier is not None else ""
