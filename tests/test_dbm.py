@@ -341,6 +341,21 @@ def test_rewritten_in_place_and_replaced_files_are_seen(tmp_path: Path, apache_t
     assert backend.check_password({}, "alice", "new") is None
 
 
+@pytest.mark.parametrize("apache_type", list(TYPES))
+def test_in_place_changes_are_seen_at_once_whatever_the_check_interval(tmp_path: Path, apache_type: str) -> None:
+    path = tmp_path / "users"
+    htdbm("-cbs", f"-T{apache_type}", str(path), "alice", "old")
+    backend = dbm.Backend(path, check_interval=3600)
+    assert backend.check_password({}, "alice", "old") is True
+    htdbm("-bs", f"-T{apache_type}", str(path), "alice", "new")  # {SHA}: same length, same file size
+    assert backend.check_password({}, "alice", "new") is True
+    for i in range(60):  # enough for SDBM pages to split under the open reader
+        htdbm("-bs", "-t", f"-T{apache_type}", str(path), f"user{i:02d}", "pw", "g" * 40)
+    assert all(backend.check_password({}, f"user{i:02d}", "pw") is True for i in range(60))
+    if apache_type == "SDBM":
+        assert Path(str(path) + ".dir").stat().st_size > 0  # the pages did split
+
+
 def dbm_files(path: Path, apache_type: str) -> list[Path]:
     if apache_type == "SDBM":
         return [Path(str(path) + ".dir"), Path(str(path) + ".pag")]
