@@ -177,12 +177,12 @@ class DbmFile:
         err = ffi.new("char[]", _ERRBUF)
         w = 1 if self.writable else 0
         if self.type == "sdbm":
-            d, p = (f.encode() for f in files_of(self.path, "sdbm"))
+            d, p = (os.fsencode(f) for f in files_of(self.path, "sdbm"))
             h = lib.wa_sdbm_open(d, p, w, self._timeout_ms, err, _ERRBUF)
         elif self.type == "gdbm":
-            h = lib.wa_gdbm_open(self.path.encode(), w, self._timeout_ms, err, _ERRBUF)
+            h = lib.wa_gdbm_open(os.fsencode(self.path), w, self._timeout_ms, err, _ERRBUF)
         else:
-            h = lib.wa_bdb_open(self.path.encode(), w, err, _ERRBUF)
+            h = lib.wa_bdb_open(os.fsencode(self.path), w, err, _ERRBUF)
         if h == ffi.NULL:
             errno = ffi.errno
             reason = ffi.string(err).decode("utf-8", "replace")
@@ -224,11 +224,11 @@ class DbmFile:
     def _replaced(self) -> bool:
         h = self._handle
         if self.type == "sdbm":
-            d, p = (f.encode() for f in files_of(self.path, "sdbm"))
+            d, p = (os.fsencode(f) for f in files_of(self.path, "sdbm"))
             return bool(lib.wa_sdbm_replaced(h, d, p))
         if self.type == "gdbm":
-            return bool(lib.wa_gdbm_replaced(h, self.path.encode()))
-        return bool(lib.wa_bdb_replaced(h, self.path.encode()))
+            return bool(lib.wa_gdbm_replaced(h, os.fsencode(self.path)))
+        return bool(lib.wa_bdb_replaced(h, os.fsencode(self.path)))
 
     def _reopen(self) -> None:
         new = self._open()  # raises StoreError, keeping the old handle in place
@@ -242,6 +242,10 @@ class DbmFile:
             raise StoreError(f"DBM database {self.path} is closed")
         if self._epoch != _fork_epoch:
             # A forked child must not share the parent's file description (its locks are the parent's too).
+            if self.writable:
+                # closing would flush the child's copy of the writer's state and drop the parent's lock
+                self._handle = None
+                raise StoreError(f"DBM database {self.path}: a writer cannot be used in a forked child")
             self._reopen()
             return
         if self.writable:
@@ -390,8 +394,7 @@ class DbmFile:
     def _writer(self) -> None:
         if not self.writable:
             raise StoreError(f"DBM database {self.path} is open read-only")
-        if self._handle is None:
-            raise StoreError(f"DBM database {self.path} is closed")
+        self._ready()
 
     def identity(self) -> tuple[int, ...]:
         """``(mtime_ns, size, inode)`` of each of the database's files, ``()`` when one is missing."""
