@@ -235,6 +235,8 @@ def test_groups(db: DB) -> None:
     assert b.groups_for_user(env, "carol") == []  # disabled
     assert b.groups_for_user(env, "nobody") == []
     assert b.groups_for_user(env, "Alice") == []
+    # Apache asks for the groups of the name check_password returned (the canonical one)
+    assert b.groups_for_user(env, "alice@example.org") == ["admins", "staff"]
 
 
 def test_digest_realm_hash(db: DB) -> None:

@@ -6,7 +6,7 @@
 CREATE TABLE wsgiauth_user (
     name          VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL PRIMARY KEY,
     password_hash VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    canonical     VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin,
+    canonical     VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin UNIQUE,
     active        BOOLEAN NOT NULL DEFAULT TRUE
 ) ENGINE=InnoDB;
 

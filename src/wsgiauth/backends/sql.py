@@ -89,9 +89,11 @@ PRESETS: Final[Mapping[str, Preset]] = {
         realm_query=(
             "SELECT r.ha1 FROM wsgiauth_realm_hash r JOIN wsgiauth_user u ON u.name = r.username "
             "WHERE r.username = :user AND r.realm = :realm AND u.active"),
+        # Apache asks for the groups of the name it recorded: the canonical name when check_password returned one.
         groups_query=(
             "SELECT m.groupname FROM wsgiauth_group_member m JOIN wsgiauth_user u ON u.name = m.username "
-            "WHERE m.username = :user AND u.active ORDER BY m.groupname"),
+            "WHERE u.active AND (u.name = :user OR (u.canonical = :user AND NOT EXISTS "
+            "(SELECT 1 FROM wsgiauth_user x WHERE x.name = :user))) ORDER BY m.groupname"),
     ),
     # django.contrib.auth (default user model): usernames are matched as Django's ModelBackend does (exactly).
     "django": Preset(
