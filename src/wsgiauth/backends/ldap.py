@@ -57,7 +57,6 @@ from ..pool import Pool, get_pool
 try:
     import ldap3
     from ldap3.core import exceptions as ldap_exc
-    from ldap3.utils.conv import escape_filter_chars
     from ldap3.utils.dn import escape_rdn
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth[ldap]'") from exc
@@ -69,7 +68,7 @@ __all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "LDAPBackend", "parse_ldap_url"]
 DEFAULT_GROUP_FILTER = ("(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup)"
                         "(objectClass=group))")
 
-_SCOPE = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+_SCOPE_CODE = {"base": 0, "one": 1, "sub": 2}
 _SUCCESS = 0
 _SIZE_LIMIT_EXCEEDED = 4
 _NO_SUCH_OBJECT = 32
@@ -101,6 +100,197 @@ class _Entry:
 
     def all(self, name: str | None) -> list[bytes]:
         return list(self.attributes.get(name.lower(), ())) if name else []
+
+
+# ---------------------------------------------------------------------- the two hot operations, spoken directly
+#
+# ldap3 opens each connection (TCP, LDAPS or STARTTLS with certificate and host name checks, the service account's
+# bind). The two operations every request makes, the user search and the credential bind, are then written and
+# read here in BER (RFC 4511) on the connection's socket: ldap3 builds each request through pyasn1 and decodes it
+# again for its own bookkeeping, which cost more CPU than everything else per request together. The user name
+# travels as the raw value of an equality assertion (an OCTET STRING), never as filter text, so it cannot change
+# the filter whatever it contains.
+
+
+class _ConnectionLost(ConnectionError):
+    """The connection broke, timed out or spoke something that is not LDAP: discard it."""
+
+
+def _ber_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(raw),)) + raw
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _ber_len(len(content)) + content
+
+
+def _ber_int(tag: int, value: int) -> bytes:
+    return _tlv(tag, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def _eq(attribute: str, value: bytes) -> bytes:
+    """The BER of the filter ``(attribute=value)`` with ``value`` taken literally."""
+    return _tlv(0xA3, _tlv(0x04, attribute.encode("ascii")) + _tlv(0x04, value))
+
+
+def _and(*parts: bytes) -> bytes:
+    return _tlv(0xA0, b"".join(parts))
+
+
+def _or(parts: Sequence[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else _tlv(0xA1, b"".join(parts))
+
+
+_PRESENT_OBJECTCLASS = _tlv(0x87, b"objectClass")
+
+
+def _compile_filter(text: str) -> bytes:
+    """The BER of a configured filter (compiled once, by ldap3)."""
+    from ldap3.operation.search import compile_filter, parse_filter
+    from pyasn1.codec.ber import encoder  # type: ignore[import-untyped]
+
+    try:
+        node = parse_filter(text, None, False, False, None, False)
+        return bytes(encoder.encode(compile_filter(node.elements[0])))
+    except Exception as exc:
+        raise ConfigError(f"ldap: cannot parse the filter {text!r}: {exc}") from exc
+
+
+def _tlv_at(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """``(tag, content start, content end)`` of the BER element at ``pos``."""
+    if pos + 2 > end:
+        raise _ConnectionLost("truncated LDAP message")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first >= 0x80:
+        k = first & 0x7F
+        if not 0 < k <= 4 or pos + k > end:
+            raise _ConnectionLost("bad BER length in LDAP message")
+        length = int.from_bytes(data[pos:pos + k], "big")
+        pos += k
+    else:
+        length = first
+    if pos + length > end:
+        raise _ConnectionLost("truncated LDAP message")
+    return tag, pos, pos + length
+
+
+def _ldap_result(data: bytes, pos: int, end: int) -> tuple[int, str]:
+    """``(resultCode, diagnosticMessage)`` of an LDAPResult."""
+    _, a, b = _tlv_at(data, pos, end)
+    code = int.from_bytes(data[a:b], "big")
+    _, a, b = _tlv_at(data, b, end)  # matchedDN
+    _, a, b = _tlv_at(data, b, end)
+    return code, data[a:b].decode("utf-8", "replace")
+
+
+class _Wire:
+    """A pooled LDAP connection: the ldap3 connection that opened it, and its socket for the hot operations."""
+
+    __slots__ = ("buf", "conn", "mid", "sock")
+
+    def __init__(self, conn: Any, timeout: float) -> None:
+        self.conn = conn
+        self.sock = conn.socket
+        self.sock.settimeout(timeout)
+        self.mid = 1000
+        self.buf = bytearray()
+
+    def send(self, op: bytes) -> int:
+        self.mid = self.mid + 1 if self.mid < 0x7FFFFFFF else 1000
+        self.sock.sendall(_tlv(0x30, _ber_int(0x02, self.mid) + op))
+        return self.mid
+
+    def receive(self, mid: int) -> tuple[int, bytes, int, int]:
+        """The next message for ``mid``: ``(protocolOp tag, message, op content start, op content end)``."""
+        while True:
+            msg = self._message()
+            _, a, b = _tlv_at(msg, 0, len(msg))
+            _, ia, ib = _tlv_at(msg, a, b)
+            got = int.from_bytes(msg[ia:ib], "big")
+            tag, oa, ob = _tlv_at(msg, ib, b)
+            if got == mid:
+                return tag, msg, oa, ob
+            if got == 0:  # unsolicited notification (notice of disconnection)
+                raise _ConnectionLost("the server ended the session")
+            raise _ConnectionLost(f"unexpected LDAP message id {got} (waiting for {mid})")
+
+    def _message(self) -> bytes:
+        buf = self.buf
+        while True:
+            if len(buf) >= 2:
+                first = buf[1]
+                head, length = 2, first
+                if first >= 0x80:
+                    k = first & 0x7F
+                    if not 0 < k <= 4:
+                        raise _ConnectionLost("bad BER length from the server")
+                    head = 2 + k
+                    length = int.from_bytes(buf[2:head], "big") if len(buf) >= head else -1
+                if length >= 0 and len(buf) >= head + length:
+                    msg = bytes(buf[:head + length])
+                    del buf[:head + length]
+                    return msg
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise _ConnectionLost("the server closed the connection")
+            buf += chunk
+
+    def search(self, base: str, scope: int, size_limit: int, time_limit: int, filt: bytes,
+               attributes: Sequence[str]) -> tuple[list[_Entry], int, str]:
+        attrs = _tlv(0x30, b"".join(_tlv(0x04, a.encode("ascii")) for a in attributes))
+        op = _tlv(0x63, _tlv(0x04, base.encode("utf-8")) + _ber_int(0x0A, scope) + _ber_int(0x0A, 3)
+                  + _ber_int(0x02, size_limit) + _ber_int(0x02, time_limit) + b"\x01\x01\x00" + filt + attrs)
+        mid = self.send(op)
+        entries: list[_Entry] = []
+        while True:
+            tag, msg, a, b = self.receive(mid)
+            if tag == 0x64:  # SearchResultEntry
+                _, na, nb = _tlv_at(msg, a, b)
+                dn = msg[na:nb].decode("utf-8", "replace")
+                _, la, lb = _tlv_at(msg, nb, b)
+                values: dict[str, list[bytes]] = {}
+                pos = la
+                while pos < lb:
+                    _, pa, pb = _tlv_at(msg, pos, lb)
+                    _, ta, tb = _tlv_at(msg, pa, pb)
+                    _, sa, sb = _tlv_at(msg, tb, pb)
+                    vals = values.setdefault(msg[ta:tb].decode("ascii", "replace").lower(), [])
+                    vpos = sa
+                    while vpos < sb:
+                        _, va, vb = _tlv_at(msg, vpos, sb)
+                        vals.append(msg[va:vb])
+                        vpos = vb
+                    pos = pb
+                entries.append(_Entry(dn, values))
+            elif tag == 0x65:  # SearchResultDone
+                code, diag = _ldap_result(msg, a, b)
+                return entries, code, diag
+            elif tag != 0x73:  # anything but a (skipped) referral
+                raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} in a search")
+
+    def bind(self, dn: bytes, password: bytes) -> tuple[int, str]:
+        mid = self.send(_tlv(0x60, b"\x02\x01\x03" + _tlv(0x04, dn) + _tlv(0x80, password)))
+        tag, msg, a, b = self.receive(mid)
+        if tag != 0x61:
+            raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after a bind")
+        return _ldap_result(msg, a, b)
+
+    def who_am_i(self) -> int:
+        mid = self.send(_tlv(0x77, _tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3")))
+        tag, msg, a, b = self.receive(mid)
+        if tag != 0x78:
+            raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after an extended request")
+        return _ldap_result(msg, a, b)[0]
+
+    def close(self) -> None:
+        try:
+            self.conn.unbind()
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail, which is fine
+            pass
 
 
 def _dn_rdn_value(dn: str, attribute: str) -> str | None:
@@ -265,6 +455,8 @@ class LDAPBackend(Backend):
                                       if remote_user_attribute else None)
         self.group_base = group_base if group_base is not None else self.base_dn
         self.group_filter = normalize_filter(group_filter, "group_filter")
+        self._filter_ber = _compile_filter(self.filter)
+        self._group_filter_ber = _compile_filter(self.group_filter)
         self.group_attributes = tuple(check_attribute(a, "group attribute") for a in group_attributes)
         self.group_name_attributes = tuple(check_attribute(a, "group name attribute") for a in group_name_attributes)
         self.member_of_attribute = (check_attribute(member_of_attribute, "member_of_attribute")
@@ -302,7 +494,7 @@ class LDAPBackend(Backend):
         except ldap_exc.LDAPSSLConfigurationError as exc:
             raise ConfigError(f"ldap: TLS settings: {exc}") from exc
 
-    def _open(self, *, service: bool) -> Any:
+    def _open(self, *, service: bool) -> _Wire:
         """Open a connection to the first server that answers (each tried with ``connect_timeout``).
 
         ``service=True``: bound as the service account (or anonymous) for searches; otherwise left unbound for
@@ -341,7 +533,7 @@ class LDAPBackend(Backend):
                     self._quiet_close(conn)
                     raise BackendError(f"ldap: the service account {self.bind_dn!r} cannot bind on "
                                        f"{self._where(server)}: {desc} (check bind_dn and bind_password)")
-            return conn
+            return _Wire(conn, self.timeout)
         raise BackendUnavailableError("ldap: no server reachable: " + "; ".join(errors))
 
     def _where(self, server: Any) -> str:
@@ -365,13 +557,11 @@ class LDAPBackend(Backend):
         except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail, which is fine
             pass
 
-    def _check(self, conn: Any) -> None:
+    @staticmethod
+    def _check(wire: _Wire) -> None:
         """Validate an idle pooled connection with a Who-am-I (neither a search nor a bind)."""
-        if conn.closed:
-            raise ldap_exc.LDAPSessionTerminatedByServerError("connection closed")
-        conn.extended("1.3.6.1.4.1.4203.1.11.3")
-        if conn.result is None or conn.result.get("result") != _SUCCESS:
-            raise ldap_exc.LDAPSessionTerminatedByServerError("who-am-i failed")
+        if wire.who_am_i() != _SUCCESS:
+            raise _ConnectionLost("who-am-i failed")
 
     def _pool(self, which: str) -> Pool[Any]:
         pool = self._search_pool if which == "search" else self._bind_pool
@@ -383,7 +573,7 @@ class LDAPBackend(Backend):
 
             def factory() -> Pool[Any]:
                 return Pool(lambda: self._open(service=service), name=f"{self.label}-{which}",
-                            check=self._check, close=self._quiet_close, is_dead=_is_dead, **self._pool_args)
+                            check=self._check, close=_Wire.close, is_dead=_is_dead, **self._pool_args)
 
             pool = get_pool(key, factory)
             if service:
@@ -404,52 +594,33 @@ class LDAPBackend(Backend):
 
     # ------------------------------------------------------------------ LDAP operations
 
-    def _search(self, base: str, filt: str, scope: str, attributes: Iterable[str], limit: int) -> list[_Entry]:
-        """Search on a search-pool connection; returns at most ``limit`` entries (raw values)."""
+    def _search(self, base: str, filt: bytes, scope: str, attributes: Iterable[str], limit: int) -> list[_Entry]:
+        """Search on a search-pool connection; returns at most ``limit`` entries (0: the server's limit)."""
         attrs = list(attributes) or [_NO_ATTRIBUTES]
 
-        def op(conn: Any) -> list[_Entry]:
-            if conn.closed:
-                raise ldap_exc.LDAPSessionTerminatedByServerError("connection closed")
-            conn.search(base, filt, search_scope=_SCOPE[scope], attributes=attrs, size_limit=limit,
-                        time_limit=self._receive_timeout)
-            result = conn.result or {}
-            code = result.get("result")
+        def op(wire: _Wire) -> list[_Entry]:
+            entries, code, diag = wire.search(base, _SCOPE_CODE[scope], limit, self._receive_timeout, filt, attrs)
             if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED, _NO_SUCH_OBJECT):
-                raise BackendError(f"ldap: search in {base!r} failed: {result.get('description')} "
-                                   f"({result.get('message') or 'no message'})")
-            out = []
-            for item in conn.response or ():
-                if item.get("type") != "searchResEntry":
-                    continue
-                raw = item.get("raw_attributes") or {}
-                out.append(_Entry(item["dn"], {k.lower(): list(v) for k, v in raw.items()}))
-            return out
+                raise BackendError(f"ldap: search in {base!r} failed: result code {code} ({diag or 'no message'})")
+            return entries
 
-        return self._pool("search").run(op)
+        result: list[_Entry] = self._pool("search").run(op)
+        return result
 
     def _bind(self, dn: str, password: bytes) -> bool:
         """A simple bind as ``dn`` on a bind-pool connection: ``True`` (valid), ``False`` (invalid credentials)."""
+        raw_dn = dn.encode("utf-8")
 
-        def op(conn: Any) -> bool:
-            if conn.closed:  # ldap3 would silently reopen (without STARTTLS): never let it
-                raise ldap_exc.LDAPSessionTerminatedByServerError("connection closed")
-            conn.user = dn
-            conn.password = password
-            conn.authentication = ldap3.SIMPLE
-            ok = conn.bind(read_server_info=False)
-            result = conn.result or {}
-            code = result.get("result")
-            if ok and code == _SUCCESS:
+        def op(wire: _Wire) -> bool:
+            code, diag = wire.bind(raw_dn, password)
+            if code == _SUCCESS:
                 return True
             if code == _INVALID_CREDENTIALS:
                 return False
-            if conn.closed:
-                raise ldap_exc.LDAPSessionTerminatedByServerError("connection closed during bind")
-            raise BackendError(f"ldap: bind failed: {result.get('description')} "
-                               f"({result.get('message') or 'no message'})")
+            raise BackendError(f"ldap: bind failed: result code {code} ({diag or 'no message'})")
 
-        return self._pool("bind").run(op)
+        ok: bool = self._pool("bind").run(op)
+        return ok
 
     def _dummy_bind(self, password: bytes) -> None:
         """A bind that always fails, so an unknown user costs what a wrong password costs."""
@@ -467,8 +638,9 @@ class LDAPBackend(Backend):
         except UnicodeDecodeError:
             return None
 
-    def _user_filter(self, name: str) -> str:
-        return f"(&{self.filter}({self.attribute}={escape_filter_chars(name)}))"
+    def _user_filter(self, name: str) -> bytes:
+        """``(&(filter)(attribute=name))`` in BER, the name as a literal value."""
+        return _and(self._filter_ber, _eq(self.attribute, name.encode("utf-8")))
 
     def _find(self, name: str | None, attributes: Iterable[str]) -> list[_Entry]:
         """Search the user's entry (at most two entries are fetched: two means ambiguous)."""
@@ -477,7 +649,7 @@ class LDAPBackend(Backend):
             if name is None:
                 return []
             dn = self.bind_template.replace("{user}", escape_rdn(name))
-            return self._search(dn, self.filter, "base", attrs, 2)
+            return self._search(dn, self._filter_ber, "base", attrs, 2)
         # An unusable name still costs one search (with a value no entry can hold) so timing stays the same.
         value = name if name is not None else "\x00"
         return self._search(self.base_dn, self._user_filter(value), self.scope, attrs, 2)
@@ -553,15 +725,10 @@ class LDAPBackend(Backend):
         names: dict[str, bytes] = {}  # group DN (normalized) -> name
         found: dict[str, str] = {}  # normalized DN -> DN
         # 1. direct membership: member/uniqueMember = user DN, memberUid = user name
-        terms = [f"({a}={escape_filter_chars(entry.dn)})" for a in self.group_attributes]
+        terms = [_eq(a, entry.dn.encode("utf-8")) for a in self.group_attributes]
         uid = entry.first(self.attribute)
         if uid is not None:
-            try:
-                uid_text = uid.decode("utf-8")
-            except UnicodeDecodeError:
-                uid_text = None
-            if uid_text is not None:
-                terms += [f"({a}={escape_filter_chars(uid_text)})" for a in self.group_name_attributes]
+            terms += [_eq(a, uid) for a in self.group_name_attributes]
         frontier: list[str] = []
         if terms:
             for g in self._group_search(terms):
@@ -578,7 +745,7 @@ class LDAPBackend(Backend):
             if value is not None:
                 names[key] = value.encode("utf-8")
             else:
-                for g in self._search(dn, "(objectClass=*)", "base", [self.group_name_attribute], 1):
+                for g in self._search(dn, _PRESENT_OBJECTCLASS, "base", [self.group_name_attribute], 1):
                     first = g.first(self.group_name_attribute)
                     if first is not None:
                         names[key] = first
@@ -586,7 +753,7 @@ class LDAPBackend(Backend):
         depth = 0
         while frontier and depth < self.max_depth and self.group_attributes:
             depth += 1
-            terms = [f"({a}={escape_filter_chars(dn)})" for dn in frontier for a in self.group_attributes]
+            terms = [_eq(a, dn.encode("utf-8")) for dn in frontier for a in self.group_attributes]
             frontier = []
             for g in self._group_search(terms):
                 frontier += self._remember(g, names, found)
@@ -606,12 +773,10 @@ class LDAPBackend(Backend):
             names[key] = first
         return [g.dn]
 
-    def _group_search(self, terms: list[str]) -> list[_Entry]:
+    def _group_search(self, terms: list[bytes]) -> list[_Entry]:
         out: list[_Entry] = []
-        for i in range(0, len(terms), 200):  # keep filters of huge frontiers bounded
-            chunk = terms[i:i + 200]
-            member = chunk[0] if len(chunk) == 1 else f"(|{''.join(chunk)})"
-            out += self._search(self.group_base, f"(&{self.group_filter}{member})", "sub",
+        for i in range(0, len(terms), 200):  # keep the requests of huge frontiers bounded
+            out += self._search(self.group_base, _and(self._group_filter_ber, _or(terms[i:i + 200])), "sub",
                                 [self.group_name_attribute], 0)
         return out
 
