@@ -6,23 +6,22 @@ One Apache serves the same directory twice: under ``/native-*`` with ``AuthBasic
 caches are off (``LDAPCacheEntries 0``, ``LDAPOpCacheEntries 0``) so that both sides ask slapd on every request.
 Every row of the differential table must get the same status (and the same REMOTE_USER) from both.
 
-The performance comparison (``slow``) drives both with the same Python HTTP load and prints requests per second.
+The performance comparison (``slow``) drives both with ``wrk`` and prints requests per second.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
+import os
+import subprocess
 import time
 from collections.abc import Iterator
-from http.client import HTTPConnection
 from typing import Any
 
 import pytest
 from backends import ldap as slapd_launcher
 from backends._common import require_tool
 from backends.apache import Apache
-from tests.conftest import require_apache
 
 pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -132,8 +131,7 @@ def slapd() -> Iterator[slapd_launcher.Slapd]:
 
 
 @pytest.fixture(scope="module")
-def apache(slapd: slapd_launcher.Slapd) -> Iterator[Apache]:
-    require_apache()
+def apache(slapd: slapd_launcher.Slapd, apache_available: None) -> Iterator[Apache]:
     files: dict[str, Any] = dict(_scripts(slapd))
     files["ca.pem"] = slapd.ca_file.read_bytes()
     server = Apache(files=files, include=_include(slapd), modules=["ldap", "authnz_ldap"], threads=8)
@@ -209,49 +207,34 @@ def test_outage_is_a_401_and_recovers(apache: Apache, slapd: slapd_launcher.Slap
         time.sleep(0.25)
 
 
-# ---------------------------------------------------------------------- performance (make stress)
+# ---------------------------------------------------------------------- performance
 
 
-def _load(apache: Apache, path: str, seconds: float, clients: int, auth: str) -> float:
-    """Requests per second over ``seconds`` with ``clients`` keep-alive connections (each its own thread)."""
-    header = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
-    stop = time.monotonic() + seconds
-    counts = [0] * clients
-    errors: list[str] = []
-
-    def client(i: int) -> None:
-        conn = HTTPConnection(apache.host, apache.port, timeout=10)
-        while time.monotonic() < stop:
-            conn.request("GET", path, headers=header)
-            r = conn.getresponse()
-            r.read()
-            if r.status != 200:
-                errors.append(f"{path}: {r.status}")
-                return
-            counts[i] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t0
-    assert not errors, errors[:3]
-    return sum(counts) / elapsed
+def _wrk(wrk: str, apache: Apache, path: str, seconds: int) -> float:
+    """Requests per second that ``wrk`` gets from ``path`` (alice's credentials, 8 keep-alive connections)."""
+    header = "Authorization: Basic " + base64.b64encode(b"alice:secret").decode()
+    out = subprocess.run([wrk, "-t2", "-c8", f"-d{seconds}s", "-H", header, apache.url.rstrip("/") + path],
+                         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    assert "Non-2xx" not in out, out
+    return float(next(line for line in out.splitlines() if line.startswith("Requests/sec")).split()[-1])
 
 
 @pytest.mark.slow
-def test_performance_against_native_caches_off(apache: Apache, slapd: slapd_launcher.Slapd) -> None:
-    """wsgiauth LDAP (no cache) vs mod_authnz_ldap with its caches off, same Apache, same slapd."""
+def test_performance_against_native_caches_off(apache: Apache) -> None:
+    """wsgiauth LDAP (no cache) vs mod_authnz_ldap with its caches off: same Apache, same slapd, same load.
+
+    Rounds alternate between the two; the best round of each is compared (the machine is shared). ``make stress``
+    (WSGIAUTH_STRESS=1) runs longer rounds.
+    """
+    wrk = require_tool("wrk")
+    seconds = 4 if os.environ.get("WSGIAUTH_STRESS") else 1
     for path in ("/wsgi-perf/", "/native-perf/"):
-        _load(apache, path, 1.0, 4, "alice:secret")  # warm up pools in every child
+        _wrk(wrk, apache, path, 1)  # warm up: every child opens its pools
     results: dict[str, list[float]] = {"wsgi": [], "native": []}
     for _ in range(2):
-        results["native"].append(_load(apache, "/native-perf/", 4.0, 4, "alice:secret"))
-        results["wsgi"].append(_load(apache, "/wsgi-perf/", 4.0, 4, "alice:secret"))
+        results["native"].append(_wrk(wrk, apache, "/native-perf/", seconds))
+        results["wsgi"].append(_wrk(wrk, apache, "/wsgi-perf/", seconds))
     wsgi, native = max(results["wsgi"]), max(results["native"])
-    print(f"\nLDAP e2e: wsgiauth {wsgi:.0f} req/s, native mod_authnz_ldap (caches off) {native:.0f} req/s, "
+    print(f"\nLDAP e2e (wrk -t2 -c8): wsgiauth {wsgi:.0f} req/s, mod_authnz_ldap with caches off {native:.0f} req/s, "
           f"ratio {wsgi / native:.2f}")
-    assert wsgi / native >= 0.5  # the target is 0.8; a loaded 2-core CI box gets slack
+    assert wsgi / native >= 0.5  # the target is 0.8 (measured: see the report); a loaded CI box gets slack
