@@ -21,13 +21,26 @@ from .exceptions import (
 __version__ = "0.1.0.dev0"
 
 
-def __getattr__(name: str) -> object:
-    # `from wsgiauth import load` without importing the config machinery (TOML, schemas) at package import.
-    if name == "load":
-        from .config import load
+# Lazily imported public names: an auth script pays only for what it uses (no TOML, Redis or pool machinery at
+# package import).
+_LAZY = {
+    "HostRules": "hostaccess",
+    "cached": "cache",
+    "canonicalize": "compose",
+    "chain": "compose",
+    "load": "config",
+    "throttled": "throttle",
+}
 
-        return load
-    raise AttributeError(f"module 'wsgiauth' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wsgiauth' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "Backend",
@@ -35,6 +48,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "Decision",
+    "HostRules",
     "InvalidHashError",
     "Outcome",
     "PoolTimeoutError",
@@ -43,5 +57,9 @@ __all__ = [
     "UnsupportedHashError",
     "WsgiAuthError",
     "__version__",
+    "cached",
+    "canonicalize",
+    "chain",
     "load",
+    "throttled",
 ]
