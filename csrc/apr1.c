@@ -23,53 +23,122 @@ static char *to64(char *out, uint32_t v, int n)
     return out;
 }
 
-/* The 1000 rounds, with a one-block fast path: when the longest round message (password + salt + password +
-   16-byte digest) fits in one MD5 block with its padding, each round is assembled in place and compressed once. */
+/* The 1000 rounds. Round i hashes [pw | digest] [salt if i%3] [pw if i%7] [digest | pw] (pw first when i is odd),
+ * so there are only 8 message layouts. For passwords up to 111 bytes every layout fits in four MD5 blocks: each
+ * layout is padded and converted to words once (zero where the previous digest goes); a round copies its layout,
+ * drops the previous digest's words in place (shifted when it sits at an unaligned offset) and compresses. Blocks
+ * before the one where the digest starts are the same in every round of that layout: their state is precomputed.
+ * The MD5 dependency chain then is the whole cost. Longer passwords take the plain streaming path. */
+#define MAX_BLOCKS 4
+#define FAST_MAX_PW ((64 * MAX_BLOCKS - 9 - 16 - 8) / 2)
+
+typedef struct {
+    uint32_t w[16 * MAX_BLOCKS]; /* the padded message as little-endian words, zero where the digest goes */
+    uint32_t mid[4];             /* the state after the blocks before block `first` */
+    int nblocks;                 /* 1 to MAX_BLOCKS */
+    int first;                   /* the block where the digest starts */
+    int off;                     /* byte offset of the digest in the message */
+} round_layout;
+
+static const uint32_t md5_iv[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void build_layout(round_layout *t, int k, const unsigned char *pw, size_t pwlen, const unsigned char *salt,
+                         size_t saltlen)
+{
+    unsigned char m[64 * MAX_BLOCKS];
+    size_t n = 0, total;
+    uint64_t bits;
+    int odd = k & 1, with_salt = (k >> 1) & 1, with_pw = (k >> 2) & 1, i;
+
+    memset(m, 0, sizeof(m));
+    if (odd) { memcpy(m, pw, pwlen); n = pwlen; }
+    else { t->off = 0; n = 16; }
+    if (with_salt) { memcpy(m + n, salt, saltlen); n += saltlen; }
+    if (with_pw) { memcpy(m + n, pw, pwlen); n += pwlen; }
+    if (odd) { t->off = (int)n; n += 16; }
+    else { memcpy(m + n, pw, pwlen); n += pwlen; }
+    m[n] = 0x80;
+    t->nblocks = (int)((n + 8) / 64 + 1);
+    total = 64 * (size_t)t->nblocks;
+    bits = (uint64_t)n << 3;
+    for (i = 0; i < 8; i++) {
+        m[total - 8 + (size_t)i] = (unsigned char)(bits >> (8 * i));
+    }
+    for (i = 0; i < 16 * MAX_BLOCKS; i++) {
+        t->w[i] = le32(m + 4 * i);
+    }
+    t->first = t->off / 64;
+    memcpy(t->mid, md5_iv, sizeof(md5_iv));
+    for (i = 0; i < t->first; i++) {
+        wa_md5_compress(t->mid, t->w + 16 * i);
+    }
+    explicit_bzero(m, sizeof(m));
+}
+
 static void md5crypt_rounds(const unsigned char *pw, size_t pwlen, const unsigned char *salt, size_t saltlen,
                             unsigned char final[16])
 {
-    int i;
-    if (2 * pwlen + saltlen + 16 <= 55) {
-        unsigned char block[64];
+    round_layout layouts[8];
+    uint32_t cur[4], x[16 * MAX_BLOCKS];
+    int i, k, b;
+
+    if (pwlen > FAST_MAX_PW) {
         for (i = 0; i < 1000; i++) {
-            uint32_t state[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
-            size_t n = 0;
-            uint64_t bits;
-            int k;
-            if (i & 1) { memcpy(block + n, pw, pwlen); n += pwlen; }
-            else { memcpy(block + n, final, 16); n += 16; }
-            if (i % 3) { memcpy(block + n, salt, saltlen); n += saltlen; }
-            if (i % 7) { memcpy(block + n, pw, pwlen); n += pwlen; }
-            if (i & 1) { memcpy(block + n, final, 16); n += 16; }
-            else { memcpy(block + n, pw, pwlen); n += pwlen; }
-            bits = (uint64_t)n << 3;
-            block[n] = 0x80;
-            memset(block + n + 1, 0, 55 - n);
-            for (k = 0; k < 8; k++) {
-                block[56 + k] = (unsigned char)(bits >> (8 * k));
-            }
-            wa_md5_block(state, block);
-            for (k = 0; k < 4; k++) {
-                final[4 * k] = (unsigned char)state[k];
-                final[4 * k + 1] = (unsigned char)(state[k] >> 8);
-                final[4 * k + 2] = (unsigned char)(state[k] >> 16);
-                final[4 * k + 3] = (unsigned char)(state[k] >> 24);
-            }
+            wa_md5_ctx ctx;
+            wa_md5_init(&ctx);
+            if (i & 1) wa_md5_update(&ctx, pw, pwlen);
+            else wa_md5_update(&ctx, final, 16);
+            if (i % 3) wa_md5_update(&ctx, salt, saltlen);
+            if (i % 7) wa_md5_update(&ctx, pw, pwlen);
+            if (i & 1) wa_md5_update(&ctx, final, 16);
+            else wa_md5_update(&ctx, pw, pwlen);
+            wa_md5_final(&ctx, final);
         }
-        memset(block, 0, sizeof(block));
         return;
     }
-    for (i = 0; i < 1000; i++) {
-        wa_md5_ctx ctx;
-        wa_md5_init(&ctx);
-        if (i & 1) wa_md5_update(&ctx, pw, pwlen);
-        else wa_md5_update(&ctx, final, 16);
-        if (i % 3) wa_md5_update(&ctx, salt, saltlen);
-        if (i % 7) wa_md5_update(&ctx, pw, pwlen);
-        if (i & 1) wa_md5_update(&ctx, final, 16);
-        else wa_md5_update(&ctx, pw, pwlen);
-        wa_md5_final(&ctx, final);
+
+    for (k = 0; k < 8; k++) {
+        build_layout(&layouts[k], k, pw, pwlen, salt, saltlen);
     }
+    for (k = 0; k < 4; k++) {
+        cur[k] = le32(final + 4 * k);
+    }
+    for (i = 0; i < 1000; i++) {
+        const round_layout *t = &layouts[(i & 1) | ((i % 3 != 0) << 1) | ((i % 7 != 0) << 2)];
+        int q = t->off >> 2, r = t->off & 3;
+        memcpy(x, t->w, sizeof(uint32_t) * 16 * (size_t)t->nblocks);
+        if (r == 0) {
+            x[q] = cur[0];
+            x[q + 1] = cur[1];
+            x[q + 2] = cur[2];
+            x[q + 3] = cur[3];
+        } else {
+            int sh = 8 * r;
+            x[q] |= cur[0] << sh;
+            x[q + 1] = (cur[0] >> (32 - sh)) | (cur[1] << sh);
+            x[q + 2] = (cur[1] >> (32 - sh)) | (cur[2] << sh);
+            x[q + 3] = (cur[2] >> (32 - sh)) | (cur[3] << sh);
+            x[q + 4] |= cur[3] >> (32 - sh);
+        }
+        memcpy(cur, t->mid, sizeof(cur));
+        for (b = t->first; b < t->nblocks; b++) {
+            wa_md5_compress(cur, x + 16 * b);
+        }
+    }
+    for (k = 0; k < 4; k++) {
+        final[4 * k] = (unsigned char)cur[k];
+        final[4 * k + 1] = (unsigned char)(cur[k] >> 8);
+        final[4 * k + 2] = (unsigned char)(cur[k] >> 16);
+        final[4 * k + 3] = (unsigned char)(cur[k] >> 24);
+    }
+    explicit_bzero(layouts, sizeof(layouts));
+    explicit_bzero(x, sizeof(x));
+    explicit_bzero(cur, sizeof(cur));
 }
 
 int wa_md5crypt(const unsigned char *pw, size_t pwlen, const char *magic, const unsigned char *salt, size_t saltlen,

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t count;
     unsigned char buffer[64];
 } wa_md5_ctx;
+void wa_md5_compress(uint32_t state[4], const uint32_t x[16]);
 void wa_md5_block(uint32_t state[4], const unsigned char block[64]);
 void wa_md5_init(wa_md5_ctx *ctx);
 void wa_md5_update(wa_md5_ctx *ctx, const unsigned char *data, size_t len);

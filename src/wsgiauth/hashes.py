@@ -12,9 +12,9 @@ Passwords are ``bytes`` (the raw request bytes). Stored hashes are ``str``. A ma
 plaintext by default) raises :class:`~wsgiauth.exceptions.UnsupportedHashError`, its subclass. A malformed hash
 never verifies. Every comparison of a computed digest with a stored one is constant-time.
 
-NUL bytes: Apache hands passwords to its hash routines as C strings, so for the Apache formats (``$apr1$``, bcrypt,
-``{SHA}``, crypt, plaintext) a password containing a NUL byte never verifies (the hash is still computed, so such a
-request costs what any other costs). The framework formats (Django, Werkzeug, argon2) hash the bytes as they are.
+NUL bytes: Apache hands passwords to its hash routines as C strings (mod_wsgi too), and HMAC-based formats cannot
+tell ``b"pw"`` from ``b"pw\\x00"``; so a password containing a NUL byte never verifies, whatever the format (the
+hash is still computed, so such a request costs what any other costs), and :func:`hash_password` refuses one.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ SCHEMES: Final = (
     "gost_yescrypt",
     "md5_crypt",
     "plaintext",
-    "scrypt",
+    "scrypt_crypt",
     "sha1",
     "sha256_crypt",
     "sha512_crypt",
@@ -81,18 +81,13 @@ SCHEMES: Final = (
     "yescrypt",
 )
 
-# Schemes whose Apache implementation takes the password as a C string (NUL ends it).
-_C_STRING_SCHEMES: Final = frozenset(
-    {"apr1", "bcrypt", "sha1", "des", "bsdi_crypt", "md5_crypt", "sha256_crypt", "sha512_crypt", "yescrypt",
-     "gost_yescrypt", "scrypt", "plaintext"}
-)
 _CRYPT_PREFIXES: Final = (
     ("$1$", "md5_crypt"),
     ("$5$", "sha256_crypt"),
     ("$6$", "sha512_crypt"),
     ("$y$", "yescrypt"),
     ("$gy$", "gost_yescrypt"),
-    ("$7$", "scrypt"),
+    ("$7$", "scrypt_crypt"),
 )
 _CRYPT_SCHEMES: Final = frozenset({name for _, name in _CRYPT_PREFIXES} | {"des", "bsdi_crypt"})
 # Known formats we do not verify: they must never fall through to "plaintext".
@@ -422,8 +417,8 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
             constant time with its UTF-8 encoding). Off by default: Apache on Linux does not accept plaintext.
 
     Returns:
-        ``True`` when the password matches, ``False`` otherwise (also for a password with a NUL byte against an
-        Apache format, see the module documentation).
+        ``True`` when the password matches, ``False`` otherwise (always for a password with a NUL byte, see the
+        module documentation).
 
     Raises:
         TypeError: ``password`` is not ``bytes`` or ``stored`` is not ``str``.
@@ -436,7 +431,7 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
     if scheme == "plaintext" and not allow_plaintext:
         raise UnsupportedHashError("plaintext passwords are not enabled (allow_plaintext=False)")
     verifier = _VERIFIERS[scheme]
-    if scheme in _C_STRING_SCHEMES and b"\x00" in password:
+    if b"\x00" in password:
         # Apache would see the password cut at the NUL: do that work, but never grant such a request.
         verifier(password.split(b"\x00", 1)[0], stored)
         return False
@@ -571,7 +566,7 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
 
     Raises:
         TypeError: ``password`` is not ``bytes`` or a parameter is unknown.
-        ValueError: a parameter is out of range, or ``password`` has a NUL byte for a scheme hashing C strings.
+        ValueError: a parameter is out of range, or ``password`` has a NUL byte.
         UnsupportedHashError: the scheme cannot be created here (plaintext or unknown).
     """
     if not isinstance(password, bytes):
@@ -579,8 +574,8 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
     maker = _MAKERS.get(scheme)
     if maker is None:
         raise UnsupportedHashError(f"cannot create {scheme!r} hashes; choose one of {sorted(_MAKERS)}")
-    if scheme in _C_STRING_SCHEMES and b"\x00" in password:
-        raise ValueError(f"a {scheme} password cannot contain a NUL byte (Apache reads it as a C string)")
+    if b"\x00" in password:
+        raise ValueError("a password cannot contain a NUL byte (Apache reads passwords as C strings)")
     return maker(password, **params)
 
 
@@ -655,7 +650,7 @@ def _dummy_key(like: str) -> tuple[Any, ...]:
         return (scheme, _bcrypt_parts(like)[1])
     if scheme in ("sha256_crypt", "sha512_crypt"):
         return (scheme, _crypt_rounds(like))
-    if scheme in ("yescrypt", "gost_yescrypt", "scrypt"):
+    if scheme in ("yescrypt", "gost_yescrypt", "scrypt_crypt"):
         fields = like.split("$")
         return (scheme, fields[2] if len(fields) > 2 else "")
     if scheme == "argon2":
