@@ -64,10 +64,12 @@ class Apr:
         u.apr_dbm_store.argtypes = [ctypes.c_void_p, self.Datum, self.Datum]
         u.apr_dbm_fetch.argtypes = [ctypes.c_void_p, self.Datum, ctypes.POINTER(self.Datum)]
         u.apr_dbm_close.argtypes = [ctypes.c_void_p]
+        u.apr_dbm_delete.argtypes = [ctypes.c_void_p, self.Datum]
 
     def open(self, apache_type: str, path: Path, mode: int) -> ctypes.c_void_p:
         db = ctypes.c_void_p()
-        rv = self.util.apr_dbm_open_ex(ctypes.byref(db), apache_type.encode(), str(path).encode(), mode, 0o644,
+        # APR's permission bits (apr_fileperms_t): 0x0644 is rw-r--r--
+        rv = self.util.apr_dbm_open_ex(ctypes.byref(db), apache_type.encode(), str(path).encode(), mode, 0x0644,
                                        self.pool)
         assert rv == 0, f"apr_dbm_open_ex: {rv}"
         return db
@@ -79,6 +81,9 @@ class Apr:
         out = self.Datum()
         assert self.util.apr_dbm_fetch(db, self.Datum(key, len(key)), ctypes.byref(out)) == 0
         return None if not out.dptr else ctypes.string_at(out.dptr, out.dsize)
+
+    def delete(self, db: ctypes.c_void_p, key: bytes) -> int:
+        return int(self.util.apr_dbm_delete(db, self.Datum(key, len(key))))
 
     def close(self, db: ctypes.c_void_p) -> None:
         self.util.apr_dbm_close(db)
@@ -254,6 +259,26 @@ def test_sdbm_10000_users_written_by_us_are_read_by_apr(tmp_path: Path, apr: Apr
         apr.close(db)
     listing = htdbm_list(path, "SDBM")
     assert b"Total #records : 6666" in listing
+
+
+def test_sdbm_writer_makes_the_same_bytes_as_apr(tmp_path: Path, apr: Apr) -> None:
+    # inserts (with page splits), deletes and replacements, in the same order through APR and through wsgiauth
+    ops: list[tuple[bytes, bytes | None]] = [(_key(i), b"v" * (i % 90) + b":g") for i in range(3000)]
+    ops += [(_key(i), None) for i in range(0, 3000, 4)]
+    ops += [(_key(i), b"replaced-%d" % i) for i in range(0, 3000, 7)]
+    db = apr.open("SDBM", tmp_path / "apr", RWCREATE)
+    for key, value in ops:
+        assert (apr.store(db, key, value) if value is not None else apr.delete(db, key)) == 0
+    apr.close(db)
+    with DbmFile(tmp_path / "ours", "sdbm", writable=True) as w:
+        for key, value in ops:
+            if value is None:
+                assert w.delete(key)
+            else:
+                w.store(key, value)
+    for ext in (".pag", ".dir"):
+        assert (tmp_path / f"ours{ext}").read_bytes() == (tmp_path / f"apr{ext}").read_bytes()
+    assert (tmp_path / "ours.dir").stat().st_size > 0
 
 
 def test_sdbm_pairs_near_the_1008_byte_limit(tmp_path: Path, apr: Apr) -> None:
