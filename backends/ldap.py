@@ -6,7 +6,8 @@ and a server certificate for 127.0.0.1/localhost with ``openssl``, checks the co
 slapd on ``ldap://127.0.0.1:PORT`` and ``ldaps://127.0.0.1:TLS_PORT``, polls until it answers (failing fast with the
 log when it exits) and loads the seed LDIF (``backends/ldap/seed.ldif``) with ``ldapadd`` so that the memberof overlay
 fills ``memberOf``. :meth:`Slapd.stop`, :meth:`Slapd.start` and :meth:`Slapd.restart` keep the data and the ports,
-for outage tests; :meth:`Slapd.connections` counts the server's open client connections (from cn=monitor).
+for outage tests; :meth:`Slapd.pause`/:meth:`Slapd.resume` make a hung server; :meth:`Slapd.connections` counts
+the server's open client connections (from cn=monitor).
 
 Run ``python -m backends.ldap`` to start one by hand and print its URLs.
 """
@@ -240,6 +241,7 @@ class Slapd:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
+        proc.send_signal(signal.SIGCONT)  # in case it was paused
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=10)
@@ -250,6 +252,16 @@ class Slapd:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and (port_open(self.port) or port_open(self.tls_port)):
             time.sleep(0.02)
+
+    def pause(self) -> None:
+        """Freeze slapd (SIGSTOP): connections are still accepted by the kernel but never answered (a hung server)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> Slapd:
         """Stop and start again on the same ports with the same data."""
@@ -299,7 +311,12 @@ class Slapd:
 
 
 def main() -> None:
-    """Start a slapd and keep it running until Ctrl-C; print how to reach it."""
+    """Start a slapd and keep it running until Ctrl-C (or SIGTERM); print how to reach it."""
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     with Slapd() as s:
         print(f"slapd running (pid {s.proc.pid if s.proc else '?'}) in {s.dir}")
         print(f"  {s.url}   {s.ldaps_url}   CA: {s.ca_file}")

@@ -473,3 +473,25 @@ def test_outage_fails_fast_and_recovers_after_restart(make: Callable[..., LDAPBa
         assert time.monotonic() < deadline, "no recovery within 5 s of the restart"
         time.sleep(0.1)
     assert b.check_password(ENV, "alice", "wrong") is False
+
+
+def test_hung_server_fails_within_the_timeout(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+    """A server that accepts connections but never answers (SIGSTOP) costs at most the receive timeout per try."""
+    b = make(connect_timeout=1.0, timeout=1.0, breaker_threshold=2, breaker_reset=0.5)
+    assert b.check_password(ENV, "alice", "secret") is True
+    slapd.pause()
+    try:
+        t = time.monotonic()
+        assert b.check_password(ENV, "alice", "secret") is None  # a timeout, a retry, a timeout: unknown
+        first = time.monotonic() - t
+        t = time.monotonic()
+        assert b.check_password(ENV, "alice", "secret") is None  # the breaker is open now: at once
+        second = time.monotonic() - t
+    finally:
+        slapd.resume()
+    assert 0.9 < first < 3.5, first
+    assert second < 0.2, second
+    deadline = time.monotonic() + 5
+    while b.check_password(ENV, "alice", "secret") is not True:
+        assert time.monotonic() < deadline, "no recovery within 5 s of resuming"
+        time.sleep(0.1)
