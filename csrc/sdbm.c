@@ -39,8 +39,6 @@ struct wa_sdbm {
     int lock_timeout_ms;
     dev_t dir_dev, pag_dev;
     ino_t dir_ino, pag_ino;
-    /* writer state */
-    long maxbno;      /* bits in the .dir bitmap (its size * 8) */
     long dirbno;      /* which 4096-byte .dir block is in dirbuf, -1 none */
     unsigned char dirbuf[DBLKSIZ];
     char err[160];
@@ -274,20 +272,13 @@ static int setdbit(wa_sdbm *db, long dbit)
         db->dirbno = dirb;
     }
     db->dirbuf[c % DBLKSIZ] |= (unsigned char)(1u << (dbit % 8));
-    if (dbit >= db->maxbno) {
-        db->maxbno += (long)DBLKSIZ * 8;
-    }
     return write_at(db->dirf, db->dirbuf, DBLKSIZ, (off_t)dirb * DBLKSIZ);
 }
 
-/* Refresh the view of .dir at the start of an operation (htdbm may have split pages since). */
+/* Forget the cached .dir block at the start of an operation (htdbm may have split pages since). No fstat is
+ * needed: APR stops the bitmap walk at the file's size, and bits past the end read as zeros, which stops it too. */
 static int refresh_dir(wa_sdbm *db)
 {
-    struct stat st;
-    if (fstat(db->dirf, &st) != 0) {
-        return -1;
-    }
-    db->maxbno = (long)st.st_size * 8;
     db->dirbno = -1;
     return 0;
 }
@@ -299,9 +290,6 @@ static int page_of(wa_sdbm *db, long long hash, long *pagb, long *curbit, long l
     int hbit = 0;
     for (;;) {
         int bit = 0;
-        if (dbit >= db->maxbno) {
-            break;
-        }
         if (getdbit(db, dbit, &bit) != 0) {
             return -1;
         }
@@ -432,7 +420,7 @@ static int begin(wa_sdbm *db)
         return -1;
     }
     if (refresh_dir(db) != 0) {
-        snprintf(db->err, sizeof db->err, "cannot stat the .dir file: %s", strerror(errno));
+        snprintf(db->err, sizeof db->err, "cannot read the .dir file: %s", strerror(errno));
         if (!db->writable) {
             unlock_file(db->dirf);
         }
