@@ -495,3 +495,44 @@ def test_hung_server_fails_within_the_timeout(make: Callable[..., LDAPBackend], 
     while b.check_password(ENV, "alice", "secret") is not True:
         assert time.monotonic() < deadline, "no recovery within 5 s of resuming"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.0 400 Bad Request\r\n\r\n", b"\x30\x84\xff\xff\xff\xff", b"\x30\x05\x02"])
+def test_a_server_that_does_not_speak_ldap_is_a_clean_unknown(reply: bytes) -> None:
+    """Garbage, a truncated or absurdly long BER message, or a closed socket: unknown within the timeout."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                conn.recv(4096)
+                conn.sendall(reply)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    b = LDAPBackend(f"ldap://127.0.0.1:{port}/dc=example,dc=org", connect_timeout=1, timeout=1, breaker_threshold=0)
+    try:
+        t = time.monotonic()
+        assert b.check_password(ENV, "alice", "secret") is None
+        assert b.groups_for_user(ENV, "alice") == []
+        assert time.monotonic() - t < 5
+    finally:
+        b.close()
+        stop.set()
+        thread.join()
+        listener.close()
