@@ -14,7 +14,7 @@ APT_PACKAGES := apache2 apache2-dev apache2-utils python3-dev python3-venv libcr
 	slapd ldap-utils postgresql mariadb-server redis-server libaprutil1-dbd-pgsql libaprutil1-ldap \
 	whois
 
-.PHONY: all deps venv install traverse lint test demo bench stress clean
+.PHONY: all deps venv install traverse lint test demo bench stress asan clean
 
 all: test
 
@@ -65,6 +65,12 @@ bench: install traverse
 
 stress: install traverse
 	WSGIAUTH_STRESS=1 $(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+# The C core built with AddressSanitizer + UBSan into a standalone driver (tests/asan_driver.c), fed a corpus of real
+# SDBM files and hashes and random mutations of them. ASAN_SECONDS=600 for a longer run.
+ASAN_SECONDS ?= 60
+asan: install
+	$(PY) tests/test_fuzz.py asan $(ASAN_SECONDS)
 
 clean:
 	rm -rf build dist src/*.egg-info src/wsgiauth/_native*.so src/wsgiauth/_native.c .stamp-install
