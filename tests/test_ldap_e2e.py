@@ -32,7 +32,10 @@ LDAPS_URL = "ldaps://127.0.0.1:{tls_port}/" + S.PEOPLE + "?uid?sub?" + S.ACTIVE_
 
 AUTH_SCRIPT = '''\
 import os
+import sys
 from wsgiauth.backends import ldap
+
+print("ldap-e2e: imported " + os.path.basename(__file__), file=sys.stderr)
 
 _here = os.path.dirname(__file__)
 backend = ldap.LDAPBackend(
@@ -81,6 +84,13 @@ LOCATIONS: dict[str, tuple[str, str, str, str, str]] = {
     "unix": (PEOPLE_URL, "    AuthLDAPGroupAttribute memberUid\n    AuthLDAPGroupAttributeIsDN off",
              f"Require ldap-group cn=unixusers,{S.GROUPS}", "auth.wsgi", "Require wsgi-group unixusers"),
     "tls": (LDAPS_URL, "", "Require valid-user", "auth_tls.wsgi", "Require valid-user"),
+    # nesting: dave is in chain3, chain3 in chain2, chain2 in chain1; eve is in cycA, cycA and cycB hold each other
+    "chain1": (PEOPLE_URL, "", f"Require ldap-group cn=chain1,{S.GROUPS}", "auth.wsgi", "Require wsgi-group chain1"),
+    "chain1-depth1": (PEOPLE_URL, "    AuthLDAPMaxSubGroupDepth 1", f"Require ldap-group cn=chain1,{S.GROUPS}",
+                      "auth_depth1.wsgi", "Require wsgi-group chain1"),
+    "chain2-depth1": (PEOPLE_URL, "    AuthLDAPMaxSubGroupDepth 1", f"Require ldap-group cn=chain2,{S.GROUPS}",
+                      "auth_depth1.wsgi", "Require wsgi-group chain2"),
+    "cycb": (PEOPLE_URL, "", f"Require ldap-group cn=cycB,{S.GROUPS}", "auth.wsgi", "Require wsgi-group cycB"),
 }
 
 
@@ -93,7 +103,9 @@ def _scripts(slapd: slapd_launcher.Slapd) -> dict[str, str]:
                                               extra="\n    remote_user_attribute='uid',", **common),
         "auth_tls.wsgi": AUTH_SCRIPT.format(url=LDAPS_URL.format(tls_port=slapd.tls_port),
                                             extra="\n    ca_file=os.path.join(_here, 'ca.pem'),", **common),
-        # the performance pair: the same settings as auth.wsgi, separate pools
+        "auth_depth1.wsgi": AUTH_SCRIPT.format(url=PEOPLE_URL.format(port=slapd.port),
+                                               extra="\n    max_depth=1,", **common),
+        # the performance pair (the same connection settings as auth.wsgi: the same pools in each child)
         "auth_perf.wsgi": AUTH_SCRIPT.format(url=PEOPLE_URL.format(port=slapd.port),
                                              extra="\n    label='ldap-perf',", **common),
     }
@@ -150,7 +162,9 @@ ROWS: list[tuple[str, str, dict[str, int]]] = [
     ("carol", "Carol.pw", {"user": 200, "canon": 200, "staff": 200, "ops": 401, "unix": 401}),
     ("zoë", "ünïcødé", {"user": 200, "canon": 200, "staff": 401, "ops": 200, "tls": 200}),
     ("zoë", "unicode", {"user": 401}),
-    ("dave", "dave.pw", {"user": 200, "staff": 401}),
+    ("dave", "dave.pw", {"user": 200, "staff": 401, "chain1": 200, "chain1-depth1": 401, "chain2-depth1": 200}),
+    ("eve", "eve.pw", {"cycb": 200, "chain1": 401}),
+    ("alice", "secret", {"chain1": 401, "cycb": 401}),
     ("nobody", "secret", {"user": 401, "all": 401, "tls": 401}),
     ("mallory", "disabled.pw", {"user": 401, "all": 200, "staff": 401}),  # the filter excludes the disabled one
     ("twin", "twin.pw", {"user": 200, "all": 401}),  # two entries under the whole tree: not unique
@@ -190,6 +204,20 @@ def test_no_credentials_and_logs_hold_no_password(apache: Apache) -> None:
     _get(apache, "/wsgi-user/", "alice", "a-secret-not-to-log-7f3a")
     _get(apache, "/wsgi-user/", "nobody", "a-secret-not-to-log-7f3a")
     assert "a-secret-not-to-log-7f3a" not in apache.error_log_text()
+
+
+def test_reimported_script_reuses_its_connections(apache: Apache, slapd: slapd_launcher.Slapd) -> None:
+    """mod_wsgi re-imports a changed auth script without cleaning up: the new module finds the old pools."""
+    for _ in range(20):
+        assert _get(apache, "/wsgi-user/", "alice", "secret")[0] == 200
+    before = slapd.connections()
+    imports = apache.error_log_text().count("ldap-e2e: imported auth.wsgi")
+    time.sleep(1.1)  # a new mtime second
+    apache.write("auth.wsgi", apache.path("auth.wsgi").read_bytes())
+    for i in range(50):
+        assert _get(apache, "/wsgi-user/", "bob" if i % 2 else "alice", "hunter2" if i % 2 else "secret")[0] == 200
+    assert apache.error_log_text().count("ldap-e2e: imported auth.wsgi") > imports  # it was re-imported
+    assert slapd.connections() == before
 
 
 def test_outage_is_a_401_and_recovers(apache: Apache, slapd: slapd_launcher.Slapd) -> None:
