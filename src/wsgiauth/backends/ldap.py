@@ -349,7 +349,7 @@ class LDAPBackend(Backend):
         timeout: seconds to wait for any answer of the server (never unbounded).
         remote_user_attribute: an attribute of the user's entry whose value becomes the canonical user name
             (``AuthLDAPRemoteUserAttribute``), e.g. ``"uid"`` for the name in its stored case.
-        group_base: where groups are searched (default ``base_dn``'s parent scope: ``base_dn``).
+        group_base: where groups are searched (default: ``base_dn``; set it when groups live elsewhere).
         group_filter: which entries are groups (default :data:`DEFAULT_GROUP_FILTER`).
         group_attributes: group attributes holding member DNs (``AuthLDAPGroupAttribute``, default
             ``("member", "uniqueMember")``).
