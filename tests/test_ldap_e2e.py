@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from backends import ldap as slapd_launcher
 from backends._common import require_tool
 from backends.apache import Apache
+from requests.auth import HTTPDigestAuth
 
 pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -73,6 +75,16 @@ WSGI = '''\
 </Location>
 '''
 
+DIGEST = '''\
+<Location /wsgi-digest>
+    AuthType Digest
+    AuthName "ldap realm"
+    AuthDigestProvider wsgi
+    WSGIAuthUserScript "${WSGIAUTH_SITE}/auth_digest.wsgi"
+    Require valid-user
+</Location>
+'''
+
 # name: (native URL, native extra directives, native Require, wsgi script, wsgi Require)
 LOCATIONS: dict[str, tuple[str, str, str, str, str]] = {
     "user": (PEOPLE_URL, "", "Require valid-user", "auth.wsgi", "Require valid-user"),
@@ -103,6 +115,11 @@ def _scripts(slapd: slapd_launcher.Slapd) -> dict[str, str]:
                                               extra="\n    remote_user_attribute='uid',", **common),
         "auth_tls.wsgi": AUTH_SCRIPT.format(url=LDAPS_URL.format(tls_port=slapd.tls_port),
                                             extra="\n    ca_file=os.path.join(_here, 'ca.pem'),", **common),
+        "auth_digest.wsgi": AUTH_SCRIPT.format(url=PEOPLE_URL.format(port=slapd.port),
+                                               extra="\n    digest_attribute='wsgiauthDigestHA1',", **common),
+        # LDAPS with a CA that did not sign slapd's certificate
+        "auth_badca.wsgi": AUTH_SCRIPT.format(url=LDAPS_URL.format(tls_port=slapd.tls_port),
+                                              extra="\n    ca_file=os.path.join(_here, 'other-ca.pem'),", **common),
         "auth_depth1.wsgi": AUTH_SCRIPT.format(url=PEOPLE_URL.format(port=slapd.port),
                                                extra="\n    max_depth=1,", **common),
         # the performance pair (the same connection settings as auth.wsgi: the same pools in each child)
@@ -125,6 +142,8 @@ def _include(slapd: slapd_launcher.Slapd) -> str:
         parts.append(NATIVE.format(name=name, url=url.format(**fill), bind_dn=slapd.service_dn,
                                    bind_pw=slapd.service_pw, extra=extra, require=require))
         parts.append(WSGI.format(name=name, script=script, require=wsgi_require))
+    parts.append(WSGI.format(name="badca", script="auth_badca.wsgi", require="Require valid-user"))
+    parts.append(DIGEST)
     parts.append(NATIVE.format(name="perf", url=PEOPLE_URL.format(**fill), bind_dn=slapd.service_dn,
                                bind_pw=slapd.service_pw, extra="", require="Require valid-user"))
     parts.append(WSGI.format(name="perf", script="auth_perf.wsgi", require="Require valid-user"))
@@ -143,9 +162,12 @@ def slapd() -> Iterator[slapd_launcher.Slapd]:
 
 
 @pytest.fixture(scope="module")
-def apache(slapd: slapd_launcher.Slapd, apache_available: None) -> Iterator[Apache]:
+def apache(slapd: slapd_launcher.Slapd, apache_available: None, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Apache]:
     files: dict[str, Any] = dict(_scripts(slapd))
     files["ca.pem"] = slapd.ca_file.read_bytes()
+    other_ca, _, _ = slapd_launcher.make_ca(tmp_path_factory.mktemp("other-ca"), name="another CA")
+    files["other-ca.pem"] = other_ca.read_bytes()
     server = Apache(files=files, include=_include(slapd), modules=["ldap", "authnz_ldap"], threads=8)
     try:
         yield server.start()
@@ -204,6 +226,22 @@ def test_no_credentials_and_logs_hold_no_password(apache: Apache) -> None:
     _get(apache, "/wsgi-user/", "alice", "a-secret-not-to-log-7f3a")
     _get(apache, "/wsgi-user/", "nobody", "a-secret-not-to-log-7f3a")
     assert "a-secret-not-to-log-7f3a" not in apache.error_log_text()
+
+
+def test_wrong_ca_is_a_401_with_a_clear_log_line(apache: Apache) -> None:
+    assert _get(apache, "/wsgi-badca/", "alice", "secret") == (401, None)
+    assert _get(apache, "/wsgi-tls/", "alice", "secret") == (200, "alice")  # the right CA on the same server
+    log = apache.error_log_text()
+    assert "TLS certificate verification failed" in log and "check ca_file" in log
+
+
+def test_digest_from_an_ha1_attribute(apache: Apache) -> None:
+    url = apache.url + "wsgi-digest/"
+    r = requests.get(url, auth=HTTPDigestAuth("alice", "secret"), timeout=10)
+    assert r.status_code == 200 and r.json()["REMOTE_USER"] == "alice"
+    assert requests.get(url, auth=HTTPDigestAuth("alice", "wrong"), timeout=10).status_code == 401
+    assert requests.get(url, auth=HTTPDigestAuth("Carol", "Carol.pw"), timeout=10).status_code == 401  # no HA1
+    assert requests.get(url, auth=HTTPDigestAuth("nobody", "x"), timeout=10).status_code == 401
 
 
 def test_reimported_script_reuses_its_connections(apache: Apache, slapd: slapd_launcher.Slapd) -> None:
