@@ -57,12 +57,12 @@ FROZEN: list[tuple[str, str]] = [
     ("sha512_crypt", "$6$Q1AHBB4FC02hb8JB$Y40jfV1GXv3ykm3vv7/ebKXZ05rLCeHkuTaeGUvr1IDY8n7XcbYmxy5A2lCvtmW6n4PTL/rCjJqFMlRArBgMZ1"),
     # mkpasswd -m yescrypt 'correct horse'
     ("yescrypt", "$y$j9T$Tg2UA3AvkAcRnxyY0pi7D0$ADomNZK0PPzyEdOy9AvLO7Jd88WpYUEo/d9fGn5VTEB"),
-    # mkpasswd -m yescrypt -R 7 'correct horse'
-    ("yescrypt", "$y$jBT$W6fg7vGaZiHSPOQcEN.hn.$3j/54PQzQOU6FkpIBxWYkzlYVgiGFjvrXMuZm1idnp5"),
-    # mkpasswd -m gost-yescrypt 'correct horse'
-    ("gost_yescrypt", "$gy$j9T$arCw/EMzMnoyTMlmvDPKR/$PqSc44a.4dA9937y7oF3R8ghFJaF4LWGaHeswfRZRh1"),
-    # mkpasswd -m scrypt 'correct horse'
-    ("scrypt_crypt", "$7$CU..../....BbvmCtYsLrpuPSQTX/Ftm0$phNx8J7FNFt0zLf8MWsv1kX0sOwEHKhtCdqtGPAT5j5"),
+    # mkpasswd -m yescrypt -R 3 'correct horse'
+    ("yescrypt", "$y$j7T$1gyvgXcqIWqj1b3eLZg7o.$XlFsOAGGzDWlXZgpxqzSMb4eMM.SPKaiaVrluEZGzO8"),
+    # mkpasswd -m gost-yescrypt -R 3 'correct horse'
+    ("gost_yescrypt", "$gy$j7T$zPJMC/vlK/B2TOdC4SthP0$yYu7QimTp65bQRWfTN9oljDeXONo/.l1xAQNmUFzsV8"),
+    # mkpasswd -m scrypt -R 6 'correct horse'   (the cheapest cost mkpasswd accepts)
+    ("scrypt_crypt", "$7$BU..../....XGZuxjuLDtS.Z9RrG/BSs0$O3NGxTMT/m9AmzwH8en1fjPQxlQjP0evRMLw.3nxmdD"),
     # mkpasswd -m bcrypt-a 'correct horse'
     ("bcrypt", "$2a$05$.u8WQXzkFrZ3IQbZFOu1U.5xc6PvDlkldlrF9mF2YUKyWhUU/O1vi"),
     # mkpasswd -m bsdicrypt 'correct horse'
@@ -209,8 +209,9 @@ def test_openssl_apr1_with_given_salt_matches_ours() -> None:
                                                 ("bsdicrypt", "bsdi_crypt"), ("bcrypt", "bcrypt")])
 def test_mkpasswd_live(method: str, scheme: str) -> None:
     exe = require_tool("mkpasswd")
-    stored = subprocess.run([exe, "-m", method, "correct horse"], check=True, capture_output=True, text=True,
-                            timeout=60).stdout.strip()
+    cost = {"scrypt": ["-R", "6"], "yescrypt": ["-R", "3"], "gost-yescrypt": ["-R", "3"], "bcrypt": ["-R", "4"]}
+    stored = subprocess.run([exe, "-m", method, *cost.get(method, []), "correct horse"], check=True,
+                            capture_output=True, text=True, timeout=60).stdout.strip()
     assert hashes.identify(stored) == scheme
     assert hashes.verify(PASSWORD, stored) is True
     assert hashes.verify(b"wrong horse", stored) is False
@@ -296,11 +297,14 @@ def test_django_live(django_hashers: object, hasher: str, scheme: str) -> None:
 def test_werkzeug_live() -> None:
     from werkzeug.security import check_password_hash, generate_password_hash
 
-    for method in ("pbkdf2:sha256:2000", "pbkdf2:sha1:2000", "pbkdf2:sha512:2000", "scrypt:1024:8:1", "scrypt"):
+    for method in ("pbkdf2:sha256:2000", "pbkdf2:sha1:2000", "pbkdf2:sha512:2000", "scrypt:1024:8:1"):
         for password in ("correct horse", "pässwörd"):
             stored = generate_password_hash(password, method)
             assert hashes.verify(password.encode(), stored) is True, method
             assert hashes.verify(b"nope", stored) is False
+    stored = generate_password_hash("correct horse", "scrypt")  # Werkzeug's defaults: scrypt:32768:8:1
+    assert stored.startswith("scrypt:32768:8:1$")
+    assert hashes.verify(PASSWORD, stored) is True
     ours = hashes.hash_password(PASSWORD, "werkzeug_pbkdf2", iterations=2000)
     assert check_password_hash(ours, "correct horse") is True
     assert check_password_hash(ours, "correct horsE") is False
@@ -470,6 +474,10 @@ MALFORMED = [
     "scrypt:1024:8:1$salt$" + "00" * 32,
     "a\x00b",
     "line\nbreak",
+    "$2y$\u0660\u0665$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",  # Arabic-Indic digits
+    "$argon2id$v=19$m=\u0661\u0660\u0662\u0664,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
+    "pbkdf2_sha256$\u0661\u0660\u0660\u0660$salt$TP28u6qOWcUCv/5e7TiKW/fsQ5orZgAhd9iIx1gDAsE=",
+    "$6$r\u00e9sum\u00e9$abc",
 ]
 
 
@@ -545,7 +553,11 @@ def test_needs_update() -> None:
     assert hashes.needs_update(a2, "argon2", time_cost=2, memory_cost=1024, parallelism=1) is True
     y = next(h for s, h in FROZEN if s == "yescrypt")  # j9T: libxcrypt's default cost 5
     assert hashes.needs_update(y, "yescrypt") is False
+    assert hashes.needs_update(y, "yescrypt", cost=5) is False
     assert hashes.needs_update(y, "yescrypt", cost=7) is True
+    y3 = [h for s, h in FROZEN if s == "yescrypt"][1]  # j7T: cost 3
+    assert hashes.needs_update(y3, "yescrypt") is True
+    assert hashes.needs_update(y3, "yescrypt", cost=3) is False
     assert hashes.needs_update("$apr1$garbage") is True
     assert hashes.needs_update("$2x$05$" + "a" * 53) is True
 

@@ -58,7 +58,7 @@ WERKZEUG_DEFAULT_ITERATIONS: Final = 1_000_000
 #: Upper bounds that keep one verification from hanging a server thread on an absurd stored hash.
 MAX_PBKDF2_ITERATIONS: Final = 50_000_000
 MAX_SCRYPT_MEMORY: Final = 1 << 30  # bytes (128 * n * r)
-MAX_ARGON2_MEMORY_KIB: Final = 1 << 22  # 4 GiB
+MAX_ARGON2_MEMORY_KIB: Final = 1 << 20  # 1 GiB
 
 #: Every scheme :func:`identify` can return.
 SCHEMES: Final = (
@@ -99,10 +99,10 @@ _UNSUPPORTED_PREFIXES: Final = (
 _B64 = "./0-9A-Za-z"
 _DES_RE: Final = re.compile(rf"[{_B64}]{{13}}")
 _BSDI_RE: Final = re.compile(rf"_[{_B64}]{{19}}")
-_BCRYPT_RE: Final = re.compile(rf"\$2([aby])\$(\d\d)\$[{_B64}]{{53}}")
+_BCRYPT_RE: Final = re.compile(rf"\$2([aby])\$([0-9][0-9])\$[{_B64}]{{53}}")
 _SHA1_RE: Final = re.compile(r"\{SHA\}[A-Za-z0-9+/]{27}=")
 _ARGON2_RE: Final = re.compile(
-    r"\$(argon2id|argon2i)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
+    r"\$(argon2id|argon2i)\$v=([0-9]{1,3})\$m=([0-9]{1,10}),t=([0-9]{1,10}),p=([0-9]{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
 )
 _DIGITS_RE: Final = re.compile(r"[1-9][0-9]{0,9}")
 _HEX_RE: Final = re.compile(r"(?:[0-9a-f]{2})+")
@@ -404,8 +404,11 @@ def _verify_werkzeug_scrypt(password: bytes, stored: str) -> bool:
     n, r, p = _werkzeug_scrypt_params(method)
     if len(digest) != 64:
         raise InvalidHashError("malformed Werkzeug scrypt hash: wrong digest length")
-    computed = hashlib.scrypt(password, salt=salt.encode("utf-8"), n=n, r=r, p=p, maxmem=132 * n * r * p,
-                              dklen=64)
+    try:
+        computed = hashlib.scrypt(password, salt=salt.encode("utf-8"), n=n, r=r, p=p, maxmem=132 * n * r * p,
+                                  dklen=64)
+    except ValueError as exc:  # parameters OpenSSL refuses
+        raise InvalidHashError(f"unusable Werkzeug scrypt hash: {exc}") from None
     return _ct_equal(computed, digest)
 
 
@@ -603,7 +606,7 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
 
 
 def _crypt_rounds(stored: str) -> int:
-    m = re.match(r"\$[56]\$rounds=(\d+)\$", stored)
+    m = re.match(r"\$[56]\$rounds=([0-9]{1,10})\$", stored)
     return int(m.group(1)) if m else 5000
 
 
@@ -616,9 +619,10 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
         **params: the wanted parameters (as in :func:`hash_password`); defaults as there.
 
     Returns:
-        ``True`` when ``stored`` is of another scheme, weaker parameters (cost, rounds, iterations, memory), a
-        method libxcrypt calls legacy, or is malformed/unsupported (it can never verify, so it must be replaced);
-        ``False`` when it is as strong as asked.
+        ``True`` when ``stored`` is of another scheme, has weaker parameters (bcrypt cost, ``rounds``,
+        ``iterations``, scrypt ``n``/``r``/``p``) or other parameters (argon2, yescrypt: any difference, as
+        argon2-cffi's ``check_needs_rehash``), is of a method libxcrypt calls legacy (``$1$``, DES is exempt when
+        asked for), or is malformed/unsupported (it can never verify, so it must be replaced); ``False`` otherwise.
     """
     try:
         have = identify(stored)
@@ -631,9 +635,9 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
             return _crypt_rounds(stored) < int(params.get("rounds") or 5000)
         if scheme in _CRYPT_SCHEMES:
             raw = _check_crypt_setting(stored)
-            if scheme == "yescrypt" and params.get("cost"):
-                wanted = _lowlevel.crypt_gensalt(b"$y$", int(params["cost"])).split(b"$")[2]
-                return raw.split(b"$")[2][:3] != wanted[:3]
+            if scheme == "yescrypt":  # parameters other than the ones asked for (as argon2's check)
+                wanted = _lowlevel.crypt_gensalt(b"$y$", int(params.get("cost") or 0)).split(b"$")[2]
+                return raw.split(b"$")[2] != wanted
             return _lowlevel.crypt_checksalt(raw) != _lowlevel.CRYPT_SALT_OK and scheme != "des"
         if scheme == "argon2":
             _argon2_parts(stored)
