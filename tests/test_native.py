@@ -255,7 +255,7 @@ def test_c_calls_release_the_gil() -> None:
     """While one thread is inside a long C call, another thread keeps running Python code at a good rate.
 
     If the GIL were held during the call, the counting thread would be stopped for the whole call (it could only run
-    for one switch interval, 5 ms, before the worker takes the GIL), i.e. a few percent of its normal rate.
+    for one switch interval, 5 ms, before the worker takes the GIL): under 5% of its normal rate over >= 100 ms.
     """
     # Baseline: the counting loop alone for 100 ms.
     stop = threading.Event()
@@ -279,7 +279,7 @@ def test_c_calls_release_the_gil() -> None:
     count, elapsed = _count_while(done)
     t.join()
     assert elapsed > 0.1
-    assert count / elapsed > 0.25 * base_rate
+    assert count / elapsed > 0.1 * base_rate
 
 
 def test_threads_agree() -> None:

@@ -466,7 +466,7 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
 
 def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST) -> str:
     if not isinstance(cost, int) or not 4 <= cost <= 31:
-        raise ValueError("bcrypt cost must be an int from 4 to 31 (Apache accepts at most 17)")
+        raise ValueError("bcrypt cost must be an int from 4 to 31 (htpasswd -C offers 4 to 17)")
     raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
     return "$2y$" + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
 
