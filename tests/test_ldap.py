@@ -464,7 +464,7 @@ def test_outage_fails_fast_and_recovers_after_restart(make: Callable[..., LDAPBa
             t = time.monotonic()
             assert b.check_password(ENV, "alice", "secret") is None  # unknown, never a grant
             assert b.groups_for_user(ENV, "alice") == []
-            assert time.monotonic() - t < 2.0  # within the timeouts, not a hung thread
+            assert time.monotonic() - t < 3.0  # within the timeouts, not a hung thread
         assert b.stats()["search"]["breaker_open"] == 1
     finally:
         slapd.start()
@@ -490,7 +490,7 @@ def test_hung_server_fails_within_the_timeout(make: Callable[..., LDAPBackend], 
     finally:
         slapd.resume()
     assert 0.9 < first < 3.5, first
-    assert second < 0.2, second
+    assert second < 0.5, second  # the open breaker answers at once
     deadline = time.monotonic() + 5
     while b.check_password(ENV, "alice", "secret") is not True:
         assert time.monotonic() < deadline, "no recovery within 5 s of resuming"
