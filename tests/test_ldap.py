@@ -259,6 +259,19 @@ def test_wrong_service_password_is_a_clear_error(make: Callable[..., LDAPBackend
     assert make(bind_password="not-the-password", on_error="deny").check_password(ENV, "alice", "secret") is False
 
 
+def test_keyword_configuration_without_url(slapd: slapd_launcher.Slapd) -> None:
+    b = LDAPBackend(hosts=[f"127.0.0.1:{slapd.tls_port}"], use_ssl=True, ca_file=slapd.ca_file,
+                    base_dn=slapd.people, attribute="cn", scope="one", filter=slapd.active_filter,
+                    bind_dn=slapd.service_dn, bind_password=slapd.service_pw)
+    try:
+        assert b.check_password(ENV, "Alice Liddell", "secret") is True  # searched by cn
+        assert b.check_password(ENV, "alice", "secret") is None
+        assert repr(b).startswith(f"<LDAPBackend 'ldap' ldaps://127.0.0.1:{slapd.tls_port}/{slapd.people}?cn?one?")
+        assert slapd.service_pw not in repr(b)
+    finally:
+        b.close()
+
+
 def test_several_servers_are_tried_in_order(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
     from backends._common import free_port
 
