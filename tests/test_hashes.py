@@ -515,6 +515,8 @@ def test_type_errors() -> None:
         hashes.constant_time_equal("a", b"a")  # type: ignore[arg-type]
     with pytest.raises(UnsupportedHashError):
         hashes.hash_password(b"x", "rot13")
+    with pytest.raises(TypeError):
+        hashes.ha1("alice", b"realm", b"pw")  # type: ignore[arg-type]
 
 
 def test_hash_password_parameters() -> None:

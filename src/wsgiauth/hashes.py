@@ -113,13 +113,10 @@ _DUMMY_PASSWORD: Final = b"wsgiauth dummy password"
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-def _compare_digest(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)
-
-
 # The faster of the two equivalent constant-time routines (benchmarks/bench_hashes.py measures both): for the short
-# digests compared here, hmac.compare_digest's direct C call beats a cffi call, so it is the default.
-_ct_equal: Callable[[bytes, bytes], bool] = _compare_digest
+# digests compared here, hmac.compare_digest's direct C call (about 60 ns) beats the cffi call into wa_ct_equal
+# (about 330 ns: argument conversion and the GIL release dominate), so it is the default.
+_ct_equal: Callable[[bytes, bytes], bool] = hmac.compare_digest
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
@@ -143,26 +140,13 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return _ct_equal(a, b)
 
 
-def _ha1_hashlib(user: bytes, realm: bytes, password: bytes) -> str:
-    h = hashlib.md5(user)
-    h.update(b":")
-    h.update(realm)
-    h.update(b":")
-    h.update(password)
-    return h.hexdigest()
-
-
-# The faster of two equivalent implementations (benchmarks/bench_hashes.py measures both): for HA1 inputs (tens of
-# bytes), the C routine's work is a single MD5 block and the cffi call (argument conversion, GIL release, output
-# buffer) costs more than hashlib's direct call, so hashlib is the default; _lowlevel.ha1 is the C one.
-_ha1: Callable[[bytes, bytes, bytes], str] = _ha1_hashlib
-
-
 def ha1(user: bytes, realm: bytes, password: bytes) -> str:
     """The HTTP Digest HA1 that ``htdigest`` stores: lowercase hex MD5 of ``user:realm:password``.
 
-    The three parts are fed to MD5 one after the other, never joined. Computed by whichever of wsgiauth's C routine
-    and :mod:`hashlib` the benchmarks found faster (hashlib, by a small margin, for inputs of usual size).
+    The three parts are fed to MD5 one after the other, never joined. Of the two equivalent implementations,
+    wsgiauth's C routine (``_lowlevel.ha1``) and :mod:`hashlib`, the benchmarks (benchmarks/bench_hashes.py) find
+    hashlib faster for inputs of usual size: the C routine's work is one MD5 block, and the cffi call (argument
+    conversion, GIL release, output buffer) costs more than hashlib's direct call. So hashlib is used here.
 
     Args:
         user: the raw user name bytes.
@@ -175,9 +159,12 @@ def ha1(user: bytes, realm: bytes, password: bytes) -> str:
     Raises:
         TypeError: an argument is not ``bytes``.
     """
-    if not isinstance(user, bytes) or not isinstance(realm, bytes) or not isinstance(password, bytes):
-        raise TypeError("ha1 takes bytes")
-    return _ha1(user, realm, password)
+    h = hashlib.md5(user)  # hashlib raises TypeError for str
+    h.update(b":")
+    h.update(realm)
+    h.update(b":")
+    h.update(password)
+    return h.hexdigest()
 
 
 def _ascii(stored: str) -> bytes:
@@ -438,6 +425,8 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
         stored: the stored hash.
         allow_plaintext: accept a ``stored`` value that has no hash form as a plaintext password (compared in
             constant time with its UTF-8 encoding). Off by default: Apache on Linux does not accept plaintext.
+            A value that has a hash form is never taken as plaintext: 13 characters from ``./0-9A-Za-z`` are a DES
+            hash, and ``$...``, ``{...}``, ``!``/``*`` markers and known framework prefixes raise instead.
 
     Returns:
         ``True`` when the password matches, ``False`` otherwise (always for a password with a NUL byte, see the
