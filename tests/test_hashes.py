@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from backends._common import require_tool
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wsgiauth import hashes
 from wsgiauth.exceptions import InvalidHashError, UnsupportedHashError
@@ -645,3 +647,44 @@ def test_concurrent_verification() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+# ------------------------------------------------------------------------------------------------ properties
+
+PREFIXES = ["", "$apr1$", "$apr1$abcdefgh$", "$2y$05$", "$2a$04$", "$2b$1", "{SHA}", "$1$", "$5$", "$6$",
+            "$6$rounds=1000$", "$y$", "$y$j9T$", "$gy$", "$7$", "_", "$argon2id$v=19$m=8,t=1,p=1$",
+            "$argon2i$", "pbkdf2_sha256$1000$", "pbkdf2_sha1$", "pbkdf2:sha256:1000$", "pbkdf2$", "scrypt:16:1:1$",
+            "scrypt$", "!", "*", "{", "$"]
+HASHY = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz$:=,+{}!*é\x00\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PREFIXES), st.text(alphabet=HASHY, max_size=70), st.binary(max_size=20))
+def test_random_stored_values_never_crash_or_grant(prefix: str, tail: str, password: bytes) -> None:
+    stored = prefix + tail
+    try:
+        result = hashes.verify(password, stored)
+    except InvalidHashError:  # UnsupportedHashError included
+        pass
+    else:
+        assert result is False  # a random string is never a hash of a random password
+    try:
+        identified = hashes.identify(stored)
+    except InvalidHashError:
+        pass
+    else:
+        assert identified in hashes.SCHEMES
+    assert isinstance(hashes.needs_update(stored), bool)
+    assert hashes.dummy_verify(password, stored) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=90).filter(lambda b: b"\x00" not in b),
+       st.sampled_from(["apr1", "sha1", "md5_crypt", "bcrypt", "sha512_crypt", "django_pbkdf2_sha256"]),
+       st.binary(min_size=1, max_size=8))
+def test_random_passwords_round_trip(password: bytes, scheme: str, change: bytes) -> None:
+    stored = hashes.hash_password(password, scheme, **CHEAP.get(scheme, {}))
+    assert hashes.verify(password, stored) is True
+    other = change + password  # always a different password
+    expected = other[:72] == password[:72] if scheme == "bcrypt" else False  # bcrypt reads 72 bytes
+    assert hashes.verify(other, stored) is expected
