@@ -73,6 +73,15 @@ FROZEN: list[tuple[str, str]] = [
     ("django_pbkdf2_sha256", "pbkdf2_sha256$10000$gPFpRl7wsOVjB7jZjYs4hj$TP28u6qOWcUCv/5e7TiKW/fsQ5orZgAhd9iIx1gDAsE="),
     # Django 5.2: PBKDF2SHA1PasswordHasher().encode("correct horse", ..., iterations=10000)
     ("django_pbkdf2_sha1", "pbkdf2_sha1$10000$OEwnz5fxe7PSYcgqPgfUvM$NSybXPbKpbXhimvEJ4n4EPi4TXo="),
+    # Django 5.2: h = Argon2PasswordHasher(); h.memory_cost, h.time_cost, h.parallelism = 1024, 1, 1;
+    #             h.encode("correct horse", h.salt())
+    ("django_argon2", "argon2$argon2id$v=19$m=1024,t=1,p=1$elBQWUtZNlpsaTdXVTRjTWlXeW9sVg$dZwuPL1PuH3n7iuLDDqoxOcBvZrEyQrVxN9Rj1UGSf0"),
+    # Django 5.2: h = BCryptSHA256PasswordHasher(); h.rounds = 4; h.encode("correct horse", h.salt())
+    ("django_bcrypt_sha256", "bcrypt_sha256$$2b$04$UUva8mUkQ3K9UNql7GCDiu2sNuTNjrtjraXhCF2dS5RTt7yZFkRSO"),
+    # Django 5.2: h = BCryptPasswordHasher(); h.rounds = 4; h.encode("correct horse", h.salt())
+    ("django_bcrypt", "bcrypt$$2b$04$7TzZvKddwLOJBWQoRZwUjORY414EsSo/2F9SDsgpTRqbBRdFqlHeq"),
+    # Django 5.2: h = ScryptPasswordHasher(); h.encode("correct horse", h.salt(), n=1024)
+    ("django_scrypt", "scrypt$1024$U9WzeoSvSHtQEX6IIkZQKO$8$5$XVMUlH3qc8Cx2diO8Qjq8HcF6xF9eBf4zIq+DFM4Y3+TvO3o2wW8/0gGKx35KPKqCK4kolQuw+gdTg109wWZ7w=="),
     # Werkzeug 3.1: generate_password_hash("correct horse", "pbkdf2:sha256:10000")
     ("werkzeug_pbkdf2", "pbkdf2:sha256:10000$N3PjOvWyLtqciHOu$795555ab4e49c39acab3de632e469e452d00a56b6365856a6ede995ecb02d14a"),
     # Werkzeug 3.1: generate_password_hash("correct horse", "pbkdf2:sha512:10000")
@@ -282,6 +291,40 @@ def django_hashers() -> object:
     return hashers
 
 
+DJANGO_CHEAP = {"Argon2PasswordHasher": {"memory_cost": 1024, "time_cost": 1, "parallelism": 1},
+                "BCryptSHA256PasswordHasher": {"rounds": 4}, "BCryptPasswordHasher": {"rounds": 4},
+                "ScryptPasswordHasher": {"work_factor": 1024}}
+
+
+@pytest.mark.parametrize(("hasher", "scheme", "ours"), [
+    ("Argon2PasswordHasher", "django_argon2", {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}),
+    ("BCryptSHA256PasswordHasher", "django_bcrypt_sha256", {"cost": 4}),
+    ("ScryptPasswordHasher", "django_scrypt", {"n": 1024}),
+])
+def test_django_live_other_hashers(django_hashers: object, hasher: str, scheme: str, ours: dict[str, int]) -> None:
+    h = getattr(django_hashers, hasher)()
+    for attr, value in DJANGO_CHEAP[hasher].items():
+        setattr(h, attr, value)
+    for password in ("correct horse", "pässwörd", "x" * 100):
+        stored = h.encode(password, h.salt())
+        assert hashes.identify(stored) == scheme
+        assert hashes.verify(password.encode(), stored) is True
+        assert hashes.verify(password.encode() + b"x", stored) is False
+    made = hashes.hash_password("pässwörd".encode() * 10, scheme, **ours)  # 100 bytes: bcrypt_sha256 reads all
+    assert h.verify("pässwörd" * 10, made) is True
+    assert h.verify("pässwörd" * 9 + "passwörd", made) is False
+    assert hashes.needs_update(made, scheme, **ours) is False
+
+
+def test_django_live_bcrypt(django_hashers: object) -> None:
+    h = django_hashers.BCryptPasswordHasher()  # type: ignore[attr-defined]
+    h.rounds = 4
+    stored = h.encode("correct horse", h.salt())
+    assert hashes.identify(stored) == "django_bcrypt"
+    assert hashes.verify(PASSWORD, stored) is True
+    assert hashes.verify(b"correct horsE", stored) is False
+
+
 @pytest.mark.parametrize(("hasher", "scheme"), [("PBKDF2PasswordHasher", "django_pbkdf2_sha256"),
                                                 ("PBKDF2SHA1PasswordHasher", "django_pbkdf2_sha1")])
 def test_django_live(django_hashers: object, hasher: str, scheme: str) -> None:
@@ -362,9 +405,13 @@ CHEAP: dict[str, dict[str, int]] = {
     "django_pbkdf2_sha1": {"iterations": 1000},
     "werkzeug_pbkdf2": {"iterations": 1000},
     "werkzeug_scrypt": {"n": 1024},
+    "django_argon2": {"time_cost": 1, "memory_cost": 1024, "parallelism": 1},
+    "django_bcrypt_sha256": {"cost": 4},
+    "django_scrypt": {"n": 1024},
 }
 MADE = ["bcrypt", "apr1", "sha1", "des", "md5_crypt", "sha256_crypt", "sha512_crypt", "yescrypt", "argon2",
-        "django_pbkdf2_sha256", "django_pbkdf2_sha1", "werkzeug_pbkdf2", "werkzeug_scrypt"]
+        "django_pbkdf2_sha256", "django_pbkdf2_sha1", "werkzeug_pbkdf2", "werkzeug_scrypt", "django_argon2",
+        "django_bcrypt_sha256", "django_scrypt"]
 
 
 def _altered(password: bytes) -> bytes:
@@ -426,7 +473,7 @@ def test_plaintext_only_when_enabled() -> None:
     assert hashes.verify(b"hunter3", "hunter2", allow_plaintext=True) is False
     assert hashes.verify("pässwörd".encode(), "pässwörd", allow_plaintext=True) is True
     # Hash-like strings are never compared as plaintext, even when plaintext is allowed.
-    for stored in ("$zz$abc", "{SSHA}abc", "bcrypt_sha256$$2b$12$x", "!", "*", "!$6$abc$def"):
+    for stored in ("$zz$abc", "{SSHA}abc", "sha1$salt$abc", "!", "*", "!$6$abc$def"):
         with pytest.raises(UnsupportedHashError):
             hashes.verify(stored.encode(), stored, allow_plaintext=True)
     with pytest.raises(UnsupportedHashError):
@@ -476,6 +523,12 @@ MALFORMED = [
     "scrypt:1024:8:1$salt$" + "00" * 32,
     "a\x00b",
     "line\nbreak",
+    "bcrypt_sha256$$2b$12$abc",
+    "bcrypt$$2b$99$7TzZvKddwLOJBWQoRZwUjORY414EsSo/2F9SDsgpTRqbBRdFqlHeq",
+    "argon2$argon2id$v=19$m=1,t=1,p=1$abc$def",
+    "scrypt$1000$salt$8$5$" + "A" * 86 + "==",
+    "scrypt$1024$salt$8$0$" + "A" * 86 + "==",
+    "scrypt$1024$salt$8$5$AAAA",
     "$2y$\u0660\u0665$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",  # Arabic-Indic digits
     "$argon2id$v=19$m=\u0661\u0660\u0662\u0664,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
     "pbkdf2_sha256$\u0661\u0660\u0660\u0660$salt$TP28u6qOWcUCv/5e7TiKW/fsQ5orZgAhd9iIx1gDAsE=",
@@ -494,7 +547,7 @@ def test_malformed_hashes_raise(stored: str) -> None:
 UNSUPPORTED = ["$2x$05$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",
                "$argon2d$v=19$m=1024,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
                "{SSHA}abcdef", "$sha1$1000$abc$def", "$md5,rounds=5$abc$", "$nt$abc",
-               "bcrypt_sha256$$2b$12$abc", "argon2$argon2id$v=19$m=1,t=1,p=1$abc$def", "md5$salt$abc",
+               "md5$salt$abc", "unsalted_sha1$$abc", "scrypt$1$2$3",
                "!", "*", "!!", "*LK*", "pbkdf2:md5:1000$salt$" + "00" * 16]
 
 

@@ -3,9 +3,9 @@
 Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
 bit: ``$apr1$`` (C), bcrypt ``$2y$``/``$2b$``/``$2a$`` (first 72 bytes of the password, as Apache), ``{SHA}``,
 and whatever the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... Also: argon2
-(``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$`` and Werkzeug's ``pbkdf2:`` and
-``scrypt:`` hashes (so a Django or Flask user table can be used without importing the framework), and plaintext when
-explicitly allowed.
+(``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/
+``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:`` and ``scrypt:`` hashes (so a Django or Flask user table can be
+used without importing the framework), and plaintext when explicitly allowed.
 
 Passwords are ``bytes`` (the raw request bytes). Stored hashes are ``str``. A malformed hash raises
 :class:`~wsgiauth.exceptions.InvalidHashError`; a well-formed hash of a scheme not supported (or not enabled, like
@@ -53,6 +53,8 @@ __all__ = [
 BCRYPT_DEFAULT_COST: Final = 10
 #: PBKDF2 iterations of new Django/Werkzeug hashes (Django 5.2 and Werkzeug 3.1 use 1,000,000).
 PBKDF2_DEFAULT_ITERATIONS: Final = 1_000_000
+#: bcrypt cost of new Django ``bcrypt_sha256$`` hashes (Django's own default).
+DJANGO_BCRYPT_DEFAULT_COST: Final = 12
 #: Werkzeug's default iteration count, for ``pbkdf2`` / ``pbkdf2:<hash>`` hashes that omit it (Werkzeug 3.1).
 WERKZEUG_DEFAULT_ITERATIONS: Final = 1_000_000
 #: Upper bounds that keep one verification from hanging a server thread on an absurd stored hash.
@@ -67,8 +69,12 @@ SCHEMES: Final = (
     "bcrypt",
     "bsdi_crypt",
     "des",
+    "django_argon2",
+    "django_bcrypt",
+    "django_bcrypt_sha256",
     "django_pbkdf2_sha1",
     "django_pbkdf2_sha256",
+    "django_scrypt",
     "gost_yescrypt",
     "md5_crypt",
     "plaintext",
@@ -199,6 +205,7 @@ def identify(stored: str) -> str:
     Returns:
         One of :data:`SCHEMES`: ``"apr1"``, ``"bcrypt"``, ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``,
         ``"sha512_crypt"``, ``"yescrypt"``, ``"argon2"``, ``"django_pbkdf2_sha256"``, ``"django_pbkdf2_sha1"``,
+        ``"django_argon2"``, ``"django_bcrypt_sha256"``, ``"django_bcrypt"``, ``"django_scrypt"``,
         ``"werkzeug_pbkdf2"``, ``"werkzeug_scrypt"`` ..., or ``"plaintext"`` for a string that has no hash form.
 
     Raises:
@@ -234,6 +241,14 @@ def identify(stored: str) -> str:
         return "werkzeug_pbkdf2"
     if s.startswith(("scrypt:", "scrypt$")) and s.count("$") == 2:
         return "werkzeug_scrypt"
+    if s.startswith(("argon2$argon2id$", "argon2$argon2i$")):
+        return "django_argon2"
+    if s.startswith("bcrypt_sha256$$2"):
+        return "django_bcrypt_sha256"
+    if s.startswith("bcrypt$$2"):
+        return "django_bcrypt"
+    if s.startswith("scrypt$") and s.count("$") == 5:
+        return "django_scrypt"
     if _DES_RE.fullmatch(s):
         return "des"
     if _BSDI_RE.fullmatch(s):
@@ -381,9 +396,22 @@ def _werkzeug_scrypt_params(method: list[str]) -> tuple[int, int, int]:
     if not all(_DIGITS_RE.fullmatch(v) for v in method[1:]):
         raise InvalidHashError("malformed Werkzeug scrypt hash: bad parameters")
     n, r, p = (int(v) for v in method[1:])
-    if n < 2 or n & (n - 1) or 128 * n * r > MAX_SCRYPT_MEMORY or p > 64:
-        raise InvalidHashError("malformed Werkzeug scrypt hash: parameters out of range")
+    return _scrypt_params(n, r, p)
+
+
+def _scrypt_params(n: int, r: int, p: int) -> tuple[int, int, int]:
+    if n < 2 or n & (n - 1) or r < 1 or 128 * n * r > MAX_SCRYPT_MEMORY or not 1 <= p <= 64:
+        raise InvalidHashError("malformed scrypt hash: parameters out of range")
     return n, r, p
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    """scrypt with a 64-byte result; ``maxmem`` just above what OpenSSL allocates (128 r (n + p + 2) bytes)."""
+    maxmem = min(128 * r * (n + p + 2) + (1 << 20), 2**31 - 1)
+    try:
+        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=64)
+    except ValueError as exc:  # parameters OpenSSL refuses
+        raise InvalidHashError(f"unusable scrypt hash: {exc}") from None
 
 
 def _verify_werkzeug_scrypt(password: bytes, stored: str) -> bool:
@@ -391,12 +419,40 @@ def _verify_werkzeug_scrypt(password: bytes, stored: str) -> bool:
     n, r, p = _werkzeug_scrypt_params(method)
     if len(digest) != 64:
         raise InvalidHashError("malformed Werkzeug scrypt hash: wrong digest length")
-    try:
-        computed = hashlib.scrypt(password, salt=salt.encode("utf-8"), n=n, r=r, p=p, maxmem=132 * n * r * p,
-                                  dklen=64)
-    except ValueError as exc:  # parameters OpenSSL refuses
-        raise InvalidHashError(f"unusable Werkzeug scrypt hash: {exc}") from None
-    return _ct_equal(computed, digest)
+    return _ct_equal(_scrypt(password, salt.encode("utf-8"), n, r, p), digest)
+
+
+def _django_scrypt_parts(stored: str) -> tuple[int, str, int, int, bytes]:
+    parts = stored.split("$")
+    if len(parts) != 6 or not parts[2] or not all(_DIGITS_RE.fullmatch(v) for v in (parts[1], parts[3], parts[4])):
+        raise InvalidHashError("malformed Django scrypt hash")
+    n, r, p = _scrypt_params(int(parts[1]), int(parts[3]), int(parts[4]))
+    digest = _b64decode(parts[5], padded=True)
+    if len(digest) != 64:
+        raise InvalidHashError("malformed Django scrypt hash: wrong digest length")
+    return n, parts[2], r, p, digest
+
+
+def _verify_django_scrypt(password: bytes, stored: str) -> bool:
+    n, salt, r, p, digest = _django_scrypt_parts(stored)
+    return _ct_equal(_scrypt(password, salt.encode("utf-8"), n, r, p), digest)
+
+
+def _verify_django_argon2(password: bytes, stored: str) -> bool:
+    return _verify_argon2(password, stored.removeprefix("argon2"))
+
+
+def _sha256_hex(password: bytes) -> bytes:
+    return hashlib.sha256(password).hexdigest().encode("ascii")
+
+
+def _verify_django_bcrypt_sha256(password: bytes, stored: str) -> bool:
+    # Django hashes the password with SHA-256 first (hex, 64 bytes) so that bcrypt sees all of it.
+    return _verify_bcrypt(_sha256_hex(password), stored.removeprefix("bcrypt_sha256$"))
+
+
+def _verify_django_bcrypt(password: bytes, stored: str) -> bool:
+    return _verify_bcrypt(password, stored.removeprefix("bcrypt$"))
 
 
 def _verify_plaintext(password: bytes, stored: str) -> bool:
@@ -412,6 +468,10 @@ _VERIFIERS: Final[dict[str, Callable[[bytes, str], bool]]] = {
     "django_pbkdf2_sha1": _verify_django,
     "werkzeug_pbkdf2": _verify_werkzeug_pbkdf2,
     "werkzeug_scrypt": _verify_werkzeug_scrypt,
+    "django_argon2": _verify_django_argon2,
+    "django_bcrypt_sha256": _verify_django_bcrypt_sha256,
+    "django_bcrypt": _verify_django_bcrypt,
+    "django_scrypt": _verify_django_scrypt,
     "plaintext": _verify_plaintext,
     **{name: _verify_crypt for name in _CRYPT_SCHEMES},
 }
@@ -453,11 +513,11 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
 # ---------------------------------------------------------------------------------------------------- creating
 
 
-def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST) -> str:
+def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST, prefix: str = "$2y$") -> str:
     if not isinstance(cost, int) or not 4 <= cost <= 31:
         raise ValueError("bcrypt cost must be an int from 4 to 31 (htpasswd -C offers 4 to 17)")
     raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
-    return "$2y$" + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
+    return prefix + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
 
 
 def _hash_apr1(password: bytes, *, salt: str | None = None) -> str:
@@ -535,11 +595,35 @@ def _hash_werkzeug_pbkdf2(password: bytes, *, iterations: int = PBKDF2_DEFAULT_I
     return f"pbkdf2:{hash_name}:{iterations}${salt}${digest.hex()}"
 
 
+def _checked_scrypt_params(n: object, r: object, p: object) -> tuple[int, int, int]:
+    if not all(isinstance(v, int) for v in (n, r, p)):
+        raise ValueError("scrypt n, r and p are ints")
+    try:
+        return _scrypt_params(n, r, p)  # type: ignore[arg-type]
+    except InvalidHashError:
+        raise ValueError(f"scrypt n must be a power of 2, 128*n*r at most {MAX_SCRYPT_MEMORY}, p from 1 to 64"
+                         ) from None
+
+
 def _hash_werkzeug_scrypt(password: bytes, *, n: int = 2**15, r: int = 8, p: int = 1) -> str:
-    _werkzeug_scrypt_params(["scrypt", str(n), str(r), str(p)])
+    n, r, p = _checked_scrypt_params(n, r, p)
     salt = _salt_chars(16, _ALNUM)
-    digest = hashlib.scrypt(password, salt=salt.encode("ascii"), n=n, r=r, p=p, maxmem=132 * n * r * p, dklen=64)
-    return f"scrypt:{n}:{r}:{p}${salt}${digest.hex()}"
+    return f"scrypt:{n}:{r}:{p}${salt}${_scrypt(password, salt.encode('ascii'), n, r, p).hex()}"
+
+
+def _hash_django_scrypt(password: bytes, *, n: int = 2**14, r: int = 8, p: int = 5) -> str:
+    n, r, p = _checked_scrypt_params(n, r, p)
+    salt = _salt_chars(22, _ALNUM)
+    digest = base64.b64encode(_scrypt(password, salt.encode("ascii"), n, r, p)).decode("ascii")
+    return f"scrypt${n}${salt}${r}${p}${digest}"
+
+
+def _hash_django_argon2(password: bytes, **params: Any) -> str:
+    return "argon2" + _hash_argon2(password, **params)
+
+
+def _hash_django_bcrypt_sha256(password: bytes, *, cost: int = DJANGO_BCRYPT_DEFAULT_COST) -> str:
+    return "bcrypt_sha256$" + _hash_bcrypt(_sha256_hex(password), cost=cost, prefix="$2b$")
 
 
 _MAKERS: Final[dict[str, Callable[..., str]]] = {
@@ -556,6 +640,9 @@ _MAKERS: Final[dict[str, Callable[..., str]]] = {
     "django_pbkdf2_sha1": _hash_django("sha1"),
     "werkzeug_pbkdf2": _hash_werkzeug_pbkdf2,
     "werkzeug_scrypt": _hash_werkzeug_scrypt,
+    "django_argon2": _hash_django_argon2,
+    "django_bcrypt_sha256": _hash_django_bcrypt_sha256,
+    "django_scrypt": _hash_django_scrypt,
 }
 
 
@@ -569,8 +656,10 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
             ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``/``"sha512_crypt"`` (``rounds``),
             ``"yescrypt"`` (``cost``), ``"argon2"`` (argon2id: ``time_cost``, ``memory_cost``, ``parallelism``),
             ``"django_pbkdf2_sha256"``/``"django_pbkdf2_sha1"`` (``iterations``, ``salt``), ``"werkzeug_pbkdf2"``
-            (``iterations``, ``hash_name``), ``"werkzeug_scrypt"`` (``n``, ``r``, ``p``). For files Apache reads use
-            bcrypt (or apr1, sha*_crypt); argon2 and the framework formats are for wsgiauth-only stores.
+            (``iterations``, ``hash_name``), ``"werkzeug_scrypt"`` (``n``, ``r``, ``p``), ``"django_argon2"`` (as
+            argon2), ``"django_bcrypt_sha256"`` (``cost``, default 12), ``"django_scrypt"`` (``n``, ``r``, ``p``).
+            For files Apache reads use bcrypt (or apr1, sha*_crypt); argon2 and the framework formats are for
+            stores only wsgiauth (or that framework) reads.
         **params: the scheme's parameters, listed above.
 
     Returns:
@@ -628,9 +717,16 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
                 wanted = _lowlevel.crypt_gensalt(b"$y$", int(params.get("cost") or 0)).split(b"$")[2]
                 return raw.split(b"$")[2] != wanted
             return _lowlevel.crypt_checksalt(raw) != _lowlevel.CRYPT_SALT_OK and scheme != "des"
-        if scheme == "argon2":
-            _argon2_parts(stored)
-            return _argon2_hasher(params).check_needs_rehash(stored)
+        if scheme in ("argon2", "django_argon2"):
+            bare = stored.removeprefix("argon2") if scheme == "django_argon2" else stored
+            _argon2_parts(bare)
+            return _argon2_hasher(params).check_needs_rehash(bare)
+        if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
+            cost = _bcrypt_parts(stored.split("$", 1)[1])[1]
+            return cost < int(params.get("cost", DJANGO_BCRYPT_DEFAULT_COST))
+        if scheme == "django_scrypt":  # any difference, as Django's own must_update
+            n, _, r, p, _ = _django_scrypt_parts(stored)
+            return (n, r, p) != (int(params.get("n", 2**14)), int(params.get("r", 8)), int(params.get("p", 5)))
         if scheme.startswith("django_pbkdf2"):
             return _django_parts(stored)[1] < int(params.get("iterations", PBKDF2_DEFAULT_ITERATIONS))
         if scheme == "werkzeug_pbkdf2":
@@ -666,9 +762,15 @@ def _dummy_key(like: str) -> tuple[Any, ...]:
     if scheme in ("yescrypt", "gost_yescrypt", "scrypt_crypt"):
         fields = like.split("$")
         return (scheme, fields[2] if len(fields) > 2 else "")
-    if scheme == "argon2":
-        variant, version, memory, time_cost, parallelism, salt, digest = _argon2_parts(like)
+    if scheme in ("argon2", "django_argon2"):
+        parts = _argon2_parts(like.removeprefix("argon2") if scheme == "django_argon2" else like)
+        variant, version, memory, time_cost, parallelism, salt, digest = parts
         return (scheme, variant, version, memory, time_cost, parallelism, len(salt), len(digest))
+    if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
+        return (scheme, _bcrypt_parts(like.split("$", 1)[1])[1])
+    if scheme == "django_scrypt":
+        n, _, r, p, _ = _django_scrypt_parts(like)
+        return (scheme, n, r, p)
     if scheme.startswith("django_pbkdf2"):
         return (scheme, _django_parts(like)[1])
     if scheme == "werkzeug_pbkdf2":
@@ -679,7 +781,7 @@ def _dummy_key(like: str) -> tuple[Any, ...]:
 
 
 def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
-    scheme = key[0]
+    scheme: str = key[0]
     if scheme == "plaintext":
         return _DUMMY_PASSWORD.decode("ascii")
     if scheme in _CRYPT_SCHEMES and like is not None:
@@ -687,10 +789,16 @@ def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
         return _lowlevel.crypt(_DUMMY_PASSWORD, _check_crypt_setting(like))
     if scheme == "bcrypt" and like is not None:
         return "$2y$" + _bcrypt.hashpw(_DUMMY_PASSWORD, like[:29].encode("ascii")).decode("ascii")[4:]
-    if scheme == "argon2":
+    if scheme in ("argon2", "django_argon2"):
         variant, _version, memory, time_cost, parallelism, salt_len, hash_len = key[1:]
-        return argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
-                                     hash_len=hash_len, salt_len=salt_len, type=variant).hash(_DUMMY_PASSWORD)
+        made: str = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
+                                          hash_len=hash_len, salt_len=salt_len, type=variant).hash(_DUMMY_PASSWORD)
+        return "argon2" + made if scheme == "django_argon2" else made
+    if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
+        made = _hash_bcrypt(_DUMMY_PASSWORD, cost=key[1], prefix="$2b$")
+        return scheme.removeprefix("django_") + "$" + made
+    if scheme == "django_scrypt":
+        return _hash_django_scrypt(_DUMMY_PASSWORD, n=key[1], r=key[2], p=key[3])
     if scheme.startswith("django_pbkdf2"):
         return _MAKERS[scheme](_DUMMY_PASSWORD, iterations=key[1])
     if scheme == "werkzeug_pbkdf2":
