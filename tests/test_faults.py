@@ -1,0 +1,547 @@
+"""Faults under bounded load, through a real Apache: servers going away, credential files replaced, graceful
+restarts, and a soak.
+
+One Apache serves one location per backend (each with its own auth script and small, explicit timeouts):
+
+* ``/ldap`` (slapd), ``/pg`` (PostgreSQL), ``/mysql`` (MariaDB): connection pools of 2 per process, connect timeout
+  1-2 s, query timeout 2 s, circuit breaker (3 failures, 0.5 s);
+* ``/redis``: an htpasswd backend behind :func:`wsgiauth.throttle.throttled` sharing its counters in Redis
+  (0.3 s timeouts, back-off 0.5 s): when Redis is down it falls back to per-process counters, so logins go on;
+* ``/htpasswd`` and ``/dbm`` (Berkeley DB, Debian's default DBM type), read with ``check_interval=0`` so that every
+  request checks whether the file was replaced.
+
+The load comes from threads of this process, on loopback, each request on its own connection, bounded in count and
+time. What is asserted, per fault:
+
+* server stopped and restarted during load: every request made while it is down is answered (401, or 200 for the
+  Redis tier's fallback) within the configured bound (no hung Apache thread), none is a 500 or a grant of a wrong
+  password; after the restart the service answers 200 again by itself; no connection leaks (the server's own count
+  and Apache's sockets to it are bounded by pool size x Apache processes; no socket left in CLOSE_WAIT);
+* htpasswd / DBM file replaced 100 times (atomic rename, as ``htpasswd`` and editors do) during load: zero 500s,
+  zero wrong decisions for credentials whose answer is the same in every version;
+* ``apachectl graceful`` (SIGUSR1) during load: not one failed request. The application runs embedded (in the same
+  children as the hooks): in daemon mode mod_wsgi itself answers 503/502 for a moment during a graceful restart
+  ("WSGI0117: Unable to connect to WSGI daemon process", "WSGI0034: magic token mismatch"), whatever the auth hooks
+  do;
+* soak: 32 connections (``wrk``) over four backends, zero errors; (slow) 60 s, RSS of the children flat after
+  warm-up.
+
+The short versions run in the normal suite (a few seconds each); ``make stress`` (``-m slow``) runs the long ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from backends import mysql as mysql_launcher  # noqa: E402
+from backends import postgres as pg_launcher  # noqa: E402
+from backends import redis as redis_launcher  # noqa: E402
+from backends._common import ServerError, missing, require_tool  # noqa: E402
+from backends.apache import Apache  # noqa: E402
+
+from wsgiauth import hashes  # noqa: E402
+from wsgiauth.backends import dbm as dbm_backend  # noqa: E402
+
+pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+STRESS = os.environ.get("WSGIAUTH_STRESS", "") not in ("", "0")
+USER, PASSWORD = "loaduser", "Load-pw-9x"
+POOL = 2
+# The longest a request may take while a backend server is down: the slowest configured wait (libpq's 2 s connect
+# timeout, or a 1 s pool wait plus a 2 s query timeout) plus a margin for a loaded 2-core machine.
+OUTAGE_BOUND = 6.0
+RECOVERY_BOUND = 15.0
+
+SCRIPT_HEAD = "import os\nhere = os.path.dirname(__file__)\n"
+SCRIPTS = {
+    "ldap": """
+from wsgiauth.backends import ldap
+backend = ldap.LDAPBackend({ldap_url!r}, bind_dn={bind_dn!r}, bind_password={bind_pw!r}, pool_size={pool},
+                           pool_timeout=1.0, connect_timeout=1.0, timeout=2.0, breaker_threshold=3,
+                           breaker_reset=0.5, log_level="error")
+""",
+    "pg": """
+from wsgiauth.backends import sql
+backend = sql.postgresql({pg_conninfo!r}, connect_timeout=2.0, statement_timeout=2.0, pool_size={pool},
+                         pool_timeout=1.0, breaker_threshold=3, breaker_reset=0.5, log_level="error")
+""",
+    "mysql": """
+from wsgiauth.backends import sql
+backend = sql.mysql(**{mysql_kwargs!r}, connect_timeout=1.0, read_timeout=2.0, pool_size={pool}, pool_timeout=1.0,
+                    breaker_threshold=3, breaker_reset=0.5, log_level="error")
+""",
+    "redis": """
+REDIS_MAX = 32
+from wsgiauth import throttle
+from wsgiauth._redis import get_tier
+from wsgiauth.backends import htpasswd
+tier = get_tier({redis_url!r}, retry_after=0.5, max_connections=REDIS_MAX)
+backend = throttle.throttled(htpasswd.Backend(os.path.join(here, "htpasswd"), log_level="error"), max_failures=1000,
+                             redis=tier)
+""",
+    "htpasswd": """
+from wsgiauth.backends import htpasswd
+backend = htpasswd.Backend(os.path.join(here, "htpasswd"), check_interval=0, log_level="error")
+""",
+    "dbm": """
+from wsgiauth.backends import dbm
+backend = dbm.Backend(os.path.join(here, "users.db"), type="db", check_interval=0, log_level="error")
+""",
+}
+LOCATION = """
+<Location /{name}>
+    AuthType Basic
+    AuthName "faults"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript "${{WSGIAUTH_SITE}}/auth_{name}.wsgi"
+    Require valid-user
+</Location>
+"""
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class Result:
+    start: float
+    elapsed: float
+    status: int | None  # None: the request failed (connection refused/reset, timeout)
+    error: str = ""
+    tag: str = ""
+
+
+@dataclass
+class Load:
+    """Threads sending Basic requests in a loop until stopped (or a hard time limit), one connection each."""
+
+    port: int
+    requests: list[tuple[str, str, str, str]]  # (tag, path, user, password), taken round-robin
+    threads: int = 4
+    limit: float = 120.0
+    timeout: float = 30.0
+    results: list[Result] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.threads)]
+
+    def _one(self, path: str, user: str, password: str) -> tuple[int | None, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            conn.request("GET", path, headers={"Authorization": f"Basic {token}", "Connection": "close"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, ""
+        except (OSError, http.client.HTTPException) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+    def _run(self, index: int) -> None:
+        deadline = time.monotonic() + self.limit
+        i = index
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            tag, path, user, password = self.requests[i % len(self.requests)]
+            i += 1
+            t0 = time.monotonic()
+            status, error = self._one(path, user, password)
+            with self._lock:
+                self.results.append(Result(t0, time.monotonic() - t0, status, error, tag))
+
+    def __enter__(self) -> Load:
+        for w in self._workers:
+            w.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for w in self._workers:
+            w.join(self.timeout + 5)
+
+    def snapshot(self) -> list[Result]:
+        with self._lock:
+            return list(self.results)
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.snapshot()) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------- site
+
+
+@dataclass
+class Site:
+    apache: Apache
+    slapd: Any
+    pg: pg_launcher.PostgresServer
+    pg_role: str
+    mysql: mysql_launcher.MariaDBServer
+    mysql_user: str
+    redis: redis_launcher.RedisServer
+    htpasswd_versions: tuple[bytes, bytes]
+    dbm_versions: tuple[bytes, bytes]
+
+
+def _start(factory: Callable[[], Any], what: str) -> Any:
+    try:
+        server = factory()
+    except ServerError as exc:
+        missing(f"{what} is not available: {exc}")
+    try:
+        return server.start()
+    except ServerError as exc:
+        with contextlib.suppress(Exception):
+            (server.cleanup if hasattr(server, "cleanup") else server.close)()
+        missing(f"{what} does not start here: {exc}")
+
+
+def _htpasswd(carol_pw: str, padding: int) -> bytes:
+    lines = [f"{USER}:{hashes.hash_password(PASSWORD.encode(), 'apr1')}",
+             f"carol:{hashes.hash_password(carol_pw.encode(), 'apr1')}"]
+    lines += [f"# padding {i} " + "x" * 40 for i in range(padding)]  # versions differ in size too
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _dbm(tmp: Path, name: str, carol_pw: str, extra: int) -> bytes:
+    path = tmp / name
+    dbm_backend.add_user(str(path), USER, PASSWORD, type="db", scheme="apr1")
+    dbm_backend.add_user(str(path), "carol", carol_pw, type="db", scheme="apr1")
+    for i in range(extra):
+        dbm_backend.add_user(str(path), f"filler{i}", "x", type="db", scheme="sha1")
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def site(apache_factory: Any, tmp_path_factory: Any) -> Iterator[Site]:
+    from backends import ldap as slapd_launcher
+
+    tmp = tmp_path_factory.mktemp("faults")
+    slapd = _start(slapd_launcher.Slapd, "slapd")
+    pg = mysql = redis = None
+    try:
+        slapd.add_ldif(f"dn: uid={USER},{slapd.people}\nobjectClass: inetOrgPerson\nuid: {USER}\ncn: L\nsn: L\n"
+                       f"userPassword: {PASSWORD}\n")
+        if pg_launcher.postgres_bindir() is None:
+            missing("PostgreSQL is not installed (run `make test`, which installs it)")
+        pg = _start(pg_launcher.PostgresServer, "PostgreSQL")
+        pg.load_sql(ROOT / "backends" / "sql" / "schema.sql")
+        stored = hashes.hash_password(PASSWORD.encode(), "apr1")
+        pg.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
+        pg_info = pg.add_user("apache_faults", "pw-" + os.urandom(6).hex())
+        mysql = _start(mysql_launcher.MariaDBServer, "MariaDB")
+        mysql.load_sql(ROOT / "backends" / "sql" / "schema.mysql.sql")
+        mysql.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
+        mysql_kwargs = mysql.add_user("apache_faults", "pw-" + os.urandom(6).hex())
+        redis = _start(redis_launcher.RedisServer, "Redis")
+        ht = (_htpasswd("carol-A", 3), _htpasswd("carol-B", 40))
+        db = (_dbm(tmp, "a.db", "carol-A", 0), _dbm(tmp, "b.db", "carol-B", 30))
+        fmt = {"ldap_url": f"{slapd.url}/{slapd.people}?uid?sub?(objectClass=inetOrgPerson)",
+               "bind_dn": slapd.service_dn, "bind_pw": slapd.service_pw, "pg_conninfo": pg_info,
+               "mysql_kwargs": mysql_kwargs, "redis_url": redis.url, "pool": POOL}
+        files: dict[str, Any] = {"htpasswd": ht[0], "users.db": db[0]}
+        for name, body in SCRIPTS.items():
+            files[f"auth_{name}.wsgi"] = SCRIPT_HEAD + body.format(**fmt) + "check_password = backend.check_password\n"
+        apache = apache_factory(files=files, include="".join(LOCATION.format(name=n) for n in SCRIPTS),
+                                processes=2, threads=16, embedded=True, log_level="warn")
+        yield Site(apache, slapd, pg, "apache_faults", mysql, "apache_faults", redis, ht, db)
+    finally:
+        for server in (redis, mysql, pg):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.cleanup()
+        slapd.close()
+
+
+def check(site: Site, path: str, user: str = USER, password: str = PASSWORD) -> int:
+    r = site.apache.get(path, user=user, password=password, timeout=30)
+    return r.status
+
+
+# ---------------------------------------------------------------------------------------------- connections
+
+
+def apache_children(site: Site) -> list[int]:
+    """Pids of the Apache parent's children (its worker processes and mod_wsgi's daemon processes)."""
+    parent = site.apache.pid
+    assert parent is not None
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent:
+            out.append(int(entry))
+    return out
+
+
+def sockets_to(port: int) -> dict[str, int]:
+    """Client sockets on this machine whose remote port is ``port``, by TCP state (from /proc/net/tcp)."""
+    states = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "06": "TIME_WAIT", "02": "SYN_SENT", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "09": "LAST_ACK", "0B": "CLOSING"}
+    counts: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            next(fh)
+            for line in fh:
+                parts = line.split()
+                remote_port = int(parts[2].rsplit(":", 1)[1], 16)
+                if remote_port == port:
+                    state = states.get(parts[3], parts[3])
+                    counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def server_connections(site: Site, kind: str) -> int:
+    if kind == "ldap":
+        return int(site.slapd.connections())
+    if kind == "pg":
+        return site.pg.count_connections(site.pg_role)
+    if kind == "mysql":
+        return site.mysql.count_connections(site.mysql_user)
+    import redis
+
+    client = redis.Redis.from_url(site.redis.url, socket_timeout=2)
+    try:
+        return int(client.info("clients")["connected_clients"]) - 1  # not counting this one
+    finally:
+        client.close()
+
+
+def server_port(site: Site, kind: str) -> int:
+    return {"ldap": site.slapd.port, "pg": site.pg.port, "mysql": site.mysql.port, "redis": site.redis.port}[kind]
+
+
+def restart_server(site: Site, kind: str, down_for: float) -> tuple[float, float]:
+    """Stop the server, keep it down ``down_for`` seconds, start it again; returns (down_at, up_at)."""
+    server = {"ldap": site.slapd, "pg": site.pg, "mysql": site.mysql, "redis": site.redis}[kind]
+    server.stop()
+    down_at = time.monotonic()
+    time.sleep(down_for)
+    up_from = time.monotonic()
+    server.start()
+    return down_at, up_from
+
+
+# ---------------------------------------------------------------------------------------------- outages
+
+
+def outage_under_load(site: Site, kind: str, *, cycles: int, down_for: float, threads: int) -> dict[str, Any]:
+    path = f"/{kind}/"
+    assert check(site, path) == 200, f"{kind}: the right password must be granted before the fault"
+    assert check(site, path, password="wrong") == 401
+    requests_ = [("right", path, USER, PASSWORD), ("wrong", path, USER, "wrong-pw")]
+    windows = []
+    with Load(site.apache.port, requests_, threads=threads, limit=60 + cycles * (down_for + RECOVERY_BOUND)) as load:
+        load.wait_for(20)
+        for _ in range(cycles):
+            down_at, up_from = restart_server(site, kind, down_for)
+            windows.append((down_at, up_from))
+            recovered_at = None
+            deadline = time.monotonic() + RECOVERY_BOUND
+            while time.monotonic() < deadline:  # recovery: the right password granted again, by itself
+                recent = [r for r in load.snapshot() if r.start > up_from and r.tag == "right"]
+                if len(recent) >= 3 and all(r.status == 200 for r in recent[-3:]):
+                    recovered_at = time.monotonic()
+                    break
+                time.sleep(0.05)
+            assert recovered_at is not None, f"{kind}: no recovery within {RECOVERY_BOUND} s of the restart"
+        time.sleep(0.5)  # some load after the last recovery
+    results = load.snapshot()
+    failed = [r for r in results if r.status is None]
+    assert not failed, f"{kind}: requests failed at the HTTP level: {[r.error for r in failed[:5]]}"
+    assert not [r for r in results if r.status == 500], f"{kind}: 500 answers under the fault"
+    wrong_granted = [r for r in results if r.tag == "wrong" and r.status != 401]
+    assert not wrong_granted, f"{kind}: a wrong password got {wrong_granted[0].status}"
+    during = [r for r in results if any(d <= r.start and r.start + r.elapsed <= u for d, u in windows)]
+    assert during, f"{kind}: no request was made while the server was down"
+    slowest = max(r.elapsed for r in during)
+    assert slowest <= OUTAGE_BOUND, f"{kind}: a request took {slowest:.2f} s during the outage"
+    if kind == "redis":  # the throttle falls back to per-process counters: logins go on
+        assert all(r.status == 200 for r in during if r.tag == "right")
+    else:
+        assert {r.status for r in during if r.tag == "right"} <= {200, 401}
+    # no leak: the pools hold at most their size per process
+    children = len(apache_children(site))
+    per_process = {"ldap": 2 * POOL, "redis": 32}.get(kind, POOL)  # LDAP: a search pool and a bind pool
+    bound = children * per_process
+    open_now = server_connections(site, kind)
+    sockets = sockets_to(server_port(site, kind))
+    assert open_now <= bound, f"{kind}: {open_now} connections open on the server (bound {bound})"
+    assert sockets.get("ESTABLISHED", 0) <= bound + 1, f"{kind}: Apache holds {sockets}"
+    assert sockets.get("CLOSE_WAIT", 0) == 0, f"{kind}: sockets left half-closed after the restart: {sockets}"
+    return {"requests": len(results), "during_outage": len(during), "slowest_during_outage_s": round(slowest, 3),
+            "answers_during_outage": sorted({r.status for r in during}), "server_connections": open_now,
+            "bound": bound}
+
+
+OUTAGE_KINDS = ("ldap", "pg", "mysql", "redis")
+REPORT: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize("kind", OUTAGE_KINDS)
+def test_server_restart_during_load_short(site: Site, kind: str) -> None:
+    REPORT[f"outage-{kind}"] = outage_under_load(site, kind, cycles=1, down_for=1.5, threads=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", OUTAGE_KINDS)
+def test_server_restart_during_load_long(site: Site, kind: str) -> None:
+    if not STRESS:
+        pytest.skip("long fault run: `make stress`")
+    REPORT[f"outage-{kind}-long"] = outage_under_load(site, kind, cycles=5, down_for=5.0, threads=16)
+
+
+# ---------------------------------------------------------------------------------------------- files replaced
+
+
+def replace_under_load(site: Site, name: str, path: str, versions: tuple[bytes, bytes], times: int) -> dict[str, Any]:
+    requests_ = [("right", path, USER, PASSWORD), ("wrong", path, USER, "wrong-pw"), ("ghost", path, "ghost", "x"),
+                 ("carol-A", path, "carol", "carol-A"), ("carol-B", path, "carol", "carol-B")]
+    with Load(site.apache.port, requests_, threads=4, limit=120) as load:
+        load.wait_for(10)
+        for i in range(times):
+            site.apache.write(name, versions[(i + 1) % 2])
+            time.sleep(0.01)
+        time.sleep(0.3)
+    site.apache.write(name, versions[0])
+    results = load.snapshot()
+    expected = {"right": {200}, "wrong": {401}, "ghost": {401}, "carol-A": {200, 401}, "carol-B": {200, 401}}
+    wrong = [r for r in results if r.status not in expected[r.tag]]
+    assert not wrong, f"{name}: {len(wrong)} wrong answers, e.g. {wrong[0]}"
+    assert {r.status for r in results if r.tag == "carol-B"} == {200, 401}, "the versions did alternate"
+    return {"requests": len(results), "replacements": times, "errors": 0}
+
+
+def test_htpasswd_replaced_100_times_during_load(site: Site) -> None:
+    REPORT["replace-htpasswd"] = replace_under_load(site, "htpasswd", "/htpasswd/", site.htpasswd_versions,
+                                                    1000 if STRESS else 100)
+
+
+def test_dbm_replaced_100_times_during_load(site: Site) -> None:
+    REPORT["replace-dbm"] = replace_under_load(site, "users.db", "/dbm/", site.dbm_versions, 1000 if STRESS else 100)
+
+
+# ---------------------------------------------------------------------------------------------- graceful
+
+
+def graceful_under_load(site: Site, times: int) -> dict[str, Any]:
+    paths = ["/htpasswd/", "/dbm/", "/pg/", "/ldap/", "/mysql/", "/redis/"]
+    requests_ = [("right", p, USER, PASSWORD) for p in paths]
+    with Load(site.apache.port, requests_, threads=6, limit=120) as load:
+        load.wait_for(30)
+        for _ in range(times):
+            site.apache.graceful()
+            load.wait_for(len(load.snapshot()) + 12)
+    results = load.snapshot()
+    bad = [r for r in results if r.status != 200]
+    tail = "\n".join(site.apache.error_log_text().splitlines()[-400:])
+    assert not bad, f"{len(bad)} of {len(results)} requests failed across graceful restarts, e.g. {bad[:3]}\n{tail}"
+    return {"requests": len(results), "gracefuls": times, "failed": 0}
+
+
+def test_graceful_restart_during_load(site: Site) -> None:
+    REPORT["graceful"] = graceful_under_load(site, 5 if STRESS else 1)
+
+
+# ---------------------------------------------------------------------------------------------- soak
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def wrk(site: Site, path: str, connections: int, seconds: float) -> subprocess.Popen[str]:
+    tool = require_tool("wrk")
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    return subprocess.Popen([tool, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+                             "-H", f"Authorization: Basic {token}", f"{site.apache.url.rstrip('/')}{path}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def parse_wrk(text: str) -> dict[str, int]:
+    m = re.search(r"(\d+) requests in", text)
+    out = {"requests": int(m.group(1)) if m else 0, "non2xx": 0, "socket_errors": 0}
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        out["socket_errors"] = sum(int(g) for g in m.groups())
+    return out
+
+
+def soak(site: Site, seconds: float, warmup: float) -> dict[str, Any]:
+    paths = ["/htpasswd/", "/dbm/", "/pg/", "/ldap/"]
+    procs = [wrk(site, p, 8, seconds) for p in paths]  # 32 connections in all
+    time.sleep(warmup)
+    children = apache_children(site)
+    rss_warm = rss_kib(children)
+    samples = [rss_warm]
+    while any(p.poll() is None for p in procs):
+        time.sleep(min(5.0, seconds / 4))
+        samples.append(rss_kib(children))
+    outputs = [p.communicate(timeout=30)[0] for p in procs]
+    stats = [parse_wrk(o) for o in outputs]
+    total = sum(s["requests"] for s in stats)
+    errors = sum(s["non2xx"] + s["socket_errors"] for s in stats)
+    assert total > 0, outputs
+    assert errors == 0, f"{errors} errors in {total} requests:\n" + "\n".join(outputs)
+    still = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    rss_end = rss_kib(still)
+    return {"seconds": seconds, "connections": 32, "requests": total, "errors": errors,
+            "req_per_s": round(total / seconds), "rss_children_kib_after_warmup": rss_warm,
+            "rss_children_kib_end": rss_end, "rss_samples_kib": samples, "children_kept": len(still)}
+
+
+def test_soak_short(site: Site) -> None:
+    REPORT["soak-short"] = soak(site, 4.0, warmup=1.0)
+
+
+@pytest.mark.slow
+def test_soak_60s_rss_flat(site: Site) -> None:
+    if not STRESS:
+        pytest.skip("60-second soak: `make stress`")
+    result = soak(site, 60.0, warmup=15.0)
+    REPORT["soak-60s"] = result
+    warm, end = result["rss_children_kib_after_warmup"], result["rss_children_kib_end"]
+    assert result["children_kept"] == len(apache_children(site)), "children were replaced during the soak"
+    assert end <= warm * 1.10 + 8192, f"children's RSS grew from {warm} KiB to {end} KiB after warm-up"
+
+
+def test_zz_report() -> None:
+    """Print the numbers docs/security.md quotes (run with -s)."""
+    for key, value in REPORT.items():
+        print(f"faults {key}: {value}")
