@@ -199,3 +199,20 @@ def test_plaintext_only_when_the_store_enables_it():
     b.allow_plaintext = True
     assert b.check_password(env(), "p", "clear-text-pw") is True
     assert b.check_password(env(), "p", "other") is False
+
+
+def test_unknown_and_wrong_password_are_logged_at_the_same_level(backend):
+    # The log line costs the same for both: at the default level ("warning") both are written.
+    e1, e2 = env(), env()
+    backend.check_password(e1, "alice", "wrong")
+    backend.check_password(e2, "ghost", "wrong")
+    assert "denied" in e1["wsgi.errors"].getvalue()
+    assert "unknown" in e2["wsgi.errors"].getvalue()
+
+
+def test_dummy_authenticate_does_the_lookup_and_a_like_verification_but_decides_nothing(backend, monkeypatch):
+    seen = []
+    monkeypatch.setattr(hashes, "dummy_verify", lambda p, like: seen.append(like))
+    before = len(backend.lookups)
+    assert backend.dummy_authenticate(b"alice", b"secret") is None
+    assert len(backend.lookups) == before + 1 and seen == [APR1_SECRET]

@@ -218,6 +218,20 @@ class Backend:
             return Decision(Outcome.DENIED, backend=self.label, reason="wrong password")
         return Decision(Outcome.GRANTED, name=record.name, groups=record.groups, backend=self.label)
 
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        """Do the work :meth:`authenticate` would do for ``user``, and decide nothing.
+
+        Used where an answer is already known (a locked-out user or address) but must cost what a real check costs,
+        so timing does not reveal it. The default looks the user up (the same store round trip) and verifies the
+        password against a dummy hash with the same parameters as the stored one. It never grants, never binds as
+        the user and never counts as a failed login in the store.
+        """
+        try:
+            record = self.lookup(user)
+        except NotImplementedError:
+            record = None
+        hashes.dummy_verify(password, record.hash if record is not None else self.timing_hash)
+
     def groups(self, user: bytes) -> Sequence[bytes] | None:
         """The groups of ``user`` (raw bytes each), or ``None`` when unknown here."""
         return None
@@ -280,7 +294,9 @@ class Backend:
             self.log(environ, logging.WARNING,
                      f"user '{who}' denied by {decision.backend or self.label}: {decision.reason or 'denied'}")
             return False
-        self.log(environ, logging.INFO,
+        # Same level as a wrong password (as Apache logs both "not found" and "mismatch" alike): the log line then
+        # costs the same in both cases, so its cost does not tell who exists.
+        self.log(environ, logging.WARNING,
                  f"user '{who}' unknown to {decision.backend or self.label}: {decision.reason or 'not found'}")
         return None
 

@@ -285,6 +285,9 @@ class CachedBackend(Backend):
         """Forwarded, never cached: a Digest HA1 is as good as the password, and the cache holds no such thing."""
         return self.inner.realm_hash(user, realm)
 
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        self.inner.dummy_authenticate(user, password)
+
     def lookup(self, user: bytes) -> Record | None:
         """Forwarded, never cached (a record holds the stored hash)."""
         return self.inner.lookup(user)

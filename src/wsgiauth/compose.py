@@ -62,6 +62,13 @@ class Chain(Backend):
             raise failure
         return last if last is not None else Decision(Outcome.UNKNOWN, backend=self.label)
 
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        for member in self.members:
+            try:
+                member.dummy_authenticate(user, password)
+            except BackendError:
+                continue
+
     def lookup(self, user: bytes) -> Record | None:
         for member in self.members:
             try:
@@ -133,6 +140,9 @@ class Canonical(Backend):
             return Decision(Outcome.GRANTED, name=name, groups=decision.groups, backend=decision.backend,
                             reason=decision.reason)
         return decision
+
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        self.inner.dummy_authenticate(self._map(user), password)
 
     def lookup(self, user: bytes) -> Record | None:
         return self.inner.lookup(self._map(user))

@@ -7,8 +7,9 @@ lockout of the same subject lasts ``growth`` times longer, up to ``max_lockout``
 ``max(window, max_lockout)`` seconds after its last lockout ends).
 
 While refused, every attempt is denied (the adapter answers ``False``, i.e. 401), **even with the right password**,
-and costs the same time as a normal check: the refused path verifies the password against a dummy hash of the
-store's own kind (:func:`wsgiauth.hashes.dummy_verify`), so response times do not reveal a lockout. Each lockout is
+and costs the same time as a normal check: the refused path does the work of a real check without deciding
+anything (:meth:`wsgiauth.adapter.Backend.dummy_authenticate`: the store look-up and a dummy verification, or for
+LDAP the search and a bind that cannot succeed), so response times do not reveal a lockout. Each lockout is
 logged with the user name and the address (never the password), and the denial's reason (logged by the adapter to
 ``wsgi.errors``) says so.
 
@@ -39,7 +40,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from . import hashes
 from ._redis import RedisTier, TierDown, get_tier
 from .adapter import Backend, Decision, Outcome, Record, _printable, as_bytes
 from .exceptions import ConfigError
@@ -202,7 +202,7 @@ class ThrottledBackend(Backend):
         if remaining is not None:
             kind, seconds = remaining
             # Cost what a real check costs, so a lockout cannot be told apart by timing.
-            hashes.dummy_verify(password, self.inner.timing_hash)
+            self.inner.dummy_authenticate(user, password)
             self.refused += 1
             return Decision(Outcome.DENIED, backend=self.inner.label,
                             reason=f"{kind} locked out for another {max(seconds, 0.001):.3g} s "
@@ -397,6 +397,9 @@ class ThrottledBackend(Backend):
     def realm_hash(self, user: bytes, realm: bytes) -> str | None:
         """Forwarded unthrottled: with Digest, Apache checks the response itself and tells no hook of a failure."""
         return self.inner.realm_hash(user, realm)
+
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        self.inner.dummy_authenticate(user, password)
 
     def lookup(self, user: bytes) -> Record | None:
         return self.inner.lookup(user)

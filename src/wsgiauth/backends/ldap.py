@@ -671,6 +671,14 @@ class LDAPBackend(Backend):
             return Decision(Outcome.DENIED, backend=self.label, reason="wrong password (invalid credentials)")
         return Decision(Outcome.GRANTED, name=entry.first(self.remote_user_attribute), backend=self.label)
 
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        """The round trips of a check (the user search and a bind), with a bind that can never succeed."""
+        if not password:
+            return
+        if self.bind_template is None:
+            self._find(self._name(user), [self.remote_user_attribute or ""])
+        self._dummy_bind(password)
+
     def _authenticate_direct(self, name: str | None, password: bytes) -> Decision:
         assert self.bind_template is not None
         if name is None:
