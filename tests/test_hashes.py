@@ -529,6 +529,10 @@ MALFORMED = [
     "scrypt$1000$salt$8$5$" + "A" * 86 + "==",
     "scrypt$1024$salt$8$0$" + "A" * 86 + "==",
     "scrypt$1024$salt$8$5$AAAA",
+    "$y$jJT$abcdefgh$" + "A" * 43,  # 8 GiB
+    "$gy$jzz$abcdefgh$" + "A" * 43,
+    "$7$KU..../....abcdefgh$" + "A" * 43,  # 128 * 32 * 2**20 bytes: 4 GiB
+    "$7$CU........zabcdefgh$" + "A" * 43,  # p = 63 * 2**24
     "$2y$\u0660\u0665$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",  # Arabic-Indic digits
     "$argon2id$v=19$m=\u0661\u0660\u0662\u0664,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
     "pbkdf2_sha256$\u0661\u0660\u0660\u0660$salt$TP28u6qOWcUCv/5e7TiKW/fsQ5orZgAhd9iIx1gDAsE=",
@@ -544,7 +548,8 @@ def test_malformed_hashes_raise(stored: str) -> None:
     assert hashes.needs_update(stored) is True
 
 
-UNSUPPORTED = ["$2x$05$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",
+UNSUPPORTED = ["$y$j9T7$abcdefgh$" + "A" * 43,  # extended yescrypt parameters
+               "$2x$05$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",
                "$argon2d$v=19$m=1024,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
                "{SSHA}abcdef", "$sha1$1000$abc$def", "$md5,rounds=5$abc$", "$nt$abc",
                "md5$salt$abc", "unsalted_sha1$$abc", "scrypt$1$2$3",
@@ -704,10 +709,11 @@ def test_concurrent_verification() -> None:
 
 # ------------------------------------------------------------------------------------------------ properties
 
-PREFIXES = ["", "$apr1$", "$apr1$abcdefgh$", "$2y$05$", "$2a$04$", "$2b$1", "{SHA}", "$1$", "$5$", "$6$",
-            "$6$rounds=1000$", "$y$", "$y$j9T$", "$gy$", "$7$", "_", "$argon2id$v=19$m=8,t=1,p=1$",
-            "$argon2i$", "pbkdf2_sha256$1000$", "pbkdf2_sha1$", "pbkdf2:sha256:1000$", "pbkdf2$", "scrypt:16:1:1$",
-            "scrypt$", "!", "*", "{", "$"]
+# Prefixes fix every cost parameter (random ones could ask for hours of work: that is the store owner's choice).
+PREFIXES = ["", "$apr1$", "$apr1$abcdefgh$", "$2y$05$", "$2a$04$", "$2b$0", "{SHA}", "$1$", "$5$", "$6$",
+            "$6$rounds=1000$", "$y$j75$", "$gy$j75$", "$7$9U..../....", "_J9..", "$argon2id$v=19$m=8,t=1,p=1$",
+            "$argon2i$", "pbkdf2_sha256$1000$", "pbkdf2_sha1$1000$", "pbkdf2:sha256:1000$", "scrypt:16:1:1$",
+            "argon2$argon2id$v=19$m=8,t=1,p=1$", "bcrypt_sha256$$2b$04$", "scrypt$16$", "!", "*", "{", "$"]
 HASHY = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz$:=,+{}!*é\x00\n"
 
 

@@ -59,7 +59,7 @@ DJANGO_BCRYPT_DEFAULT_COST: Final = 12
 WERKZEUG_DEFAULT_ITERATIONS: Final = 1_000_000
 #: Upper bounds that keep one verification from hanging a server thread on an absurd stored hash.
 MAX_PBKDF2_ITERATIONS: Final = 50_000_000
-MAX_SCRYPT_MEMORY: Final = 1 << 30  # bytes (128 * n * r)
+MAX_SCRYPT_MEMORY: Final = 1 << 30  # bytes (128 * n * r): Werkzeug/Django scrypt, $7$, $y$, $gy$
 MAX_ARGON2_MEMORY_KIB: Final = 1 << 20  # 1 GiB
 
 #: Every scheme :func:`identify` can return.
@@ -296,6 +296,38 @@ def _verify_sha1(password: bytes, stored: str) -> bool:
     return _ct_equal(hashlib.sha1(password).digest(), expected)
 
 
+def _itoa64(c: str) -> int:
+    i = _lowlevel.APR1_SALT_CHARS.find(c)
+    if i < 0 or not c:
+        raise InvalidHashError("malformed crypt hash: bad parameter character")
+    return i
+
+
+def _check_crypt_memory(stored: str) -> None:
+    """Refuse yescrypt/scrypt parameters needing more than MAX_SCRYPT_MEMORY (128 * r * N bytes).
+
+    libxcrypt would try to allocate whatever a stored hash asks for (``$y$jJT$`` is 8 GiB); its own
+    ``crypt_gensalt`` never goes beyond ``$y$jFT$`` (1 GiB, cost 11).
+    """
+    if stored.startswith(("$y$", "$gy$")):
+        params = stored.split("$")[2]
+        if len(params) != 3:  # flavor, log2(N) - 1, r - 1: all libxcrypt's crypt_gensalt writes
+            raise UnsupportedHashError("yescrypt parameters other than N and r are not supported")
+        n_log2, r = _itoa64(params[1]) + 1, _itoa64(params[2]) + 1
+    elif stored.startswith("$7$"):
+        if len(stored) < 14:
+            raise InvalidHashError("malformed scrypt crypt hash")
+        n_log2 = _itoa64(stored[3])
+        r = sum(_itoa64(c) << (6 * i) for i, c in enumerate(stored[4:9]))
+        p = sum(_itoa64(c) << (6 * i) for i, c in enumerate(stored[9:14]))
+        if p > 64:
+            raise InvalidHashError("scrypt crypt hash: parallelism above 64")
+    else:
+        return
+    if 128 * r << n_log2 > MAX_SCRYPT_MEMORY:
+        raise InvalidHashError(f"hash asks for more than {MAX_SCRYPT_MEMORY >> 20} MiB of memory")
+
+
 def _check_crypt_setting(stored: str) -> bytes:
     raw = _ascii(stored)
     rc = _lowlevel.crypt_checksalt(raw)
@@ -303,6 +335,7 @@ def _check_crypt_setting(stored: str) -> bytes:
         raise InvalidHashError("malformed crypt hash")
     if rc == _lowlevel.CRYPT_SALT_METHOD_DISABLED:
         raise UnsupportedHashError("this crypt method is disabled in the system's libxcrypt")
+    _check_crypt_memory(stored)
     return raw
 
 
