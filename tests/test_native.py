@@ -82,11 +82,13 @@ def test_md5_rfc1321_suite() -> None:
         assert _lowlevel.md5(data).hex() == hexdigest
 
 
+@settings(deadline=None)  # no per-example deadline: CI machines are shared
 @given(st.binary(max_size=600))
 def test_md5_matches_hashlib(data: bytes) -> None:
     assert _lowlevel.md5(data) == hashlib.md5(data).digest()
 
 
+@settings(deadline=None)  # no per-example deadline: CI machines are shared
 @given(st.binary(max_size=80), st.binary(max_size=80), st.binary(max_size=200))
 def test_ha1_matches_hashlib(user: bytes, realm: bytes, password: bytes) -> None:
     assert _lowlevel.ha1(user, realm, password) == hashlib.md5(user + b":" + realm + b":" + password).hexdigest()
@@ -105,12 +107,14 @@ def test_ha1_rejects_str() -> None:
 # ------------------------------------------------------------------------------------------------ compare
 
 
+@settings(deadline=None)  # no per-example deadline: CI machines are shared
 @given(st.binary(max_size=100), st.binary(max_size=100))
 def test_ct_equal_matches_reference(a: bytes, b: bytes) -> None:
     assert _lowlevel.ct_equal(a, b) is (a == b)
     assert _lowlevel.ct_equal(a, b) is hmac.compare_digest(a, b)
 
 
+@settings(deadline=None)  # no per-example deadline: CI machines are shared
 @given(st.binary(min_size=1, max_size=100), st.data())
 def test_ct_equal_single_difference_anywhere(a: bytes, data: st.DataObject) -> None:
     i = data.draw(st.integers(0, len(a) - 1))
