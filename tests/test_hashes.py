@@ -638,7 +638,7 @@ def test_ha1() -> None:
 # ------------------------------------------------------------------------------------------------ dummy_verify
 
 
-def _best_time(fn: Callable[[], object], runs: int = 5) -> float:
+def _best_time(fn: Callable[[], object], runs: int = 7) -> float:
     best = float("inf")
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -38,7 +38,13 @@ from .exceptions import InvalidHashError, UnsupportedHashError
 
 __all__ = [
     "BCRYPT_DEFAULT_COST",
+    "DJANGO_BCRYPT_DEFAULT_COST",
+    "MAX_ARGON2_MEMORY_KIB",
+    "MAX_PBKDF2_ITERATIONS",
+    "MAX_SCRYPT_MEMORY",
+    "PBKDF2_DEFAULT_ITERATIONS",
     "SCHEMES",
+    "WERKZEUG_DEFAULT_ITERATIONS",
     "constant_time_equal",
     "dummy_verify",
     "ha1",
