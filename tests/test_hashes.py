@@ -189,6 +189,33 @@ def test_htpasswd_live_bcrypt_truncates_like_apache() -> None:
     assert hashes.verify(long[:71], stored) is False
 
 
+def _apache_accepts(tmp_path: Path, stored: str, password: bytes) -> bool:
+    """Ask Apache's own password check (apr_password_validate, via ``htpasswd -v``) whether ``password`` matches."""
+    exe = require_tool("htpasswd")
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{stored}\n", encoding="ascii")
+    rc = subprocess.run([exe, "-vb", str(path), "alice", password], capture_output=True, timeout=60).returncode
+    assert rc in (0, 3), rc  # 3: "password verification failed"
+    return rc == 0
+
+
+APACHE_SCHEMES = ["bcrypt", "apr1", "sha1", "des", "md5_crypt", "sha256_crypt", "sha512_crypt", "yescrypt"]
+
+
+@pytest.mark.parametrize("scheme", APACHE_SCHEMES)
+def test_apache_accepts_our_hashes(tmp_path: Path, scheme: str) -> None:
+    """Hashes we create are verified by Apache exactly as by us (same answers for right and wrong passwords)."""
+    params = {"bcrypt": {"cost": 4}, "sha256_crypt": {"rounds": 1000}, "sha512_crypt": {"rounds": 1000},
+              "yescrypt": {"cost": 3}}.get(scheme, {})
+    for password in (b"correct horse", "pässwörd".encode(), b"p\xe4ss\xff", b"x" * 100):
+        stored = hashes.hash_password(password, scheme, **params)
+        for attempt in (password, password[:72] + b"tail", b"Correct horse", password[:-1]):
+            if not attempt or b"\x00" in attempt:
+                continue
+            assert hashes.verify(attempt, stored) is _apache_accepts(tmp_path, stored, attempt), (scheme, attempt)
+    assert _apache_accepts(tmp_path, hashes.hash_password(b"", "apr1"), b"") is True
+
+
 def _openssl_passwd(algo: str, password: str) -> str:
     exe = require_tool("openssl")
     return subprocess.run([exe, "passwd", algo, password], check=True, capture_output=True, text=True,
