@@ -62,8 +62,8 @@ demo: install traverse
 # The whole comparison in one run (about 10 minutes on 2 cores): micro benchmarks, facts about the peers, RSS per
 # Apache child, then the end-to-end wrk rounds (native Apache providers vs wsgiauth, interleaved); the report is
 # written even when a case failed (the failure is in it), and make then fails.
-BENCH_SECONDS ?= 3
-BENCH_ROUNDS ?= 2
+BENCH_SECONDS ?= 2
+BENCH_ROUNDS ?= 5
 bench: install traverse
 	@mkdir -p benchmarks/results
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json=benchmarks/results/micro.json -p no:cacheprovider -q

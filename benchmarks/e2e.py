@@ -3,7 +3,7 @@
 The question users ask: "if I move authentication from Apache's modules (or from my hand-written script) to
 wsgiauth, what does it cost?" This harness answers it on the machine it runs on::
 
-    .venv/bin/python -m benchmarks.e2e --seconds 3 --rounds 2 --out benchmarks/results/e2e.json
+    .venv/bin/python -m benchmarks.e2e --seconds 2 --rounds 5 --out benchmarks/results/e2e.json
 
 Set-up (identical for both sides, see :data:`APACHE`):
 
@@ -23,8 +23,13 @@ Set-up (identical for both sides, see :data:`APACHE`):
   counts by default: each request still goes through the provider's ``get_realm_hash``);
 * interleaving: every round measures every case once, group by group (the native provider, then each wsgiauth
   variant, in reverse order on odd rounds), so a slow-down of the machine hits both sides alike. Requests per
-  second are averaged over the rounds, p99 latency is the median of the rounds, and each is reported as a ratio to
-  the native provider of its group.
+  second are averaged over the rounds, p99 latency is the median of the rounds; ratios to the native provider of
+  the group are taken round by round and their median is reported.
+
+Next to wrk's numbers the harness records the CPU time the Apache processes used per request (``/proc/PID/stat`` of
+the parent and children, before and after each run; the directory and database servers are not counted). The
+"CPU ratio" (native CPU per request over the variant's) is an efficiency ratio that depends much less on what else
+the machine is doing than requests per second do; on a shared machine it is the steadier of the two.
 
 Every case is checked before it is measured (right password: 200, no credentials: 401, wrong password: 401) and a
 measurement with any non-2xx answer (or socket errors on more than 1% of its requests) is an error, not a number.
@@ -472,6 +477,23 @@ def parse_wrk(out: str) -> dict[str, float]:
             "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0}
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def apache_cpu_seconds(server: Apache) -> float:
+    """CPU time (user + system) used so far by the Apache parent and its children (``/proc/PID/stat``)."""
+    parent = server.pid
+    if parent is None:
+        return 0.0
+    out = subprocess.run(["ps", "--ppid", str(parent), "-o", "pid="], capture_output=True, text=True, check=False)
+    total = 0
+    for pid in [parent, *(int(x) for x in out.stdout.split())]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICK
+
+
 def wrk(url: str, header: str, seconds: float) -> dict[str, float]:
     """One ``wrk`` run (bounded: killed after ``seconds`` + 30 s)."""
     tool = find_tool("wrk")
@@ -507,15 +529,14 @@ def _versions() -> dict[str, str]:
     tool = find_tool("wrk")
     if tool:
         v = subprocess.run([tool, "-v"], capture_output=True, text=True, check=False)
-        out["wrk"] = (v.stdout + v.stderr).split("\n", 1)[0].strip()
-    with contextlib.suppress(Exception):
-        import mod_wsgi
+        first = (v.stdout + v.stderr).split("\n", 1)[0].strip()
+        m = re.search(r"wrk\s+(\S+)", first)
+        out["wrk"] = f"wrk {m.group(1)}" if m else first
+    from importlib.metadata import PackageNotFoundError, version
 
-        out["mod_wsgi"] = getattr(mod_wsgi, "version", "")
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        out["wsgiauth"] = version("wsgiauth")
+    for dist in ("mod_wsgi", "wsgiauth", "bcrypt", "libpass"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
     return out
 
 
@@ -531,8 +552,13 @@ def _order(cases: Sequence[Case], round_no: int) -> list[Case]:
 
 
 def summarize(cases: Sequence[Case], rounds: dict[str, list[dict[str, float]]]) -> list[dict[str, Any]]:
-    """Per case: mean req/s, median p99 over the rounds, and both as ratios to the group's native provider."""
-    base: dict[str, dict[str, float]] = {}
+    """Per case: mean req/s and median p99 over the rounds, and the ratios to the group's native provider.
+
+    A ratio is taken round by round (the variant against the native provider measured seconds before or after it)
+    and the median of those per-round ratios is reported: a machine whose load changes between rounds moves both
+    sides of a round together, so this is steadier than a ratio of averages.
+    """
+    native_runs = {c.group: rounds.get(c.key, []) for c in cases if c.variant == NATIVE}
     rows: list[dict[str, Any]] = []
     for c in cases:
         runs = rounds.get(c.key, [])
@@ -541,21 +567,25 @@ def summarize(cases: Sequence[Case], rounds: dict[str, list[dict[str, float]]]) 
         row: dict[str, Any] = {**asdict(c), "key": c.key, "rounds": runs,
                                "rps": statistics.fmean(r["rps"] for r in runs),
                                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                               "p50_ms": statistics.median(r["p50_ms"] for r in runs)}
-        if c.variant == NATIVE:
-            base[c.group] = row
-        rows.append(row)
-    for row in rows:
-        native = base.get(row["group"])
-        row["rps_ratio"] = row["rps"] / native["rps"] if native and native["rps"] else None
-        row["p99_ratio"] = row["p99_ms"] / native["p99_ms"] if native and native["p99_ms"] else None
-        target = TARGETS.get((row["group"], row["variant"]))
+                               "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                               "cpu_us": statistics.median(r.get("cpu_us", 0.0) for r in runs)}
+        base = {r["round"]: r for r in native_runs.get(c.group, [])}
+        pairs = [(r, base[r["round"]]) for r in runs if r["round"] in base]
+        rps_ratios = [r["rps"] / n["rps"] for r, n in pairs if n["rps"]]
+        p99_ratios = [r["p99_ms"] / n["p99_ms"] for r, n in pairs if n["p99_ms"]]
+        cpu_ratios = [n["cpu_us"] / r["cpu_us"] for r, n in pairs if r.get("cpu_us") and n.get("cpu_us")]
+        row["cpu_ratio"] = statistics.median(cpu_ratios) if cpu_ratios else None
+        row["rps_ratios"] = rps_ratios
+        row["rps_ratio"] = statistics.median(rps_ratios) if rps_ratios else None
+        row["p99_ratio"] = statistics.median(p99_ratios) if p99_ratios else None
+        target = TARGETS.get((c.group, c.variant))
         row["target"] = target
         row["met"] = None if target is None or row["rps_ratio"] is None else row["rps_ratio"] >= target
+        rows.append(row)
     return rows
 
 
-def run(cases: Sequence[Case] | None = None, *, seconds: float = 3.0, rounds: int = 2, warmup: float = 1.0,
+def run(cases: Sequence[Case] | None = None, *, seconds: float = 2.0, rounds: int = 5, warmup: float = 1.0,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure ``cases`` (default: :func:`all_cases`) and return the results (see :func:`summarize`).
 
@@ -591,7 +621,10 @@ def run(cases: Sequence[Case] | None = None, *, seconds: float = 3.0, rounds: in
             for c in _order(chosen, r):
                 server = srv.apache[c.server]
                 try:
-                    res = wrk(_url(server, c), authorization(server, c), seconds)
+                    header = authorization(server, c)
+                    cpu0 = apache_cpu_seconds(server)
+                    res = wrk(_url(server, c), header, seconds)
+                    res["cpu_us"] = (apache_cpu_seconds(server) - cpu0) * 1e6 / max(res["requests"], 1)
                 except (ServerError, ValueError, subprocess.TimeoutExpired) as exc:
                     errors[c.key] = str(exc)[:500]
                     log(f"round {r + 1}: {c.key}: ERROR {exc}")
@@ -603,8 +636,10 @@ def run(cases: Sequence[Case] | None = None, *, seconds: float = 3.0, rounds: in
                                      f"socket errors in {res['requests']} requests")
                     log(f"round {r + 1}: {c.key}: {errors[c.key]}")
                     continue
+                res["round"] = r + 1
                 results.setdefault(c.key, []).append(res)
-                log(f"round {r + 1}/{rounds}  {c.key:58s} {res['rps']:9.0f} req/s  p99 {res['p99_ms']:8.2f} ms")
+                log(f"round {r + 1}/{rounds}  {c.key:58s} {res['rps']:9.0f} req/s  p99 {res['p99_ms']:8.2f} ms  "
+                    f"Apache CPU {res['cpu_us']:8.1f} us/req")
         for name, server in srv.apache.items():
             text = server.error_log_text()
             if "Traceback" in text:
@@ -616,8 +651,8 @@ def run(cases: Sequence[Case] | None = None, *, seconds: float = 3.0, rounds: in
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=3.0, help="wrk duration per case and round (default 3)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="wrk duration per case and round (default 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds per case first (default 1)")
     parser.add_argument("--group", action="append", default=[], help="only groups whose name contains this")
     parser.add_argument("--out", default="benchmarks/results/e2e.json", help="JSON output file")

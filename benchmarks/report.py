@@ -83,17 +83,22 @@ def e2e_markdown(data: dict[str, Any]) -> list[str]:
     out.append(f"Machine load average before/after: {cfg.get('loadavg_before')} / {cfg.get('loadavg_after')} "
                "(the machine is shared: interleaving is what keeps the ratios fair).")
     out.append("")
-    out.append("req/s: mean over the rounds; p99: median of the rounds' p99; ratios are to the native provider of "
-               "the same group in the same run (req/s: higher is better; p99: lower is better).")
+    out.append("req/s: mean over the rounds; p99: median of the rounds' p99. Ratios are to the native provider of "
+               "the same group, taken round by round (the two measured seconds apart) and reported as the median "
+               "over the rounds (req/s ratio: higher is better; p99 ratio: lower is better).")
     out.append("")
-    out.append("| group | variant | req/s | req/s ratio | p99 ms | p99 ratio | target | met |")
-    out.append("|---|---|---:|---:|---:|---:|---:|:---:|")
+    out.append("CPU µs/req: CPU time of the Apache processes per request (median over the rounds); CPU ratio: the "
+               "native provider's CPU per request over the variant's (higher is better), a measure that depends "
+               "much less on the rest of the machine's load than req/s.")
+    out.append("")
+    out.append("| group | variant | req/s | req/s ratio | p99 ms | p99 ratio | CPU µs/req | CPU ratio | target | met |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for row in cases:
         target = row.get("target")
         met = "" if row.get("met") is None else ("yes" if row["met"] else "**no**")
         out.append(f"| {row['group']} | {row['variant']} | {row['rps']:.0f} | {_ratio(row.get('rps_ratio'))} | "
-                   f"{row['p99_ms']:.2f} | {_ratio(row.get('p99_ratio'))} | "
-                   f"{'' if target is None else f'>= {target:g}x'} | {met} |")
+                   f"{row['p99_ms']:.2f} | {_ratio(row.get('p99_ratio'))} | {_f(row.get('cpu_us'), '{:.0f}')} | "
+                   f"{_ratio(row.get('cpu_ratio'))} | {'' if target is None else f'>= {target:g}x'} | {met} |")
     out.append("")
     misses = [r for r in cases if r.get("met") is False]
     targeted = [r for r in cases if r.get("met") is not None]
@@ -103,8 +108,9 @@ def e2e_markdown(data: dict[str, Any]) -> list[str]:
         out.append("Missed:")
         out.append("")
         for r in misses:
-            out.append(f"- {r['group']} / {r['variant']}: {_ratio(r['rps_ratio'])} (target {r['target']:g}x): "
-                       f"{_miss_reason(r, cases)}.")
+            out.append(f"- {r['group']} / {r['variant']}: {_ratio(r['rps_ratio'])} req/s (target "
+                       f"{r['target']:g}x; CPU ratio {_ratio(r.get('cpu_ratio'))}, per-round req/s ratios "
+                       f"{', '.join(f'{x:.2f}' for x in r.get('rps_ratios', []))}): {_miss_reason(r, cases)}.")
     if data.get("errors"):
         out += ["", "Errors (cases without a number):", ""]
         out += [f"- {k}: `{v.splitlines()[0] if v else ''}`" for k, v in data["errors"].items()]

@@ -50,7 +50,7 @@ def test_harness_measures_native_and_wsgiauth_and_reports(tmp_path: Path) -> Non
     rows = {r["variant"]: r for r in result["cases"]}
     assert set(rows) == {e2e.NATIVE, e2e.CACHE_ON}
     for row in rows.values():
-        assert row["rps"] > 50 and row["p99_ms"] > 0
+        assert row["rps"] > 50 and row["p99_ms"] > 0 and row["cpu_us"] > 0
         assert row["rounds"][0]["requests"] > 50
     assert rows[e2e.NATIVE]["rps_ratio"] == 1.0
     assert rows[e2e.CACHE_ON]["rps_ratio"] == pytest.approx(rows[e2e.CACHE_ON]["rps"] / rows[e2e.NATIVE]["rps"])
