@@ -446,6 +446,11 @@ def _altered(password: bytes) -> bytes:
     return bytes([password[0] ^ 1]) + password[1:] if password else b"x"
 
 
+def test_creatable_schemes() -> None:
+    assert set(MADE) == set(hashes.CREATABLE_SCHEMES)
+    assert set(hashes.CREATABLE_SCHEMES) < set(hashes.SCHEMES)
+
+
 @pytest.mark.parametrize("scheme", MADE)
 def test_round_trip_every_scheme(scheme: str) -> None:
     params = CHEAP.get(scheme, {})

@@ -38,6 +38,7 @@ from .exceptions import InvalidHashError, UnsupportedHashError
 
 __all__ = [
     "BCRYPT_DEFAULT_COST",
+    "CREATABLE_SCHEMES",
     "DJANGO_BCRYPT_DEFAULT_COST",
     "MAX_ARGON2_MEMORY_KIB",
     "MAX_PBKDF2_ITERATIONS",
@@ -685,6 +686,9 @@ _MAKERS: Final[dict[str, Callable[..., str]]] = {
     "django_scrypt": _hash_django_scrypt,
 }
 
+#: The schemes :func:`hash_password` can create (a subset of :data:`SCHEMES`).
+CREATABLE_SCHEMES: Final = tuple(sorted(_MAKERS))
+
 
 def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str:
     """Create a hash of ``password``.
@@ -714,7 +718,7 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
         raise TypeError(f"password must be bytes, not {type(password).__name__}")
     maker = _MAKERS.get(scheme)
     if maker is None:
-        raise UnsupportedHashError(f"cannot create {scheme!r} hashes; choose one of {sorted(_MAKERS)}")
+        raise UnsupportedHashError(f"cannot create {scheme!r} hashes; choose one of {', '.join(CREATABLE_SCHEMES)}")
     if b"\x00" in password:
         raise ValueError("a password cannot contain a NUL byte (Apache reads passwords as C strings)")
     return maker(password, **params)
