@@ -1,0 +1,347 @@
+"""The `wsgiauth` command end to end: real subprocesses, a pseudo-terminal for the password prompts, and Apache's
+own tools (htpasswd -v, htdbm -v) judging the files it writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backends._common import missing, require_tool
+
+from wsgiauth import cli, hashes
+
+WSGIAUTH = [sys.executable, "-m", "wsgiauth.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WSGIAUTH, *args], input=stdin, capture_output=True, text=True, timeout=120,
+                          cwd=cwd or ROOT)
+
+
+def run_pty(args: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run the command on a pseudo-terminal, typing ``answers`` at each prompt; returns (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.execv(sys.executable, [*WSGIAUTH, *args])
+    out = b""
+    pending = list(answers)
+    answered = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if pending and out[answered:].rstrip().endswith(b":"):  # a new prompt since the last answer
+                os.write(fd, pending.pop(0).encode() + b"\n")
+                out += b"\n"
+                answered = len(out)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"no answer from the command within {timeout}s: {out!r}")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def work() -> Iterator[Path]:
+    # A directory www-data can read (doctor re-runs itself as www-data).
+    d = Path(tempfile.mkdtemp(prefix="wsgiauth-cli-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def site(work: Path) -> Path:
+    htpasswd = require_tool("htpasswd")
+    subprocess.run([htpasswd, "-cbB", "-C", "4", str(work / "users"), "alice", "wonder"], check=True,
+                   capture_output=True)
+    (work / "groups").write_text("staff: alice\n")
+    for f in ("users", "groups"):
+        (work / f).chmod(0o644)
+    conf = work / "site.toml"
+    conf.write_text(textwrap.dedent("""
+        realm = "Staff"
+        [backends.files]
+        type = "htpasswd"
+        users = "users"
+        groups = "groups"
+    """))
+    conf.chmod(0o644)
+    return conf
+
+
+# ---------------------------------------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize("argv", [[], ["check"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "delete"],
+                                  ["user", "list"], ["hash"], ["apache-config"], ["doctor"], ["bench"]])
+def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.run([*argv, "--help"])
+    assert info.value.code == 0
+    assert "usage: wsgiauth" in capsys.readouterr().out
+
+
+def test_usage_error_exit_code() -> None:
+    r = run("frobnicate")
+    assert r.returncode == 2
+    assert "invalid choice" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- check
+
+
+def test_check_granted(site: Path) -> None:
+    r = run("check", str(site), "alice", stdin="wonder\n")
+    assert r.returncode == 0, r.stderr
+    lines = dict(line.split(":", 1) for line in r.stdout.splitlines())
+    assert lines["decision"].strip() == "granted"
+    assert lines["user"].strip() == "alice"
+    assert lines["groups"].strip() == "staff"
+    assert lines["backend"].strip() == "files"
+    assert lines["time"].strip().endswith(" ms")
+
+
+def test_check_denied_and_unknown(site: Path) -> None:
+    denied = run("check", str(site), "alice", stdin="nope\n")
+    assert denied.returncode == 1
+    assert "decision:  denied (wrong password)" in denied.stdout
+    unknown = run("check", str(site), "mallory", stdin="x\n")
+    assert unknown.returncode == 1
+    assert "decision:  unknown" in unknown.stdout
+
+
+def test_check_prompts_on_a_terminal(site: Path) -> None:
+    code, out = run_pty(["check", str(site), "alice"], ["wonder"])
+    assert "Password for alice:" in out
+    assert "wonder" not in out.split("Password for alice:")[1].split("decision")[0].strip()  # no echo
+    assert code == 0
+    assert "decision:  granted" in out
+
+
+def test_check_config_error_exit_2(work: Path) -> None:
+    bad = work / "bad.toml"
+    bad.write_text('[backends.corp]\ntype = "ldap"\nurl = "http://x/"\n')
+    r = run("check", str(bad), "alice", stdin="x\n")
+    assert r.returncode == 2
+    assert "backends.corp.url: not an ldap:// or ldaps:// URL: 'http://x/'" in r.stderr
+
+
+def test_empty_password_refused(site: Path) -> None:
+    r = run("check", str(site), "alice", stdin="\n")
+    assert r.returncode == 2
+    assert "empty password" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- hash
+
+
+@pytest.mark.parametrize("scheme", ["bcrypt", "apr1", "sha1", "sha256_crypt", "sha512_crypt"])
+def test_hash_accepted_by_htpasswd(scheme: str, tmp_path: Path) -> None:
+    htpasswd = require_tool("htpasswd")
+    r = run("hash", "--scheme", scheme, stdin="s3cret pass\n")
+    assert r.returncode == 0, r.stderr
+    f = tmp_path / "pw"
+    f.write_text(f"carol:{r.stdout.strip()}\n")
+    ok = subprocess.run([htpasswd, "-vb", str(f), "carol", "s3cret pass"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([htpasswd, "-vb", str(f), "carol", "wrong"], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_hash_argon2_and_ha1() -> None:
+    r = run("hash", "--scheme", "argon2", stdin="pw\n")
+    assert r.stdout.startswith("$argon2id$")
+    assert hashes.verify(b"pw", r.stdout.strip())
+    h = run("hash", "--scheme", "ha1", "--user", "alice", "--realm", "Staff", stdin="pw\n")
+    assert h.stdout.strip() == hashlib.md5(b"alice:Staff:pw").hexdigest()
+    bad = run("hash", "--scheme", "bcrypt", "--cost", "99", stdin="pw\n")
+    assert bad.returncode == 2
+    assert "cannot hash with bcrypt" in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- user
+
+
+def test_user_add_on_terminal_accepted_by_htpasswd(tmp_path: Path) -> None:
+    htpasswd = require_tool("htpasswd")
+    f = tmp_path / "users"
+    code, out = run_pty(["user", "add", "--htpasswd", str(f), "dave"], ["tty pass", "tty pass"])
+    assert code == 0, out
+    assert "added dave (bcrypt)" in out
+    assert subprocess.run([htpasswd, "-vb", str(f), "dave", "tty pass"], capture_output=True).returncode == 0
+    code, out = run_pty(["user", "passwd", "--htpasswd", str(f), "dave"], ["one", "two"])
+    assert code == 2
+    assert "the two passwords differ" in out
+
+
+def test_user_lifecycle_htpasswd(tmp_path: Path) -> None:
+    htpasswd = require_tool("htpasswd")
+    f = tmp_path / "users"
+    f.write_text("# managed by hand\nzed:$apr1$abcdefgh$0123456789012345678901\n")
+    assert run("user", "add", "--htpasswd", str(f), "erin", stdin="first\n").returncode == 0
+    assert run("user", "add", "--htpasswd", str(f), "erin", stdin="again\n").returncode == 1
+    r = run("user", "passwd", "--htpasswd", str(f), "erin", "--scheme", "apr1", stdin="second\n")
+    assert r.returncode == 0 and "updated erin (apr1)" in r.stdout
+    assert subprocess.run([htpasswd, "-vb", str(f), "erin", "second"], capture_output=True).returncode == 0
+    listing = run("user", "list", "--htpasswd", str(f)).stdout.splitlines()
+    assert listing == ["zed\tapr1", "erin\tapr1"]
+    assert f.read_text().startswith("# managed by hand\nzed:")  # other lines kept
+    assert run("user", "delete", "--htpasswd", str(f), "erin").returncode == 0
+    assert run("user", "delete", "--htpasswd", str(f), "erin").returncode == 1
+    assert run("user", "passwd", "--htpasswd", str(f), "nobody", stdin="x\n").returncode == 1
+
+
+def test_user_htdigest_and_htgroup(tmp_path: Path) -> None:
+    d, g = tmp_path / "digest", tmp_path / "groups"
+    assert run("user", "add", "--htdigest", str(d), "--realm", "Staff", "frank", stdin="pw\n").returncode == 0
+    assert d.read_text() == f"frank:Staff:{hashlib.md5(b'frank:Staff:pw').hexdigest()}\n"
+    assert run("user", "add", "--htdigest", str(d), "frank", stdin="pw\n").returncode == 2  # no realm
+    assert run("user", "add", "--htgroup", str(g), "frank", "--group", "staff", "--group", "ops").returncode == 0
+    assert run("user", "add", "--htgroup", str(g), "gina", "--group", "staff").returncode == 0
+    assert g.read_text() == "staff: frank gina\nops: frank\n"
+    assert run("user", "list", "--htgroup", str(g)).stdout.splitlines() == ["frank\tstaff, ops", "gina\tstaff"]
+    assert run("user", "delete", "--htgroup", str(g), "frank").returncode == 0
+    assert g.read_text() == "staff: gina\nops: \n"
+
+
+def test_user_dbm_accepted_by_htdbm(tmp_path: Path) -> None:
+    htdbm = require_tool("htdbm")
+    db = tmp_path / "users.db"
+    r = run("user", "add", "--dbm", str(db), "--dbm-type", "db", "hank", "--group", "staff", stdin="dbm pw\n")
+    assert r.returncode == 0, r.stderr
+    ok = subprocess.run([htdbm, "-vb", "-TDB", str(db), "hank", "dbm pw"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert run("user", "list", "--dbm", str(db)).stdout.splitlines() == ["hank\tstaff"]
+    assert run("user", "delete", "--dbm", str(db), "hank").returncode == 0
+    assert run("user", "list", "--dbm", str(db)).stdout == ""
+
+
+def test_user_sql_then_check(work: Path) -> None:
+    db = work / "users.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+    conn.close()
+    db.chmod(0o644)
+    url = f"sqlite://{db}"  # sqlite:///abs/path
+    r = run("user", "add", "--sql", url, "ivy", "--group", "staff", stdin="sql pw\n")
+    assert r.returncode == 0, r.stderr
+    assert "added ivy (argon2)" in r.stdout
+    assert run("user", "list", "--sql", url).stdout.splitlines() == ["ivy\targon2"]
+    conf = work / "sql.toml"
+    conf.write_text(f'[backends.db]\ntype = "sql"\ndriver = "sqlite"\ndatabase = "{db}"\n')
+    c = run("check", str(conf), "ivy", stdin="sql pw\n")
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "groups:    staff" in c.stdout
+    assert run("user", "delete", "--sql", url, "ivy").returncode == 0
+    assert run("check", str(conf), "ivy", stdin="sql pw\n").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------- apache-config
+
+
+def test_apache_config_gives_working_auth_script(site: Path, tmp_path: Path) -> None:
+    r = run("apache-config", str(site), "--group", "staff", "--script", "/srv/auth.wsgi")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "AuthBasicProvider wsgi" in out
+    assert "WSGIAuthUserScript /srv/auth.wsgi" in out
+    assert "Require wsgi-group staff" in out
+    assert 'AuthName "Staff"' in out
+    assert "--auth-group staff" in out
+    script = out.split("----\n", 1)[1].split("# ----", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(script, "auth.wsgi", "exec"), namespace)
+    assert namespace["check_password"]({}, "alice", "wonder") is True  # type: ignore[operator]
+    digest = run("apache-config", str(site), "--digest").stdout
+    assert "AuthType Digest" in digest and "AuthDigestProvider wsgi" in digest
+
+
+# ---------------------------------------------------------------------------------------------------- doctor
+
+
+def test_doctor_all_good(site: Path) -> None:
+    r = run("doctor", str(site))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 problems" in r.stdout
+    if os.geteuid() == 0:
+        assert "as www-data (uid 33)" in r.stdout
+
+
+def test_doctor_finds_problems(work: Path) -> None:
+    if os.geteuid() != 0:
+        missing("doctor's www-data check needs root (CI runs as root)")
+    secret = work / "root-only-users"
+    secret.write_text("alice:$2y$04$abcdefghijklmnopqrstuu5Kb3XlJqkS4uFCyYCHjlpJRvTvTzZMi\n")
+    secret.chmod(0o600)
+    odd = work / "odd-users"
+    odd.write_text("bob:$9$nonsense\ncarl:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
+    odd.chmod(0o644)
+    conf = work / "doctor.toml"
+    conf.write_text(textwrap.dedent(f"""
+        backend = "both"
+        [backends.hidden]
+        type = "htpasswd"
+        users = "{secret}"
+        [backends.odd]
+        type = "htpasswd"
+        users = "{odd}"
+        [backends.corp]
+        type = "ldap"
+        url = "ldap://127.0.0.1:1/dc=example,dc=org"
+        [backends.both]
+        type = "chain"
+        members = ["hidden", "odd", "corp"]
+    """))
+    conf.chmod(0o644)
+    r = run("doctor", str(conf))
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert f"FAIL  backends.hidden: htpasswd file {secret}: not readable by uid 33 (www-data)" in out
+    assert "fix: chgrp" in out
+    assert "bob" in out and "FAIL  backends.odd" in out
+    assert "WARN  backends.odd: 1 weak unsalted SHA-1 hash (carl)" in out
+    assert "FAIL  backends.corp (ldap): cannot connect to 127.0.0.1:1" in out
+
+
+# ---------------------------------------------------------------------------------------------------- bench
+
+
+def test_bench_table(site: Path) -> None:
+    r = run("bench", str(site), "--user", "alice", "--threads", "1,2", "--duration", "0.3", stdin="wonder\n")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(("off", "on"))]
+    assert [(row[0], row[1]) for row in rows] == [("off", "1"), ("off", "2"), ("on", "1"), ("on", "2")]
+    per_second = {(row[0], row[1]): float(row[2]) for row in rows}
+    assert all(v > 0 for v in per_second.values())
+    assert per_second[("on", "1")] > per_second[("off", "1")]  # a cache hit costs no bcrypt
+    assert "100%" in r.stderr  # the progress bar
+    assert run("bench", str(site), "--user", "alice", stdin="wrong\n").returncode == 1
