@@ -315,9 +315,15 @@ def cmd_apache_config(args: argparse.Namespace) -> int:
         opts.append(f"--host-access-script {script}")
     print("mod_wsgi-express start-server app.wsgi \\\n    " + " \\\n    ".join(opts))
     print()
-    print("# ---- only for an application using wsgiauth.middleware with emit_headers=True ----")
-    print("# LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so")
-    print(f"# LuaHookLog {lua_script_path()} reflect_user")
+    print("# ---- only for an application using wsgiauth.middleware with emit_headers=True: log its user as %u ----")
+    print("# LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so   (a2enmod lua headers)")
+    print(f'# <Location "{args.location}">')
+    print("#     Header note X-Remote-User wsgiauth-user")
+    print("#     Header note X-Auth-Type wsgiauth-auth-type")
+    print("#     Header unset X-Remote-User")
+    print("#     Header unset X-Auth-Type")
+    print(f"#     LuaHookLog {lua_script_path()} reflect_user")
+    print("# </Location>")
     return EXIT_OK
 
 
@@ -344,9 +350,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``wsgiauth`` command."""
-    from .hashes import SCHEMES
+    from . import hashes
 
-    schemes = sorted(s for s in SCHEMES if s != "plaintext")
+    creatable = getattr(hashes, "CREATABLE_SCHEMES", None) or [s for s in hashes.SCHEMES if s != "plaintext"]
+    schemes = sorted(creatable)
     p = argparse.ArgumentParser(
         prog="wsgiauth",
         description="Credential backends for Apache mod_wsgi: check logins, manage users, diagnose a configuration.",

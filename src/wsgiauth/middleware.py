@@ -13,10 +13,12 @@ A granted request reaches the application with ``REMOTE_USER`` (the canonical na
 authenticated user outside ``require_groups`` or a client refused by the backend's host rules). A malformed
 header is a ``401``, never a ``500``.
 
-``emit_headers=True`` adds ``X-Remote-User`` and ``X-Auth-Type`` to the response so that Apache, in front as a
-reverse proxy or running the app under mod_wsgi, can record the user in its access log through the mod_lua
-hook shipped as ``wsgiauth/data/reflect_user.lua`` (see :func:`lua_script_path`). **Without that hook the
-headers reach the client and disclose the user name**: emission is off by default.
+``emit_headers=True`` adds ``X-Remote-User`` and ``X-Auth-Type`` to the response so that Apache, running the app
+under mod_wsgi or proxying to it, can record the user in its access log (``%u``) through the mod_lua hook shipped as
+``wsgiauth/data/reflect_user.lua`` (see :func:`lua_script_path`). Apache's log phase runs after the response has been
+sent, so the headers must also be removed on the way out with mod_headers (``Header note`` then ``Header unset``;
+``wsgiauth apache-config`` prints the lines). **Without that configuration the headers reach the client and disclose
+the user name**: emission is off by default.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ _SCHEMES = ("Basic", "Digest")
 
 def lua_script_path() -> Path:
     """Path of the shipped mod_lua script (``LuaHookLog PATH reflect_user``) that copies ``X-Remote-User`` and
-    ``X-Auth-Type`` into Apache's ``r.user``/``r.ap_auth_type`` and removes them from the response."""
+    ``X-Auth-Type`` (saved by ``Header note``) into Apache's ``r.user``/``r.ap_auth_type`` in the log phase."""
     return Path(str(resources.files("wsgiauth") / "data" / "reflect_user.lua"))
 
 
