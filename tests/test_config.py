@@ -11,7 +11,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends._common import missing, require_tool
@@ -371,3 +373,125 @@ def test_schema_keys_are_constructor_arguments(kind: str) -> None:
             continue
         arg = spec.arg or key
         assert arg in params or (takes_any and arg in ("label", "on_error", "log_level")), (kind, key)
+
+
+# ---------------------------------------------------------------------------------------------------- real servers
+# Each backend type configured from TOML against the real server it talks to (the launchers in backends/).
+
+
+@pytest.fixture(scope="module")
+def slapd() -> Iterator[Any]:
+    from backends import ldap as ldap_launcher
+
+    if ldap_launcher.find_tool("slapd") is None:
+        missing("slapd is not installed (apt-get install slapd)")
+    server = ldap_launcher.Slapd().start()
+    yield server
+    server.close()
+
+
+def test_ldap_from_config(store: Path, slapd: Any) -> None:
+    from backends import ldap as L
+
+    (store / "svc-pw").write_text(L.SERVICE_PW + "\n")
+    cfg = load(write(store, f"""
+        [backends.corp]
+        type = "ldap"
+        url = "{slapd.url}/{L.PEOPLE}?uid?sub"
+        bind_dn = "{L.SERVICE_DN}"
+        bind_password_file = "svc-pw"
+        group_base = "{L.GROUPS}"
+        timeout = 5
+        [backends.corp.canonicalize]
+        lower = true
+    """, "ldap.toml"))
+    check_password, _, groups_for_user, _ = cfg.hooks()
+    assert check_password({}, "alice", L.PASSWORDS["alice"]) is True
+    assert check_password({}, "ALICE", L.PASSWORDS["alice"]) == "alice"
+    assert check_password({}, "alice", "wrong") is False
+    assert check_password({}, "nobody", "x") is None
+    assert groups_for_user({}, "alice")  # the seed puts alice in groups
+
+
+def test_ldaps_with_ca_file(store: Path, slapd: Any) -> None:
+    from backends import ldap as L
+
+    cfg = load(write(store, f"""
+        [backends.corp]
+        type = "ldap"
+        url = "{slapd.ldaps_url}/{L.PEOPLE}?uid"
+        bind_dn = "{L.SERVICE_DN}"
+        bind_password_env = "WSGIAUTH_TEST_SVC_PW"
+        ca_file = "{slapd.ca_file}"
+    """, "ldaps.toml"), environ={"WSGIAUTH_TEST_SVC_PW": L.SERVICE_PW})
+    assert cfg.hooks()[0]({}, "bob", L.PASSWORDS["bob"]) is True
+
+
+def test_dbm_from_config(store: Path) -> None:
+    htdbm = require_tool("htdbm")
+    db = store / "users.dbm"
+    subprocess.run([htdbm, "-cbB", "-C", "4", "-TDB", "-t", str(db), "olga", "dbm.pw", "staff,ops:comment"],
+                   check=True, capture_output=True)
+    cfg = load(write(store, f'[backends.d]\ntype = "dbm"\npath = "{db}"\ndbm_type = "default"\n', "dbm.toml"))
+    check_password, _, groups_for_user, _ = cfg.hooks()
+    assert check_password({}, "olga", "dbm.pw") is True
+    assert check_password({}, "olga", "nope") is False
+    assert sorted(groups_for_user({}, "olga")) == ["ops", "staff"]
+
+
+def test_postgresql_from_config(store: Path) -> None:
+    from backends import postgres
+
+    if postgres.postgres_bindir() is None:
+        missing("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres.PostgresServer() as pg:
+        pg.load_seed()
+        (store / "pg-pw").write_text(pg.password + "\n")  # type: ignore[attr-defined]
+        cfg = load(write(store, f"""
+            [backends.db]
+            type = "sql"
+            driver = "postgresql"
+            host = "127.0.0.1"
+            port = {pg.port}
+            database = "{pg.database}"
+            user = "{pg.user}"
+            password_file = "pg-pw"
+            preset = "wsgiauth"
+            pool_size = 2
+        """, "pg.toml"))
+        check_password = cfg.hooks()[0]
+        assert check_password({}, "alice", "secret") == "alice@example.org"  # canonical column
+        assert check_password({}, "bob", "wrong") is False
+        assert check_password({}, "carol", "secret") is None  # disabled account
+        cfg.close()
+
+
+def test_redis_shared_cache_from_config(store: Path) -> None:
+    from backends import redis as redis_launcher
+
+    from wsgiauth.cache import CachedBackend
+
+    if redis_launcher.redis_server_path() is None:
+        missing("redis-server is not installed (apt-get install redis-server)")
+    with redis_launcher.RedisServer() as r:
+        (store / "cache-key").write_text("0123456789abcdef0123456789abcdef\n")
+        cfg = load(write(store, f"""
+            [backends.f]
+            type = "htpasswd"
+            users = "users"
+            [cache]
+            ttl = 30
+            redis = true
+            key_file = "cache-key"
+            [redis]
+            url = "{r.url}"
+            prefix = "cfgtest"
+        """, "redis.toml"))
+        assert isinstance(cfg.backend, CachedBackend)
+        check_password = cfg.hooks()[0]
+        assert check_password({}, "alice", "wonder") is True
+        assert check_password({}, "alice", "wonder") is True
+        import redis as redis_py
+
+        keys = redis_py.Redis.from_url(r.url).keys("cfgtest*")
+        assert keys  # the grant went to the shared tier
