@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -17,6 +18,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends._common import missing, require_tool
@@ -345,3 +347,87 @@ def test_bench_table(site: Path) -> None:
     assert per_second[("on", "1")] > per_second[("off", "1")]  # a cache hit costs no bcrypt
     assert "100%" in r.stderr  # the progress bar
     assert run("bench", str(site), "--user", "alice", stdin="wrong\n").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------- Apache itself
+
+
+@pytest.mark.apache
+def test_files_written_by_user_add_work_in_native_apache(apache_factory: Any, tmp_path: Path) -> None:
+    """mod_authn_file and mod_authz_groupfile (no wsgiauth in the request path) accept what `user add` wrote."""
+    users, groups, digest = tmp_path / "users", tmp_path / "groups", tmp_path / "digest"
+    for scheme in ("bcrypt", "apr1", "sha512_crypt"):
+        r = run("user", "add", "--htpasswd", str(users), f"u-{scheme}", "--scheme", scheme, stdin="native pw\n")
+        assert r.returncode == 0, r.stderr
+    assert run("user", "add", "--htgroup", str(groups), "u-bcrypt", "--group", "staff").returncode == 0
+    assert run("user", "add", "--htdigest", str(digest), "--realm", "native", "dora", stdin="dig pw\n").returncode == 0
+    server = apache_factory(files={"users": users, "groups": groups, "digest": digest},
+                            modules=["authn_file", "authz_groupfile"], include="""
+<Location /basic>
+    AuthType Basic
+    AuthName "native"
+    AuthBasicProvider file
+    AuthUserFile "${WSGIAUTH_SITE}/users"
+    AuthGroupFile "${WSGIAUTH_SITE}/groups"
+    Require group staff
+</Location>
+<Location /any>
+    AuthType Basic
+    AuthName "native"
+    AuthBasicProvider file
+    AuthUserFile "${WSGIAUTH_SITE}/users"
+    Require valid-user
+</Location>
+<Location /digest>
+    AuthType Digest
+    AuthName "native"
+    AuthDigestProvider file
+    AuthUserFile "${WSGIAUTH_SITE}/digest"
+    Require valid-user
+</Location>
+""")
+    import requests
+    from requests.auth import HTTPDigestAuth
+
+    assert server.get("/basic/", user="u-bcrypt", password="native pw").status == 200
+    assert server.get("/basic/", user="u-apr1", password="native pw").status == 401  # not in group staff
+    for scheme in ("bcrypt", "apr1", "sha512_crypt"):
+        assert server.get("/any/", user=f"u-{scheme}", password="native pw").status == 200, scheme
+        assert server.get("/any/", user=f"u-{scheme}", password="wrong").status == 401
+    r = requests.get(server.url + "digest/", auth=HTTPDigestAuth("dora", "dig pw"), timeout=10)
+    assert r.status_code == 200
+
+
+def test_doctor_checks_ldaps_certificate(work: Path) -> None:
+    from backends import ldap as L
+
+    if L.find_tool("slapd") is None:
+        missing("slapd is not installed (apt-get install slapd)")
+    with L.Slapd() as slapd:
+        conf = work / "ldaps-doctor.toml"
+        ca_copy = work / "ca.pem"
+        ca_copy.write_bytes(Path(slapd.ca_file).read_bytes())
+        ca_copy.chmod(0o644)
+        (work / "svc").write_text(L.SERVICE_PW)
+        (work / "svc").chmod(0o640)
+        if os.geteuid() == 0:
+            os.chown(work / "svc", 0, 33)  # readable by www-data's group only, as a real secret would be
+        base = f"""
+            [backends.corp]
+            type = "ldap"
+            url = "{slapd.ldaps_url}/{L.PEOPLE}?uid"
+            bind_dn = "{L.SERVICE_DN}"
+            bind_password_file = "svc"
+        """
+        conf.write_text(textwrap.dedent(base + f'ca_file = "{ca_copy}"\n'))
+        conf.chmod(0o644)
+        good = run("doctor", str(conf))
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "0 problems" in good.stdout
+        # the test CA's certificates are short-lived: doctor either reports the validity or warns of expiry
+        assert re.search(r"(answers over TLS, certificate valid for \d+ more days|certificate of 127\.0\.0\.1:\d+ "
+                         r"expires in \d+ days)", good.stdout), good.stdout
+        conf.write_text(textwrap.dedent(base))  # no CA: the test CA is not trusted by the system
+        bad = run("doctor", str(conf))
+        assert bad.returncode == 1
+        assert "TLS certificate of 127.0.0.1" in bad.stdout and "is not valid" in bad.stdout
