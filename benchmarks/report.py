@@ -52,17 +52,25 @@ def _ceiling(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _miss_reason(row: dict[str, Any], cases: list[dict[str, Any]]) -> str:
-    """Why a target was missed, as far as the numbers of the same run tell."""
+    """Why a target was missed, as far as the numbers of the same run tell (docs/benchmarks.md has the profile)."""
+    native = next((r for r in cases if r["group"] == row["group"] and r["variant"] == "native"), None)
     ceiling = _ceiling(cases)
     parts = []
-    native = next((r for r in cases if r["group"] == row["group"] and r["variant"] == "native"), None)
-    if ceiling is not None and native is not None and ceiling["rps"] < native["rps"] * row["target"]:
-        parts.append(f"a check_password that only returns True reaches {ceiling['rps']:.0f} req/s in this run, "
-                     f"below the {native['rps'] * row['target']:.0f} req/s the target needs: the cost is mod_wsgi "
-                     f"calling Python at all (GIL, hook environ), not wsgiauth's lookup or cache")
-    elif ceiling is not None:
-        parts.append(f"the Python ceiling is {ceiling['rps']:.0f} req/s in this run; the rest is wsgiauth's own path "
-                     "(see docs/benchmarks.md for the profile)")
+    cpu_ratio = row.get("cpu_ratio")
+    if native is not None and row.get("cpu_us") and native.get("cpu_us"):
+        parts.append(f"Apache CPU per request {row['cpu_us']:.0f} µs vs native {native['cpu_us']:.0f} µs")
+        if cpu_ratio is not None and cpu_ratio >= row["target"]:
+            parts.append("the CPU per request meets the target, so the req/s shortfall comes from how the "
+                         "requests were scheduled on the busy machine (see the per-round ratios), not from more work")
+    if ceiling is not None and ceiling.get("cpu_us") and native is not None and native.get("cpu_us"):
+        floor = ceiling["cpu_us"]
+        if native["cpu_us"] < floor * row["target"] or floor >= native["cpu_us"] / row["target"]:
+            parts.append(f"a check_password that only returns True already costs {floor:.0f} µs of Apache CPU per "
+                         f"request in this run (mod_wsgi calling Python), more than the {native['cpu_us'] / row['target']:.0f} "
+                         "µs the target allows: out of reach for any Python hook")
+        elif cpu_ratio is not None and cpu_ratio < row["target"]:
+            parts.append(f"wsgiauth spends {row['cpu_us'] - native['cpu_us']:.0f} µs more per request than the "
+                         f"native provider (a check_password returning True costs {floor:.0f} µs)")
     return "; ".join(parts) or "see docs/benchmarks.md"
 
 
