@@ -431,3 +431,18 @@ def test_doctor_checks_ldaps_certificate(work: Path) -> None:
         bad = run("doctor", str(conf))
         assert bad.returncode == 1
         assert "TLS certificate of 127.0.0.1" in bad.stdout and "is not valid" in bad.stdout
+
+
+@pytest.mark.apache
+def test_apache_config_output_runs_in_apache(apache_factory: Any, site: Path, tmp_path: Path) -> None:
+    """The recipe end to end: the auth.wsgi and <Location> printed by `apache-config` protect a real Apache."""
+    r = run("apache-config", str(site), "--group", "staff", "--location", "/protected",
+            "--script", "${WSGIAUTH_SITE}/auth.wsgi")
+    assert r.returncode == 0, r.stderr
+    auth_wsgi = r.stdout.split("----\n", 1)[1].split("# ----", 1)[0]
+    location = "<Location" + r.stdout.split("<Location", 1)[1].split("</Location>", 1)[0] + "</Location>\n"
+    server = apache_factory(files={"auth.wsgi": auth_wsgi}, include=location)
+    assert server.get("/protected/x", user="alice", password="wonder").status == 200
+    assert server.get("/protected/x", user="alice", password="wrong").status == 401
+    assert server.get("/protected/x").status == 401
+    assert server.get("/open").status == 200  # outside the Location

@@ -269,7 +269,8 @@ def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, repo
         if scheme in _WEAK:
             weak.setdefault(scheme, []).append(name)
     if counts:
-        report.ok(f"{where}: {sum(counts.values())} hashes recognised in {path} ("
+        total = sum(counts.values())
+        report.ok(f"{where}: {total} hash{'es' if total != 1 else ''} recognised in {path} ("
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
     for b in bad:
         report.fail(f"{where}: {path} {b}", "reset that user's password with `wsgiauth user passwd`")
