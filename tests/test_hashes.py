@@ -143,6 +143,41 @@ def test_frozen_bcrypt_72_bytes() -> None:
     assert hashes.verify(b"a" * 71, FROZEN_BCRYPT_LONG) is False
 
 
+# bcrypt and 8-bit passwords: crypt_blowfish (Apache's and libxcrypt's bcrypt) keeps a safety measure in $2a$ that
+# makes "\xff\xff\xa3" hash differently from $2b$/$2y$; $2x$ is the old sign-extension bug, which Apache still accepts.
+BLOWFISH_8BIT = [
+    # mkpasswd -m bcrypt-a -R 5 -S /OK.fbVrR/bpIqNJ5ianF. "$(printf '\xff\xff\xa3')"
+    ("$2a$05$/OK.fbVrR/bpIqNJ5ianF.nqd1wy.pTMdcvrRWxyiGL2eMz.2a85.", b"\xff\xff\xa3"),
+    # mkpasswd -m bcrypt -R 5 -S /OK.fbVrR/bpIqNJ5ianF. "$(printf '\xff\xff\xa3')"
+    ("$2b$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e", b"\xff\xff\xa3"),
+    # the same, relabelled $2y$ (what htpasswd -B writes: the same algorithm as $2b$)
+    ("$2y$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e", b"\xff\xff\xa3"),
+    # mkpasswd -m bcrypt-a -R 5 -S /OK.fbVrR/bpIqNJ5ianF. "$(printf '\xa3')"
+    ("$2a$05$/OK.fbVrR/bpIqNJ5ianF.Sa7shbm4.OzKpvFnX1pQLmQW96oUlCq", b"\xa3"),
+    # libxcrypt crypt("\xa3", "$2x$05$/OK.fbVrR/bpIqNJ5ianF.") (the buggy variant: "\xff\xff\xa3" collides with it)
+    ("$2x$05$/OK.fbVrR/bpIqNJ5ianF.CE5elHaaO4EbggVDjb8P19RukzXSM3e", b"\xa3"),
+]
+
+
+@pytest.mark.parametrize(("stored", "password"), BLOWFISH_8BIT)
+def test_bcrypt_8bit_as_apache(tmp_path: Path, stored: str, password: bytes) -> None:
+    assert hashes.identify(stored) == "bcrypt"
+    assert hashes.verify(password, stored) is True
+    assert hashes.verify(password + b"!", stored) is False
+    assert _apache_accepts(tmp_path, stored, password) is True  # htpasswd -v: Apache's own check agrees
+
+
+def test_bcrypt_2a_differs_from_the_bcrypt_package() -> None:
+    # The reason bcrypt is checked through crypt_blowfish: the bcrypt package reads $2a$ as $2b$ and refuses this.
+    import bcrypt
+
+    stored, password = BLOWFISH_8BIT[0]
+    assert bcrypt.checkpw(password, stored.encode()) is False
+    assert hashes.verify(password, stored) is True
+    assert hashes.needs_update(BLOWFISH_8BIT[-1][0], "bcrypt", cost=5) is True  # $2x$ is legacy
+    assert hashes.needs_update(BLOWFISH_8BIT[0][0], "bcrypt", cost=5) is False
+
+
 def test_frozen_htdigest() -> None:
     user, realm, ha1 = FROZEN_HTDIGEST.split(":")
     assert hashes.ha1(user.encode(), realm.encode(), PASSWORD) == ha1
@@ -581,7 +616,7 @@ def test_malformed_hashes_raise(stored: str) -> None:
 
 
 UNSUPPORTED = ["$y$j9T7$abcdefgh$" + "A" * 43,  # extended yescrypt parameters
-               "$2x$05$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",
+               "bcrypt$$2x$05$lBLNJ1ftm4Gj1t4TERgGvuOOM9fqy/r.A0jIcHZsdVEF8LLAPMbzO",  # Django never wrote $2x$
                "$argon2d$v=19$m=1024,t=1,p=1$Hx26P9VeFuzEs63EHPnjNg$jww+3iocX2myBEgFjb9OTSXR6TGydRhdkqQuuc7HDtk",
                "{SSHA}abcdef", "$sha1$1000$abc$def", "$md5,rounds=5$abc$", "$nt$abc",
                "md5$salt$abc", "unsalted_sha1$$abc", "scrypt$1$2$3",

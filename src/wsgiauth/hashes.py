@@ -1,8 +1,12 @@
 """Password hashes: identify a stored hash, verify a password against it, create and upgrade hashes.
 
 Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
-bit: ``$apr1$`` (C), bcrypt ``$2y$``/``$2b$``/``$2a$`` (first 72 bytes of the password, as Apache), ``{SHA}``,
-and whatever the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... Also: argon2
+bit: ``$apr1$`` (C), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and whatever the system libxcrypt does:
+DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by libxcrypt's bcrypt, which is
+Solar Designer's crypt_blowfish, the very code Apache (apr-util) uses: it reads the first 72 bytes of the password and
+keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt`` package treats ``$2a$`` as
+``$2b$`` and would refuse, e.g., a correct 8-bit password Apache accepts). The ``bcrypt`` package creates new
+``$2y$`` hashes (the same algorithm as ``$2b$``) and checks Django's bcrypt formats, as Django does. Also: argon2
 (``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/
 ``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:`` and ``scrypt:`` hashes (so a Django or Flask user table can be
 used without importing the framework), and plaintext when explicitly allowed.
@@ -105,14 +109,14 @@ _CRYPT_PREFIXES: Final = (
 _CRYPT_SCHEMES: Final = frozenset({name for _, name in _CRYPT_PREFIXES} | {"des", "bsdi_crypt"})
 # Known formats we do not verify: they must never fall through to "plaintext".
 _UNSUPPORTED_PREFIXES: Final = (
-    "$2x$", "$argon2d$", "$sha1$", "$md5", "$3$", "$nt$",
+    "$argon2d$", "$sha1$", "$md5", "$3$", "$nt$",
     "argon2$", "bcrypt_sha256$", "bcrypt$", "scrypt$", "sha1$", "md5$", "unsalted_md5$", "unsalted_sha1$",
     "crypt$", "sha256$", "sha512$", "plain$",
 )
 _B64 = "./0-9A-Za-z"
 _DES_RE: Final = re.compile(rf"[{_B64}]{{13}}")
 _BSDI_RE: Final = re.compile(rf"_[{_B64}]{{19}}")
-_BCRYPT_RE: Final = re.compile(rf"\$2([aby])\$([0-9][0-9])\$[{_B64}]{{53}}")
+_BCRYPT_RE: Final = re.compile(rf"\$2([abxy])\$([0-9][0-9])\$[{_B64}]{{53}}")
 _SHA1_RE: Final = re.compile(r"\{SHA\}[A-Za-z0-9+/]{27}=")
 _ARGON2_RE: Final = re.compile(
     r"\$(argon2id|argon2i)\$v=([0-9]{1,3})\$m=([0-9]{1,10}),t=([0-9]{1,10}),p=([0-9]{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
@@ -232,7 +236,7 @@ def identify(stored: str) -> str:
     s = stored
     if s.startswith("$apr1$"):
         return "apr1"
-    if s.startswith(("$2a$", "$2b$", "$2y$")):
+    if s.startswith(("$2a$", "$2b$", "$2y$", "$2x$")):
         return "bcrypt"
     if s.startswith("{SHA}"):
         return "sha1"
@@ -288,10 +292,18 @@ def _bcrypt_parts(stored: str) -> tuple[str, int]:
 
 
 def _verify_bcrypt(password: bytes, stored: str) -> bool:
+    """bcrypt as Apache checks it: crypt_blowfish (through libxcrypt), compared in constant time in C."""
     _bcrypt_parts(stored)
+    return _lowlevel.crypt_verify(password, stored.encode("ascii"))
+
+
+def _verify_bcrypt_pyca(password: bytes, stored: str) -> bool:
+    """bcrypt as Django checks it: the ``bcrypt`` package (which reads ``$2a$`` as ``$2b$``)."""
+    if _bcrypt_parts(stored)[0] == "x":
+        raise UnsupportedHashError("Django never wrote $2x$ bcrypt hashes")
     raw = stored.encode("ascii")
     try:
-        computed = _bcrypt.hashpw(password[:72], raw)  # Apache's bcrypt reads at most 72 bytes
+        computed = _bcrypt.hashpw(password[:72], raw)  # bcrypt 5 refuses more than 72 bytes
     except ValueError:
         raise InvalidHashError("malformed bcrypt hash") from None
     return _ct_equal(computed, raw)
@@ -489,11 +501,11 @@ def _sha256_hex(password: bytes) -> bytes:
 
 def _verify_django_bcrypt_sha256(password: bytes, stored: str) -> bool:
     # Django hashes the password with SHA-256 first (hex, 64 bytes) so that bcrypt sees all of it.
-    return _verify_bcrypt(_sha256_hex(password), stored.removeprefix("bcrypt_sha256$"))
+    return _verify_bcrypt_pyca(_sha256_hex(password), stored.removeprefix("bcrypt_sha256$"))
 
 
 def _verify_django_bcrypt(password: bytes, stored: str) -> bool:
-    return _verify_bcrypt(password, stored.removeprefix("bcrypt$"))
+    return _verify_bcrypt_pyca(password, stored.removeprefix("bcrypt$"))
 
 
 def _verify_plaintext(password: bytes, stored: str) -> bool:
@@ -751,7 +763,8 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
         if have != scheme:
             return True
         if scheme == "bcrypt":
-            return _bcrypt_parts(stored)[1] < int(params.get("cost", BCRYPT_DEFAULT_COST))
+            variant, cost = _bcrypt_parts(stored)
+            return variant == "x" or cost < int(params.get("cost", BCRYPT_DEFAULT_COST))
         if scheme in ("sha256_crypt", "sha512_crypt"):
             _check_crypt_setting(stored)
             return _crypt_rounds(stored) < int(params.get("rounds") or 5000)
@@ -831,8 +844,8 @@ def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
     if scheme in _CRYPT_SCHEMES and like is not None:
         # libxcrypt takes a whole hash as the setting: same method, cost and salt length, a known password.
         return _lowlevel.crypt(_DUMMY_PASSWORD, _check_crypt_setting(like))
-    if scheme == "bcrypt" and like is not None:
-        return "$2y$" + _bcrypt.hashpw(_DUMMY_PASSWORD, like[:29].encode("ascii")).decode("ascii")[4:]
+    if scheme == "bcrypt" and like is not None:  # same method and cost, checked the same way
+        return _lowlevel.crypt(_DUMMY_PASSWORD, like.encode("ascii"))
     if scheme in ("argon2", "django_argon2"):
         variant, _version, memory, time_cost, parallelism, salt_len, hash_len = key[1:]
         made: str = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
