@@ -495,3 +495,33 @@ def test_redis_shared_cache_from_config(store: Path) -> None:
 
         keys = redis_py.Redis.from_url(r.url).keys("cfgtest*")
         assert keys  # the grant went to the shared tier
+
+
+# ---------------------------------------------------------------------------------------------------- the docs
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+
+
+def test_docs_name_every_key() -> None:
+    text = DOC.read_text()
+    tables = [config._TOP, config._COMMON, config._CANON, config._CACHE, config._THROTTLE, config._REDIS,
+              config._ACCESS, *config.SCHEMA.values()]
+    for keys in tables:
+        for key in keys:
+            assert f"`{key}`" in text, key
+
+
+def test_docs_examples_are_valid(tmp_path: Path) -> None:
+    import re
+    import tomllib
+
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for name in ("users", "groups", "ldap.pw", "cache.key", "ca.pem"):
+        (tmp_path / name).write_text("0123456789abcdef0123456789abcdef\n")
+    for block in blocks:
+        text = block.replace("/etc/wsgiauth/", f"{tmp_path}/").replace("/etc/ssl/certs/example-ca.pem",
+                                                                         str(tmp_path / "ca.pem"))
+        settings = config.parse(tomllib.loads(text), base=tmp_path, environ={"WSGIAUTH_DB_PW": "pw"})
+        assert settings["backends"]

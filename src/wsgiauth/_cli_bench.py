@@ -108,7 +108,8 @@ def bench(args: argparse.Namespace) -> int:
     print(f"backend: {plain.label}   user: {args.user}   {args.duration:g} s per row")
     print(f"{'cache':<6} {'threads':>7} {'checks/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
     for mode, n, r in rows:
-        print(f"{mode:<6} {n:>7} {r['per_second']:>10.0f} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['errors']:>7.0f}")
+        rate = f"{r['per_second']:.1f}" if r["per_second"] < 100 else f"{r['per_second']:.0f}"
+        print(f"{mode:<6} {n:>7} {rate:>10} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['errors']:>7.0f}")
     if args.png:
         try:
             import matplotlib  # type: ignore[import-not-found,unused-ignore]
