@@ -34,6 +34,7 @@ int wa_apr1_verify(const unsigned char *pw, size_t pwlen, const char *stored, si
 
 /* xcrypt.c: the system libxcrypt (crypt_rn, crypt_checksalt, crypt_gensalt_rn). */
 #define WA_CRYPT_OUTPUT_SIZE 384
+#define WA_CRYPT_MAX_PASSPHRASE_SIZE 512 /* CRYPT_MAX_PASSPHRASE_SIZE: longer phrases are refused */
 #define WA_CRYPT_SALT_OK 0
 #define WA_CRYPT_SALT_INVALID 1
 #define WA_CRYPT_SALT_METHOD_DISABLED 2

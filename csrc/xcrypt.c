@@ -31,12 +31,17 @@ int wa_crypt(const char *phrase, const char *setting, char *out, size_t outlen)
     return rc;
 }
 
-/* 1 = match, 0 = no match, -1 = the stored hash is not one libxcrypt can use, -2 = out of memory. */
+/* 1 = match, 0 = no match, -1 = the stored hash is not one libxcrypt can use, -2 = out of memory.
+ *
+ * libxcrypt refuses passphrases of CRYPT_MAX_PASSPHRASE_SIZE bytes or more (Apache's crypt() call then reports a
+ * mismatch): such a phrase is a mismatch here too, after hashing an empty phrase in its place, so that the stored
+ * hash is still validated and the call costs what any other does. */
 int wa_crypt_verify(const char *phrase, const char *stored, size_t storedlen)
 {
     struct crypt_data *data;
     const char *res;
     int rc = -1;
+    int too_long = strlen(phrase) >= CRYPT_MAX_PASSPHRASE_SIZE;
     if (storedlen == 0 || strlen(stored) != storedlen) {
         return -1;
     }
@@ -44,11 +49,14 @@ int wa_crypt_verify(const char *phrase, const char *stored, size_t storedlen)
     if (data == NULL) {
         return -2;
     }
-    res = crypt_rn(phrase, stored, data, (int)sizeof(struct crypt_data));
+    res = crypt_rn(too_long ? "" : phrase, stored, data, (int)sizeof(struct crypt_data));
     /* A complete hash gives back a result of its own length (setting + digest); anything else (a bare setting,
        trailing garbage) is malformed, not merely a mismatch. */
     if (res != NULL && res[0] != '*' && strlen(res) == storedlen) {
         rc = wa_ct_equal((const unsigned char *)res, storedlen, (const unsigned char *)stored, storedlen);
+        if (too_long) {
+            rc = 0;
+        }
     }
     explicit_bzero(data, sizeof(struct crypt_data));
     free(data);

@@ -516,6 +516,18 @@ def test_bcrypt_prefixes_and_long_passwords() -> None:
         assert hashes.verify(b"b" * 100, prefix + body) is True
 
 
+@pytest.mark.parametrize("scheme", ["sha512_crypt", "sha256_crypt", "md5_crypt", "yescrypt", "des", "bcrypt",
+                                    "apr1", "sha1", "argon2", "django_pbkdf2_sha256", "werkzeug_scrypt"])
+def test_very_long_passwords(scheme: str) -> None:
+    """Long passwords are a mismatch (libxcrypt, like Apache's crypt(), refuses 512 bytes or more), never an error."""
+    stored = hashes.hash_password(b"y" * 300, scheme, **CHEAP.get(scheme, {}))
+    assert hashes.verify(b"y" * 300, stored) is True
+    long_ok = {"bcrypt": True, "des": False}.get(scheme, False)  # bcrypt reads 72 bytes; DES reads 8 but < 512
+    assert hashes.verify(b"y" * 5000, stored) is long_ok
+    assert hashes.verify(b"z" * 5000, stored) is False
+    assert hashes.dummy_verify(b"y" * 5000, stored) is None
+
+
 def test_nul_bytes() -> None:
     # Apache reads passwords as C strings (and HMAC pads keys with NULs): a NUL never verifies, in any format.
     for scheme in MADE:

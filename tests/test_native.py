@@ -228,6 +228,23 @@ def test_crypt_nul_rejected() -> None:
         _lowlevel.crypt_verify(b"ab", b"$6$sa\x00lt")
 
 
+def test_crypt_long_passwords() -> None:
+    # libxcrypt (and so Apache's crypt() call) refuses passphrases of 512 bytes or more: a mismatch, not an error.
+    stored = _lowlevel.crypt(b"x" * 100, _lowlevel.crypt_gensalt(b"$6$")).encode()
+    assert _lowlevel.CRYPT_MAX_PASSWORD == 511
+    assert _lowlevel.crypt_verify(b"x" * 100, stored) is True
+    assert _lowlevel.crypt_verify(b"x" * 511, stored) is False
+    assert _lowlevel.crypt_verify(b"x" * 512, stored) is False
+    assert _lowlevel.crypt_verify(b"x" * 100_000, stored) is False
+    with pytest.raises(InvalidHashError):  # the stored hash is still checked
+        _lowlevel.crypt_verify(b"x" * 600, b"$6$")
+    des = _lowlevel.crypt(b"x" * 511, b"ab").encode()
+    assert _lowlevel.crypt_verify(b"x" * 8, des) is True
+    assert _lowlevel.crypt_verify(b"x" * 512, des) is False
+    with pytest.raises(ValueError, match="at most 511"):
+        _lowlevel.crypt(b"x" * 512, b"$6$salt")
+
+
 def test_crypt_gensalt_bad_prefix() -> None:
     with pytest.raises(ValueError, match="cannot make a setting"):
         _lowlevel.crypt_gensalt(b"$zz$")

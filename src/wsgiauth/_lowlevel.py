@@ -12,6 +12,7 @@ from .exceptions import InvalidHashError
 
 __all__ = [
     "APR1_SALT_CHARS",
+    "CRYPT_MAX_PASSWORD",
     "CRYPT_SALT_INVALID",
     "CRYPT_SALT_METHOD_DISABLED",
     "CRYPT_SALT_METHOD_LEGACY",
@@ -36,6 +37,8 @@ CRYPT_SALT_INVALID: int = lib.WA_CRYPT_SALT_INVALID
 CRYPT_SALT_METHOD_DISABLED: int = lib.WA_CRYPT_SALT_METHOD_DISABLED
 CRYPT_SALT_METHOD_LEGACY: int = lib.WA_CRYPT_SALT_METHOD_LEGACY
 CRYPT_SALT_TOO_CHEAP: int = lib.WA_CRYPT_SALT_TOO_CHEAP
+#: The longest password libxcrypt hashes (its CRYPT_MAX_PASSPHRASE_SIZE, less the terminating NUL).
+CRYPT_MAX_PASSWORD: int = lib.WA_CRYPT_MAX_PASSPHRASE_SIZE - 1
 
 
 def _need_bytes(name: str, value: object) -> bytes:
@@ -122,11 +125,14 @@ def crypt(password: bytes, setting: bytes) -> str:
     """The system libxcrypt ``crypt_rn(password, setting)``.
 
     Raises:
-        ValueError: ``password`` or ``setting`` contains a NUL byte.
+        ValueError: ``password`` or ``setting`` contains a NUL byte, or ``password`` is longer than libxcrypt takes
+            (:data:`CRYPT_MAX_PASSWORD` bytes).
         InvalidHashError: libxcrypt rejects the setting (unknown method, bad salt or cost).
     """
     _no_nul("password", _need_bytes("password", password))
     _no_nul("setting", _need_bytes("setting", setting))
+    if len(password) > CRYPT_MAX_PASSWORD:
+        raise ValueError(f"the system crypt takes passwords of at most {CRYPT_MAX_PASSWORD} bytes")
     out = ffi.new("char[]", lib.WA_CRYPT_OUTPUT_SIZE)
     n = lib.wa_crypt(password, setting, out, lib.WA_CRYPT_OUTPUT_SIZE)
     if n == -2:
@@ -138,6 +144,8 @@ def crypt(password: bytes, setting: bytes) -> str:
 
 def crypt_verify(password: bytes, stored: bytes) -> bool:
     """Whether ``password`` matches ``stored`` according to libxcrypt (compared in constant time in C).
+
+    A password longer than :data:`CRYPT_MAX_PASSWORD` bytes (which libxcrypt, and so Apache, refuses) never matches.
 
     Raises:
         ValueError: ``password`` contains a NUL byte.

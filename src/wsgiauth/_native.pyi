@@ -9,6 +9,7 @@ from typing import Any
 class _Lib:
     WA_APR1_SIZE: int
     WA_CRYPT_OUTPUT_SIZE: int
+    WA_CRYPT_MAX_PASSPHRASE_SIZE: int
     WA_CRYPT_SALT_OK: int
     WA_CRYPT_SALT_INVALID: int
     WA_CRYPT_SALT_METHOD_DISABLED: int

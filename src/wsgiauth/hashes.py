@@ -294,7 +294,7 @@ def _bcrypt_parts(stored: str) -> tuple[str, int]:
 def _verify_bcrypt(password: bytes, stored: str) -> bool:
     """bcrypt as Apache checks it: crypt_blowfish (through libxcrypt), compared in constant time in C."""
     _bcrypt_parts(stored)
-    return _lowlevel.crypt_verify(password, stored.encode("ascii"))
+    return _lowlevel.crypt_verify(password[:72], stored.encode("ascii"))  # crypt_blowfish reads 72 bytes
 
 
 def _verify_bcrypt_pyca(password: bytes, stored: str) -> bool:
