@@ -446,3 +446,43 @@ def test_apache_config_output_runs_in_apache(apache_factory: Any, site: Path, tm
     assert server.get("/protected/x", user="alice", password="wrong").status == 401
     assert server.get("/protected/x").status == 401
     assert server.get("/open").status == 200  # outside the Location
+
+
+def test_doctor_scans_dbm_hashes(work: Path) -> None:
+    htdbm = require_tool("htdbm")
+    db = work / "doctor.dbm"
+    subprocess.run([htdbm, "-cbB", "-C", "4", "-TDB", str(db), "pat", "pw"], check=True, capture_output=True)
+    subprocess.run([htdbm, "-bs", "-TDB", str(db), "quinn", "pw"], check=True, capture_output=True)
+    for f in work.glob("doctor.dbm*"):
+        f.chmod(0o644)
+    conf = work / "dbm-doctor.toml"
+    conf.write_text(f'[backends.d]\ntype = "dbm"\npath = "{db}"\ndbm_type = "db"\n')
+    conf.chmod(0o644)
+    r = run("doctor", str(conf))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"ok    backends.d: 2 hashes recognised in {db} (1 bcrypt, 1 sha1)" in r.stdout
+    assert "WARN  backends.d: 1 weak unsalted SHA-1 hash (quinn)" in r.stdout
+
+
+def test_bench_png_without_matplotlib(site: Path, tmp_path: Path) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        r = run("bench", str(site), "--user", "alice", "--threads", "1", "--duration", "0.1", "--cache", "on",
+                "--png", str(tmp_path / "c.png"), stdin="wonder\n")
+        assert r.returncode == 0
+        assert "--png needs matplotlib" in r.stderr
+        assert not (tmp_path / "c.png").exists()
+    else:
+        r = run("bench", str(site), "--user", "alice", "--threads", "1", "--duration", "0.1", "--cache", "on",
+                "--png", str(tmp_path / "c.png"), stdin="wonder\n")
+        assert r.returncode == 0
+        assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_middleware_accepts_a_loaded_config(site: Path) -> None:
+    from wsgiauth import load
+    from wsgiauth.middleware import AuthMiddleware
+
+    mw = AuthMiddleware(lambda e, s: [], load(site))
+    assert mw.backend is load(site).backend

@@ -159,6 +159,7 @@ def _check_backend(name: str, b: dict[str, Any], report: Report) -> None:
                 _readable(c, report, f"{where}: DBM file")
             if found[0].endswith(".pag") and os.path.exists(p + ".dir"):
                 _readable(p + ".dir", report, f"{where}: DBM file")
+            _scan_dbm(p, b.get("dbm_type", "auto"), where, report)
     elif kind == "sql":
         driver = b["driver"]
         if driver == "sqlite":
@@ -252,7 +253,8 @@ def _reachable(what: str, host: str, port: int, report: Report, *, tls: bool = F
         report.ok(f"{what}: {host}:{port} answers over TLS ({'unverified' if not verify else 'verified'})")
 
 
-def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, report: Report) -> None:
+def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, report: Report,
+          unit: str = "line") -> None:
     from . import hashes
 
     counts: dict[str, int] = {}
@@ -263,7 +265,7 @@ def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, repo
         try:
             scheme = hashes.identify(stored)
         except ValueError as exc:
-            bad.append(f"line {lineno} ({name}): {exc}")
+            bad.append(f"{unit} {lineno} ({name}): {exc}")
             continue
         counts[scheme] = counts.get(scheme, 0) + 1
         if scheme in _WEAK:
@@ -274,6 +276,8 @@ def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, repo
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
     for b in bad:
         report.fail(f"{where}: {path} {b}", "reset that user's password with `wsgiauth user passwd`")
+    if not counts and not bad:
+        report.warn(f"{where}: {path} holds no users")
     for scheme, users in weak.items():
         report.warn(f"{where}: {len(users)} weak {_WEAK[scheme]} hash{'es' if len(users) > 1 else ''} "
                     f"({', '.join(users[:5])}{'...' if len(users) > 5 else ''})",
@@ -312,6 +316,23 @@ def _scan_htdigest(path: str, where: str, report: Report) -> None:
                         "re-create the entry with `wsgiauth user passwd --htdigest`")
     if not bad:
         report.ok(f"{where}: {path} holds well-formed Digest hashes")
+
+
+def _scan_dbm(path: str, kind: str, where: str, report: Report) -> None:
+    from .backends import dbm
+
+    kind = "db" if kind == "default" else kind
+    try:
+        names = dbm.list_users(path, type=kind)
+        entries = []
+        for i, name in enumerate(names, 1):
+            entry = dbm.get_entry(path, name, type=kind)
+            if entry is not None and b":" not in name:  # user:realm keys hold Digest HA1s
+                entries.append((i, name, entry.hash.decode("utf-8", "replace")))
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
+        report.fail(f"{where}: cannot read {path}: {exc}")
+        return
+    _scan(entries, where, path, report, unit="entry")
 
 
 def _probe(cfg: Any, report: Report) -> None:

@@ -114,9 +114,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         groups = decision.groups
         if decision.outcome is Outcome.GRANTED and groups is None:
             groups = backend.groups(decision.name or user)
-    except BackendError as exc:
+    except Exception as exc:  # noqa: BLE001 - report any failure of the backend in one line
         elapsed = (time.perf_counter() - start) * 1000
-        print(f"decision:  error ({type(exc).__name__}: {exc})")
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BackendError) else type(exc).__name__
+        print(f"decision:  error ({reason})")
         print(f"time:      {elapsed:.1f} ms")
         return EXIT_BACKEND
     elapsed = (time.perf_counter() - start) * 1000

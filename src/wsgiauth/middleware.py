@@ -65,7 +65,8 @@ class AuthMiddleware:
 
     Args:
         app: the WSGI application to protect.
-        backend: any :class:`wsgiauth.Backend` (file, DBM, SQL or LDAP backend, chain, cached wrapper...).
+        backend: any :class:`wsgiauth.Backend` (file, DBM, SQL or LDAP backend, chain, cached wrapper...), or a
+            configuration returned by :func:`wsgiauth.load` (its ``.backend`` is used).
         realm: the protection space shown to users; Digest hashes are bound to it.
         schemes: ``"Basic"`` and/or ``"Digest"``, in the order the challenges are offered.
         algorithms: Digest algorithms offered, in order of preference: ``"SHA-256"`` and/or ``"MD5"``
@@ -89,7 +90,7 @@ class AuthMiddleware:
     def __init__(
         self,
         app: WSGIApp,
-        backend: Backend,
+        backend: Backend | Any,
         *,
         realm: str = "Restricted",
         schemes: Sequence[str] = ("Basic",),
@@ -101,6 +102,10 @@ class AuthMiddleware:
         emit_headers: bool = False,
         exempt: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
+        if not isinstance(backend, Backend) and isinstance(getattr(backend, "backend", None), Backend):
+            backend = backend.backend  # a loaded configuration (wsgiauth.load(...))
+        if not isinstance(backend, Backend):
+            raise TypeError(f"AuthMiddleware needs a wsgiauth backend or configuration, not {type(backend).__name__}")
         if isinstance(schemes, str):
             schemes = (schemes,)
         canon: list[str] = []
