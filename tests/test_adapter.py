@@ -216,3 +216,10 @@ def test_dummy_authenticate_does_the_lookup_and_a_like_verification_but_decides_
     before = len(backend.lookups)
     assert backend.dummy_authenticate(b"alice", b"secret") is None
     assert len(backend.lookups) == before + 1 and seen == [APR1_SECRET]
+
+
+def test_malformed_stored_hash_still_costs_a_verification(backend, monkeypatch):
+    seen = []
+    monkeypatch.setattr(hashes, "dummy_verify", lambda p, like: seen.append(like))
+    assert backend.check_password(env(), "dave", "secret") is False
+    assert len(seen) == 1

@@ -211,6 +211,8 @@ class Backend:
         try:
             ok = hashes.verify(password, record.hash, allow_plaintext=self.allow_plaintext)
         except InvalidHashError as exc:
+            # Still cost a verification, so a broken entry does not stand out by its speed.
+            hashes.dummy_verify(password, None)
             return Decision(Outcome.DENIED, backend=self.label, reason=f"unusable stored hash: {exc}")
         if not record.active:
             return Decision(Outcome.UNKNOWN, backend=self.label, reason="account disabled")
