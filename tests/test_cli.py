@@ -486,3 +486,52 @@ def test_middleware_accepts_a_loaded_config(site: Path) -> None:
 
     mw = AuthMiddleware(lambda e, s: [], load(site))
     assert mw.backend is load(site).backend
+
+
+def test_user_sql_postgresql(work: Path) -> None:
+    from backends import postgres
+
+    if postgres.postgres_bindir() is None:
+        missing("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres.PostgresServer() as pg:
+        pg.load_sql(postgres.SCHEMA)
+        r = run("user", "add", "--sql", pg.url, "ruth", "--group", "ops", "--realm", "Staff", stdin="pg pw\n")
+        assert r.returncode == 0, r.stderr
+        assert run("user", "passwd", "--sql", pg.url, "ruth", "--scheme", "bcrypt", "--cost", "4",
+                   stdin="new pw\n").returncode == 0
+        assert run("user", "list", "--sql", pg.url).stdout.splitlines() == ["ruth\tbcrypt"]
+        conf = work / "pg-cli.toml"
+        (work / "pg-pw").write_text(pg.password)
+        conf.write_text(f'[backends.db]\ntype = "sql"\ndriver = "postgresql"\nhost = "127.0.0.1"\nport = {pg.port}\n'
+                        f'database = "{pg.database}"\nuser = "{pg.user}"\npassword_file = "pg-pw"\n')
+        # the same store through the configuration: no database password on the command line
+        assert run("user", "add", "--config", str(conf), "sam", stdin="sam pw\n").returncode == 0
+        assert run("user", "list", "--config", str(conf)).stdout.splitlines() == ["ruth\tbcrypt", "sam\targon2"]
+        assert run("check", str(conf), "sam", stdin="sam pw\n").returncode == 0
+        c = run("check", str(conf), "ruth", stdin="new pw\n")
+        assert c.returncode == 0, c.stdout + c.stderr
+        assert "groups:    ops" in c.stdout
+        assert run("user", "delete", "--sql", pg.url, "ruth").returncode == 0
+        assert run("check", str(conf), "ruth", stdin="new pw\n").returncode == 1
+
+
+def test_user_through_config_file_backends(work: Path) -> None:
+    conf = work / "files-cli.toml"
+    conf.write_text(textwrap.dedent(f"""
+        realm = "Staff"
+        [backends.local]
+        type = "htpasswd"
+        users = "{work}/cfg-users"
+        digest = "{work}/cfg-digest"
+        groups = "{work}/cfg-groups"
+    """))
+    for name in ("cfg-users", "cfg-digest", "cfg-groups"):
+        (work / name).write_text("")
+    assert run("user", "add", "--config", str(conf), "tess", stdin="t pw\n").returncode == 0
+    assert run("user", "add", "--config", str(conf), "--file", "digest", "tess", stdin="t pw\n").returncode == 0
+    assert run("user", "add", "--config", str(conf), "--file", "groups", "tess", "--group", "staff").returncode == 0
+    assert (work / "cfg-digest").read_text() == f"tess:Staff:{hashlib.md5(b'tess:Staff:t pw').hexdigest()}\n"
+    c = run("check", str(conf), "tess", stdin="t pw\n")
+    assert c.returncode == 0 and "groups:    staff" in c.stdout
+    bad = run("user", "list", "--config", str(conf), "--backend", "nope")
+    assert bad.returncode == 2 and "no backend named 'nope'" in bad.stderr

@@ -249,10 +249,10 @@ def _quote_member(name: bytes) -> bytes:
 class SqlStore:
     """Users in wsgiauth's own SQL schema (``backends/sql/schema.sql``): ``wsgiauth_user`` and friends."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, dialect: str | None = None) -> None:
         from .backends import sql
 
-        connect, dialect, _key = sql._connector_from_string(target, None, False, 5.0)
+        connect, dialect, _key = sql._connector_from_string(target, dialect, False, 5.0)  # type: ignore[arg-type]
         self.conn = connect()
         self.mark = "?" if dialect == "sqlite" else "%s"
         self.dialect = dialect
@@ -323,6 +323,56 @@ class SqlStore:
         self.conn.close()
 
 
-def sql_store(target: str) -> SqlStore:
-    """Open wsgiauth's SQL schema at ``target`` (``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``)."""
-    return SqlStore(target)
+def sql_store(target: str, dialect: str | None = None) -> SqlStore:
+    """Open wsgiauth's SQL schema at ``target`` (``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``, or a
+    libpq conninfo string with ``dialect="postgresql"``)."""
+    return SqlStore(target, dialect)
+
+
+def from_config(settings: dict[str, Any], name: str | None) -> tuple[str, dict[str, Any]]:
+    """The store behind a backend of a checked configuration: ``(kind, details)``.
+
+    Returns:
+        ``("htpasswd", {"path":...})``, ``("htdigest", {"path", "realm"})``, ``("htgroup", {"path"})``,
+        ``("dbm", {"path", "type"})`` or ``("sql", {"target", "dialect"})``.
+
+    Raises:
+        ValueError: no such backend, or one without a store this command can edit (LDAP, a chain).
+    """
+    backends = settings["backends"]
+    if name is None:
+        files = [n for n, b in backends.items() if b["type"] != "chain"]
+        if len(files) != 1:
+            raise ValueError(f"say which backend with --backend ({', '.join(sorted(files))})")
+        name = files[0]
+    if name not in backends:
+        raise ValueError(f"no backend named {name!r} in the configuration ({', '.join(sorted(backends))})")
+    b = backends[name]
+    kind = b["type"]
+    if kind in ("htpasswd", "htdigest", "htgroup"):
+        return kind, {"users": b.get("users"), "digest": b.get("digest"), "groups": b.get("groups"),
+                      "realm": settings["top"].get("realm")}
+    if kind == "dbm":
+        dbm_type = b.get("dbm_type", "auto")
+        return "dbm", {"path": b["path"], "type": "db" if dbm_type == "default" else dbm_type}
+    if kind == "sql":
+        driver = b["driver"]
+        if driver == "sqlite":
+            return "sql", {"target": "sqlite://" + b["database"], "dialect": "sqlite"}
+        if driver == "postgresql":
+            info = b.get("conninfo", "")
+            parts = {"host": b.get("host"), "port": b.get("port"), "dbname": b.get("database"),
+                     "user": b.get("user"), "password": b.get("password")}
+            extra = " ".join(f"{k}='{str(v).replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
+                             for k, v in parts.items() if v is not None)
+            if "://" in info and extra:
+                raise ValueError("give either a postgresql:// URL or host/port/database/user/password")
+            return "sql", {"target": f"{info} {extra}".strip(), "dialect": "postgresql"}
+        from urllib.parse import quote
+
+        auth = quote(b.get("user", ""), safe="") + (":" + quote(b["password"], safe="") if "password" in b else "")
+        where = f"{b.get('host', '127.0.0.1')}:{b.get('port', 3306)}"
+        query = f"?unix_socket={quote(b['unix_socket'])}" if "unix_socket" in b else ""
+        return "sql", {"target": f"mysql://{auth}@{where}/{quote(b.get('database', ''), safe='')}{query}",
+                       "dialect": "mysql"}
+    raise ValueError(f"backend {name!r} is of type {kind!r}: its users cannot be managed here")

@@ -157,8 +157,51 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> tuple[str, Any]:
-    from ._cli_store import FileStore, sql_store
+    from ._cli_store import FileStore, from_config, sql_store
 
+    if args.config:
+        from .config import parse
+        from .exceptions import ConfigError
+
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+
+        path = os.path.abspath(args.config)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+            settings = parse(data, base=os.path.dirname(path), source=path)
+            kind, d = from_config(settings, args.backend)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CliError(f"{path}: {exc}") from None
+        except (ConfigError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        if kind == "sql":
+            try:
+                return "sql", sql_store(d["target"], d["dialect"])
+            except Exception as exc:  # noqa: BLE001 - any driver error: report it in one line
+                raise CliError(f"cannot open the database of {path}: {exc}", EXIT_BACKEND) from None
+        if kind == "dbm":
+            args.dbm, args.dbm_type = d["path"], args.dbm_type or d["type"]
+            return "dbm", d["path"]
+        # a file backend: htpasswd unless --htdigest/--htgroup-like intent is given by --kind
+        which = args.file or ("users" if d["users"] else "digest" if d["digest"] else "groups")
+        target = d[which]
+        if target is None:
+            raise CliError(f"that backend has no {which} file")
+        if which == "digest":
+            realm = args.realm or d["realm"]
+            if not realm:
+                raise CliError("a Digest file needs --realm (or realm = ... in the configuration)")
+            args.htdigest = target
+            return "htdigest", FileStore("htdigest", target, realm.encode("utf-8"))
+        if which == "groups":
+            args.htgroup = target
+            return "htgroup", FileStore("htgroup", target)
+        args.htpasswd = target
+        return "htpasswd", FileStore("htpasswd", target)
     if args.htpasswd:
         return "htpasswd", FileStore("htpasswd", args.htpasswd)
     if args.htdigest:
@@ -198,7 +241,8 @@ def cmd_user(args: argparse.Namespace) -> int:
             return EXIT_OK
         if action == "delete":
             store.delete(user)
-            print(f"deleted {args.user} from {args.htpasswd or args.htdigest or args.htgroup or args.sql}")
+            where = args.htpasswd or args.htdigest or args.htgroup or args.sql or args.config
+            print(f"deleted {args.user} from {where}")
             return EXIT_OK
         if kind == "htgroup":
             if action == "passwd":
@@ -381,7 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--htgroup", metavar="FILE", help="an htgroup file (group: members)")
     store.add_argument("--dbm", metavar="FILE", help="a DBM database as AuthDBMUserFile names it")
     store.add_argument("--sql", metavar="URL", help="wsgiauth's SQL schema: sqlite:///PATH, postgresql://..., "
-                                                    "mysql://...")
+                                                    "mysql://... (a password in the URL is visible in ps: prefer "
+                                                    "--config)")
+    store.add_argument("--config", metavar="CONFIG", help="the store of a backend of this configuration file "
+                                                          "(its paths, connection settings and secrets)")
+    stores.add_argument("--backend", metavar="NAME", help="with --config: which backend (default: the only one)")
+    stores.add_argument("--file", choices=("users", "digest", "groups"),
+                        help="with --config and a file backend: which of its files (default: users)")
     stores.add_argument("--realm", help="the realm (AuthName) for --htdigest, or to store an HA1 in SQL")
     stores.add_argument("--dbm-type", choices=("auto", "db", "gdbm", "sdbm"),
                         help="DBM format (default: detect; a new database is db, as Apache's default on Debian)")
