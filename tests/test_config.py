@@ -525,3 +525,25 @@ def test_docs_examples_are_valid(tmp_path: Path) -> None:
                                                                          str(tmp_path / "ca.pem"))
         settings = config.parse(tomllib.loads(text), base=tmp_path, environ={"WSGIAUTH_DB_PW": "pw"})
         assert settings["backends"]
+
+
+def test_htdigest_and_htgroup_types(store: Path) -> None:
+    import hashlib
+
+    cfg = load(write(store, """
+        realm = "Staff"
+        backend = "d"
+        [backends.d]
+        type = "htdigest"
+        digest = "digest"
+        groups = "groups"
+        check_interval = 0
+        [backends.g]
+        type = "htgroup"
+        groups = "groups"
+    """, "digest-types.toml"))
+    _, get_realm_hash, groups_for_user, _ = cfg.hooks()
+    assert get_realm_hash({}, "alice", "Staff") == hashlib.md5(b"alice:Staff:wonder").hexdigest()
+    assert get_realm_hash({}, "alice", "Other") is None
+    assert "staff" in groups_for_user({}, "alice")
+    assert cfg.backends["g"].groups_for_user({}, "Bob") == ["admins"]
