@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from ._filewatch import describe_failure, process_identity
@@ -425,11 +425,15 @@ class DbmFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
+    def __del__(self, _getpid: Callable[[], int] = os.getpid) -> None:
+        # _getpid is bound at definition: at interpreter shutdown the module's globals (os) may already be None.
         h = getattr(self, "_handle", None)
-        if h is not None and getattr(self, "_pid", None) == os.getpid():
+        if h is not None and getattr(self, "_pid", None) == _getpid():
             self._handle = None
-            self._close_handle(h)
+            try:
+                self._close_handle(h)
+            except Exception:  # noqa: BLE001, S110 - nothing sensible to do in a finaliser
+                pass
 
     def __repr__(self) -> str:
         mode = "rw" if self.writable else "ro"
