@@ -514,6 +514,7 @@ def test_docs_name_every_key() -> None:
 
 def test_docs_examples_are_valid(tmp_path: Path) -> None:
     import re
+
     import tomllib
 
     blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
@@ -547,3 +548,19 @@ def test_htdigest_and_htgroup_types(store: Path) -> None:
     assert get_realm_hash({}, "alice", "Other") is None
     assert "staff" in groups_for_user({}, "alice")
     assert cfg.backends["g"].groups_for_user({}, "Bob") == ["admins"]
+
+
+def test_per_backend_cache_with_defaults(store: Path) -> None:
+    from wsgiauth.cache import CachedBackend
+
+    cfg = load(write(store, """
+        on_error = "deny"
+        [backends.f]
+        type = "htpasswd"
+        users = "users"
+        cache = {}
+        canonicalize = { strip_domain = true }
+    """, "percache.toml"))
+    assert isinstance(cfg.backend, CachedBackend)  # an empty table: a cache with the default settings
+    assert cfg.backend.inner.on_error == "deny"  # type: ignore[attr-defined]
+    assert cfg.hooks()[0]({}, "alice@example.org", "wonder") == "alice"

@@ -644,8 +644,9 @@ def _build_one(name: str, checked: dict[str, Any], settings: dict[str, Any], bui
     if checked.get("canonicalize"):
         from .compose import canonicalize
 
-        backend = canonicalize(backend, **checked["canonicalize"], label=kw["label"])
-    if checked.get("cache") and checked["cache"].get("enabled", True):
+        backend = canonicalize(backend, **checked["canonicalize"], label=kw["label"], on_error=kw["on_error"],
+                               log_level=kw["log_level"])
+    if isinstance(checked.get("cache"), dict) and checked["cache"].get("enabled", True):
         backend = _cached(backend, checked["cache"], settings)
     built[name] = backend
     return backend
