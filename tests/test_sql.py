@@ -482,8 +482,8 @@ def test_restart_mid_run_fails_fast_then_recovers(server_db: DB) -> None:
     for t in threads:
         t.start()
     time.sleep(0.2)
-    outage_start = time.monotonic()
     server_db.server.stop()
+    outage_start = time.monotonic()  # after stop() returns: a server shutting down may still answer meanwhile
     time.sleep(1.0)
     server_db.server.start()
     outage_end = time.monotonic()
