@@ -230,6 +230,26 @@ def test_emit_headers_for_apache_log_phase() -> None:
     assert "X-Remote-User" not in denied.headers
 
 
+def test_exempt_path_cannot_name_a_user_in_emitted_headers() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("X-Remote-User", "root"), ("X-Auth-Type", "Basic"), ("Content-Length", "0")])
+        return [b""]
+
+    mw = BasicAuth(app, backend(), realm=REALM, emit_headers=True, exempt=lambda env: True)
+    with serve(mw) as url:
+        r = requests.get(url + "/health", timeout=10)
+    assert r.status_code == 200
+    assert "X-Remote-User" not in r.headers and "X-Auth-Type" not in r.headers
+
+
+def test_control_characters_are_never_emitted() -> None:
+    mw = BasicAuth(echo, backend(canonical={b"alice": b"alice\r\nSet-Cookie: x=1"}), realm=REALM, emit_headers=True)
+    with serve(mw) as url:
+        r = requests.get(url, auth=HTTPBasicAuth("alice", "wonder land"), timeout=10)
+    assert r.status_code == 200
+    assert "X-Remote-User" not in r.headers and "Set-Cookie" not in r.headers
+
+
 def test_exempt_paths() -> None:
     mw = BasicAuth(echo, backend(), realm=REALM, exempt=lambda env: env.get("PATH_INFO") == "/health")
     with serve(mw) as url:

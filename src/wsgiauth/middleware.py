@@ -152,6 +152,8 @@ class AuthMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self.exempt is not None and self.exempt(environ):
+            if self.emit_headers:  # nobody authenticated here: the application must not name a user either
+                return self.app(environ, self._start_with(start_response, None, None))
             return self.app(environ, start_response)
         host = client_address(environ)
         if self.backend.access is not None and host is not None:
@@ -189,15 +191,24 @@ class AuthMiddleware:
         environ.pop("HTTP_AUTHORIZATION", None)
         if not self.emit_headers:
             return self.app(environ, start_response)
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            self.backend.log(environ, logging.WARNING, "user name has control characters: not emitted in headers")
+            return self.app(environ, self._start_with(start_response, None, None))
+        return self.app(environ, self._start_with(start_response, name, auth_type))
+
+    @staticmethod
+    def _start_with(start_response: StartResponse, name: str | None, auth_type: str | None) -> StartResponse:
+        """A ``start_response`` that drops any ``X-Remote-User``/``X-Auth-Type`` the application set and adds ours."""
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             kept = [(k, v) for k, v in headers if k.lower() not in ("x-remote-user", "x-auth-type")]
-            kept += [("X-Remote-User", name), ("X-Auth-Type", auth_type)]
+            if name is not None and auth_type is not None:
+                kept += [("X-Remote-User", name), ("X-Auth-Type", auth_type)]
             if exc_info is not None:
                 return start_response(status, kept, exc_info)
             return start_response(status, kept)
 
-        return self.app(environ, start)
+        return start
 
     def _respond(self, start_response: StartResponse, status: str, headers: list[tuple[str, str]],
                  body: bytes) -> Iterable[bytes]:
