@@ -112,6 +112,11 @@ class _Entry:
 # the filter whatever it contains.
 
 
+# No single answer to a user search, bind or group search comes near this; a larger length is a broken or hostile
+# peer, refused before any buffering.
+_MAX_MESSAGE = 16 << 20
+
+
 class _ConnectionLost(ConnectionError):
     """The connection broke, timed out or spoke something that is not LDAP: discard it."""
 
@@ -230,6 +235,8 @@ class _Wire:
                         raise _ConnectionLost("bad BER length from the server")
                     head = 2 + k
                     length = int.from_bytes(buf[2:head], "big") if len(buf) >= head else -1
+                    if length > _MAX_MESSAGE:
+                        raise _ConnectionLost("LDAP message larger than 16 MiB: not buffering it")
                 if length >= 0 and len(buf) >= head + length:
                     msg = bytes(buf[:head + length])
                     del buf[:head + length]
