@@ -265,7 +265,20 @@ def site(apache_factory: Any, tmp_path_factory: Any) -> Iterator[Site]:
         files: dict[str, Any] = {"htpasswd": ht[0], "users.db": db[0]}
         for name, body in SCRIPTS.items():
             files[f"auth_{name}.wsgi"] = SCRIPT_HEAD + body.format(**fmt) + "check_password = backend.check_password\n"
-        apache = apache_factory(files=files, include="".join(LOCATION.format(name=n) for n in SCRIPTS),
+        files["auth_missing.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import htpasswd\n"
+                                      "backend = htpasswd.Backend(os.path.join(here, 'no-such-htpasswd'))\n"
+                                      "check_password = backend.check_password\n")
+        # The soak's own PostgreSQL and LDAP locations use the backends' default pool size and waits (the fault
+        # locations above use deliberately small ones, which 32 connections on 2 cores would exhaust by design).
+        files["auth_soak-pg.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import sql\n"
+                                      f"backend = sql.postgresql({pg_info!r}, log_level='error')\n"
+                                      "check_password = backend.check_password\n")
+        files["auth_soak-ldap.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import ldap\n"
+                                        f"backend = ldap.LDAPBackend({fmt['ldap_url']!r}, bind_dn={slapd.service_dn!r}, "
+                                        f"bind_password={slapd.service_pw!r}, log_level='error')\n"
+                                        "check_password = backend.check_password\n")
+        names = [*SCRIPTS, "missing", "soak-pg", "soak-ldap"]
+        apache = apache_factory(files=files, include="".join(LOCATION.format(name=n) for n in names),
                                 processes=2, threads=16, embedded=True, log_level="warn")
         yield Site(apache, slapd, pg, "apache_faults", mysql, "apache_faults", redis, ht, db)
     finally:
@@ -465,15 +478,26 @@ def assert_fault_ok(site: Site, run: FaultRun, kind: str) -> dict[str, Any]:
     open_now = server_connections(site, kind)
     sockets = sockets_to(server_port(site, kind))
     assert open_now <= bound, f"{kind}: {open_now} connections open on the server (bound {bound})"
-    assert sockets.get("ESTABLISHED", 0) <= bound + 1, f"{kind}: Apache holds {sockets}"
-    assert sockets.get("CLOSE_WAIT", 0) == 0, f"{kind}: sockets left half-closed after the restart: {sockets}"
+    held = sockets.get("ESTABLISHED", 0) + sockets.get("CLOSE_WAIT", 0)
+    assert held <= bound + 1, f"{kind}: Apache holds {sockets} (bound {bound})"
+    if kind != "redis":
+        # wsgiauth's own pools drop a connection the server closed. redis-py's pool keeps an idle one until its next
+        # checkout (then reconnects), so after several restarts a few idle sockets sit in CLOSE_WAIT, within the bound.
+        assert sockets.get("CLOSE_WAIT", 0) == 0, f"{kind}: sockets left half-closed after the restart: {sockets}"
     return {"requests": len(results), "during_outage": len(during), "slowest_during_outage_s": round(slowest, 3),
             "answers_during_outage": sorted({r.status for r in during}), "recovered_after_s":
-            round(run.recovered[kind] or 0, 2), "server_connections": open_now, "bound": bound}
+            round(run.recovered[kind] or 0, 2), "server_connections": open_now, "bound": bound,
+            "client_sockets": sockets}
 
 
 OUTAGE_KINDS = ("ldap", "pg", "mysql", "redis")
 REPORT: dict[str, Any] = {}
+
+
+def report(key: str, value: dict[str, Any]) -> None:
+    """Keep a result for test_zz_report and print it at once (``-s``; ``-m slow`` deselects test_zz_report)."""
+    REPORT[key] = value
+    print(f"\nfaults {key}: {value}")
 
 
 @pytest.fixture(scope="module")
@@ -490,7 +514,7 @@ def frozen(site: Site) -> FaultRun:
 
 @pytest.mark.parametrize("kind", OUTAGE_KINDS)
 def test_server_restart_during_load_short(site: Site, restarted: FaultRun, kind: str) -> None:
-    REPORT[f"outage-{kind}"] = assert_fault_ok(site, restarted, kind)
+    report(f"outage-{kind}", assert_fault_ok(site, restarted, kind))
 
 
 PG_HANG = ("sql.postgresql: psycopg connections have no client-side read timeout (statement_timeout is enforced by the "
@@ -502,7 +526,7 @@ PG_HANG = ("sql.postgresql: psycopg connections have no client-side read timeout
                                   else k for k in OUTAGE_KINDS])
 def test_server_frozen_during_load_short(site: Site, frozen: FaultRun, kind: str) -> None:
     """A server that hangs (SIGSTOP) instead of going away: each request still answers within the bound."""
-    REPORT[f"frozen-{kind}"] = assert_fault_ok(site, frozen, kind)
+    report(f"frozen-{kind}", assert_fault_ok(site, frozen, kind))
 
 
 @pytest.mark.slow
@@ -511,7 +535,7 @@ def test_server_restart_during_load_long(site: Site, kind: str) -> None:
     if not STRESS:
         pytest.skip("long fault run: `make stress`")
     run = run_fault(site, (kind,), cycles=5, down_for=5.0, threads=16, fault=restart_all)
-    REPORT[f"outage-{kind}-long"] = assert_fault_ok(site, run, kind)
+    report(f"outage-{kind}-long", assert_fault_ok(site, run, kind))
 
 
 # ---------------------------------------------------------------------------------------------- files replaced
@@ -536,12 +560,22 @@ def replace_under_load(site: Site, name: str, path: str, versions: tuple[bytes, 
 
 
 def test_htpasswd_replaced_100_times_during_load(site: Site) -> None:
-    REPORT["replace-htpasswd"] = replace_under_load(site, "htpasswd", "/htpasswd/", site.htpasswd_versions,
-                                                    1000 if STRESS else 100)
+    report("replace-htpasswd", replace_under_load(site, "htpasswd", "/htpasswd/", site.htpasswd_versions,
+                                                  1000 if STRESS else 100))
 
 
 def test_dbm_replaced_100_times_during_load(site: Site) -> None:
-    REPORT["replace-dbm"] = replace_under_load(site, "users.db", "/dbm/", site.dbm_versions, 1000 if STRESS else 100)
+    report("replace-dbm", replace_under_load(site, "users.db", "/dbm/", site.dbm_versions, 1000 if STRESS else 100))
+
+
+def test_store_missing_at_start_is_a_500_naming_the_file(site: Site) -> None:
+    """A credential file missing when the auth script is imported: the import fails (StoreError naming the path and
+    the uid), mod_wsgi answers 500 to everyone, right password or not; never a grant."""
+    assert check(site, "/missing/") == 500
+    assert check(site, "/missing/", password="wrong") == 500
+    log = site.apache.error_log_text()
+    assert "no-such-htpasswd" in log and "StoreError" in log
+    assert PASSWORD not in log
 
 
 # ---------------------------------------------------------------------------------------------- graceful
@@ -563,7 +597,7 @@ def graceful_under_load(site: Site, times: int) -> dict[str, Any]:
 
 
 def test_graceful_restart_during_load(site: Site) -> None:
-    REPORT["graceful"] = graceful_under_load(site, 5 if STRESS else 1)
+    report("graceful", graceful_under_load(site, 5 if STRESS else 1))
 
 
 # ---------------------------------------------------------------------------------------------- soak
@@ -600,7 +634,7 @@ def parse_wrk(text: str) -> dict[str, int]:
 
 
 def soak(site: Site, seconds: float, warmup: float) -> dict[str, Any]:
-    paths = ["/htpasswd/", "/dbm/", "/pg/", "/ldap/"]
+    paths = ["/htpasswd/", "/dbm/", "/soak-pg/", "/soak-ldap/"]
     procs = [wrk(site, p, 8, seconds) for p in paths]  # 32 connections in all
     time.sleep(warmup)
     children = apache_children(site)
@@ -614,7 +648,8 @@ def soak(site: Site, seconds: float, warmup: float) -> dict[str, Any]:
     total = sum(s["requests"] for s in stats)
     errors = sum(s["non2xx"] + s["socket_errors"] for s in stats)
     assert total > 0, outputs
-    assert errors == 0, f"{errors} errors in {total} requests:\n" + "\n".join(outputs)
+    log = [line for line in site.apache.error_log_text().splitlines() if ":error]" in line][-10:]
+    assert errors == 0, f"{errors} errors in {total} requests:\n" + "\n".join(outputs) + "\n" + "\n".join(log)
     still = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     rss_end = rss_kib(still)
     return {"seconds": seconds, "connections": 32, "requests": total, "errors": errors,
@@ -623,18 +658,18 @@ def soak(site: Site, seconds: float, warmup: float) -> dict[str, Any]:
 
 
 def test_soak_short(site: Site) -> None:
-    REPORT["soak-short"] = soak(site, 4.0, warmup=1.0)
+    report("soak-short", soak(site, 4.0, warmup=1.0))
 
 
 @pytest.mark.slow
 def test_soak_60s_rss_flat(site: Site) -> None:
     if not STRESS:
         pytest.skip("60-second soak: `make stress`")
-    result = soak(site, 60.0, warmup=15.0)
-    REPORT["soak-60s"] = result
+    result = soak(site, 60.0, warmup=30.0)  # caches, pools and Python's allocator fill up in the first half
+    report("soak-60s", result)
     warm, end = result["rss_children_kib_after_warmup"], result["rss_children_kib_end"]
     assert result["children_kept"] == len(apache_children(site)), "children were replaced during the soak"
-    assert end <= warm * 1.10 + 8192, f"children's RSS grew from {warm} KiB to {end} KiB after warm-up"
+    assert end <= warm * 1.05 + 4096, f"children's RSS grew from {warm} KiB to {end} KiB after warm-up"
 
 
 def test_zz_report() -> None:
