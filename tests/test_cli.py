@@ -535,3 +535,27 @@ def test_user_through_config_file_backends(work: Path) -> None:
     assert c.returncode == 0 and "groups:    staff" in c.stdout
     bad = run("user", "list", "--config", str(conf), "--backend", "nope")
     assert bad.returncode == 2 and "no backend named 'nope'" in bad.stderr
+
+
+def test_check_names_the_member_of_a_chain_that_answered(work: Path, site: Path) -> None:
+    htpasswd = require_tool("htpasswd")
+    subprocess.run([htpasswd, "-cbB", "-C", "4", str(work / "second"), "uma", "uma pw"], check=True,
+                   capture_output=True)
+    conf = work / "chain-cli.toml"
+    conf.write_text(textwrap.dedent(f"""
+        [backends.first]
+        type = "htpasswd"
+        users = "{work}/users"
+        [backends.second]
+        type = "htpasswd"
+        users = "{work}/second"
+        label = "contractors file"
+        [backends.all]
+        type = "chain"
+        members = ["first", "second"]
+    """))
+    r = run("check", str(conf), "uma", stdin="uma pw\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "backend:   contractors file" in r.stdout
+    r = run("check", str(conf), "alice", stdin="wonder\n")
+    assert "backend:   first" in r.stdout

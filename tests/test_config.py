@@ -564,3 +564,29 @@ def test_per_backend_cache_with_defaults(store: Path) -> None:
     assert isinstance(cfg.backend, CachedBackend)  # an empty table: a cache with the default settings
     assert cfg.backend.inner.on_error == "deny"  # type: ignore[attr-defined]
     assert cfg.hooks()[0]({}, "alice@example.org", "wonder") == "alice"
+
+
+def test_mysql_from_config(store: Path) -> None:
+    from backends import mysql
+
+    if mysql.mariadbd_path() is None:
+        missing("MariaDB is not installed (apt-get install mariadb-server)")
+    with mysql.MariaDBServer() as db:
+        db.load_seed()
+        cfg = load(write(store, f"""
+            [backends.db]
+            type = "sql"
+            driver = "mysql"
+            host = "127.0.0.1"
+            port = {db.port}
+            database = "{db.database}"
+            user = "{db.user}"
+            password_env = "WSGIAUTH_TEST_MYSQL_PW"
+            timeout = 5
+            connect_timeout = 5
+        """, "mysql.toml"), environ={"WSGIAUTH_TEST_MYSQL_PW": db.password})
+        check_password = cfg.hooks()[0]
+        assert check_password({}, "alice", "secret") == "alice@example.org"
+        assert check_password({}, "bob", "hunter2") is True
+        assert check_password({}, "bob", "nope") is False
+        cfg.close()
