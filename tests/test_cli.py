@@ -559,3 +559,33 @@ def test_check_names_the_member_of_a_chain_that_answered(work: Path, site: Path)
     assert "backend:   contractors file" in r.stdout
     r = run("check", str(conf), "alice", stdin="wonder\n")
     assert "backend:   first" in r.stdout
+
+
+@pytest.mark.apache
+def test_reimported_auth_script_finds_the_same_config(apache_factory: Any, site: Path, work: Path) -> None:
+    """mod_wsgi re-imports a changed auth.wsgi without cleaning up: load() must hand back the same objects."""
+    trace = work / "imports"
+    trace.write_text("")
+    trace.chmod(0o666)
+    script = textwrap.dedent(f"""
+        import os
+        from wsgiauth import load
+        config = load({str(site)!r})
+        check_password, get_realm_hash, groups_for_user, allow_access = config.hooks()
+        with open({str(trace)!r}, "a") as f:
+            f.write("%d %d %d\\n" % (os.getpid(), id(config), id(config.backend)))
+    """)
+    server = apache_factory(files={"auth.wsgi": script}, auth_user_script="auth.wsgi")
+    assert server.get("/", user="alice", password="wonder").status == 200
+    for generation in range(2):
+        time.sleep(1.1)  # a new mtime (second resolution)
+        server.write("auth.wsgi", script + f"# change {generation}\n")
+        for _ in range(6):
+            assert server.get("/", user="alice", password="wonder").status == 200
+    imports: dict[str, set[tuple[str, str]]] = {}
+    for line in trace.read_text().splitlines():
+        pid, config_id, backend_id = line.split()
+        imports.setdefault(pid, set()).add((config_id, backend_id))
+    counts = [sum(1 for line in trace.read_text().splitlines() if line.startswith(pid + " ")) for pid in imports]
+    assert max(counts) >= 2, trace.read_text()  # some process did re-import the script
+    assert all(len(ids) == 1 for ids in imports.values()), trace.read_text()  # ...and found the same objects
