@@ -319,6 +319,9 @@ def test_doctor_finds_problems(work: Path) -> None:
         [backends.corp]
         type = "ldap"
         url = "ldap://127.0.0.1:1/dc=example,dc=org"
+        bind_dn = "cn=svc,dc=example,dc=org"
+        bind_password = "inline secret"
+        connect_timeout = 1
         [backends.both]
         type = "chain"
         members = ["hidden", "odd", "corp"]
@@ -332,6 +335,8 @@ def test_doctor_finds_problems(work: Path) -> None:
     assert "bob" in out and "FAIL  backends.odd" in out
     assert "WARN  backends.odd: 1 weak unsalted SHA-1 hash (carl)" in out
     assert "FAIL  backends.corp (ldap): cannot connect to 127.0.0.1:1" in out
+    assert "WARN  secret written in the file (backends.corp.bind_password) and the file is readable by everyone" in out
+    assert "inline secret" not in out
 
 
 # ---------------------------------------------------------------------------------------------------- bench
