@@ -199,6 +199,10 @@ def test_user_add_on_terminal_accepted_by_htpasswd(tmp_path: Path) -> None:
     code, out = run_pty(["user", "add", "--htpasswd", str(f), "dave"], ["tty pass", "tty pass"])
     assert code == 0, out
     assert "added dave (bcrypt)" in out
+    st = f.stat()
+    assert st.st_mode & 0o777 == 0o640  # readable by its group only...
+    if os.geteuid() == 0:
+        assert st.st_gid == 33  # ...which is Apache's (www-data)
     assert subprocess.run([htpasswd, "-vb", str(f), "dave", "tty pass"], capture_output=True).returncode == 0
     code, out = run_pty(["user", "passwd", "--htpasswd", str(f), "dave"], ["one", "two"])
     assert code == 2

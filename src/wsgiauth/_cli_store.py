@@ -33,8 +33,11 @@ class StoreMissingUser(Exception):
 def _locked(path: Path, create: bool) -> Iterator[bytes | None]:
     """Hold an exclusive lock on ``path`` (created empty if ``create``) and give its content (``None`` if absent)."""
     flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    existed = path.exists()
     try:
         fd = os.open(path, flags, 0o640)
+        if not existed:
+            _new_file_mode(str(path))
     except FileNotFoundError:
         yield None
         return
@@ -65,12 +68,30 @@ def _replace(path: Path, data: bytes) -> None:
             with contextlib.suppress(PermissionError):
                 os.chown(tmp, st.st_uid, st.st_gid)
         else:
-            os.chmod(tmp, 0o640)
+            _new_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: The group Apache's processes run as on Debian; a new store file is given to it so that Apache can read it.
+APACHE_GROUP = "www-data"
+
+
+def _new_file_mode(path: str) -> None:
+    """A new store file: mode 0640, group www-data when we may set it (root), so that Apache and only Apache reads
+    it; otherwise 0640 with our own group (``wsgiauth doctor`` then says what to change)."""
+    os.chmod(path, 0o640)
+    if os.geteuid() == 0:
+        import grp
+
+        try:
+            gid = grp.getgrnam(APACHE_GROUP).gr_gid
+        except KeyError:
+            return
+        os.chown(path, 0, gid)
 
 
 def _check_name(user: bytes, what: str = "user name") -> None:
