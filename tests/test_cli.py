@@ -237,6 +237,9 @@ def test_user_htdigest_and_htgroup(tmp_path: Path) -> None:
     assert run("user", "list", "--htgroup", str(g)).stdout.splitlines() == ["frank\tstaff, ops", "gina\tstaff"]
     assert run("user", "delete", "--htgroup", str(g), "frank").returncode == 0
     assert g.read_text() == "staff: gina\nops: \n"
+    g.write_text('# hand-written\nadmins:   root  "Jo Smith"\nstaff: gina\n')
+    assert run("user", "add", "--htgroup", str(g), "kim", "--group", "staff").returncode == 0
+    assert g.read_text() == '# hand-written\nadmins:   root  "Jo Smith"\nstaff: gina kim\n'  # other lines untouched
 
 
 def test_user_dbm_accepted_by_htdbm(tmp_path: Path) -> None:

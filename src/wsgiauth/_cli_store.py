@@ -245,14 +245,20 @@ class FileStore:
                 group, _, rest = line.partition(b":")
                 group = group.strip()
                 members = split_conf_words(rest)
+                changed = False
                 if user in members:
                     found = True
                     if only_remove:
                         members = [m for m in members if m != user]
-                if not only_remove and group in groups and user not in members:
+                        changed = True
+                if not only_remove and group in groups and user not in members and group not in present:
                     members.append(user)
+                    changed = True
                 present.add(group)
-                out.append(group + b": " + b" ".join(_quote_member(m) for m in members) + b"\n")
+                if changed:  # other lines stay byte for byte
+                    out.append(group + b": " + b" ".join(_quote_member(m) for m in members) + b"\n")
+                else:
+                    out.append(raw if raw.endswith(b"\n") else raw + b"\n")
             if not only_remove:
                 for g in groups:
                     if g not in present:
