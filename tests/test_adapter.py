@@ -223,3 +223,14 @@ def test_malformed_stored_hash_still_costs_a_verification(backend, monkeypatch):
     monkeypatch.setattr(hashes, "dummy_verify", lambda p, like: seen.append(like))
     assert backend.check_password(env(), "dave", "secret") is False
     assert len(seen) == 1
+
+
+def test_shared_registry_allows_a_factory_to_register_what_it_builds_on():
+    from wsgiauth.adapter import shared
+
+    def outer():
+        inner = shared(("test", "inner", id(outer)), lambda: object())
+        return ("outer", inner)
+
+    first = shared(("test", "outer", id(outer)), outer)
+    assert shared(("test", "outer", id(outer)), outer) is first  # found again, as after a script re-import

@@ -380,7 +380,7 @@ def group_names(found: Iterable[bytes | str] | None) -> list[str]:
 # A registry so that a re-imported auth script (mod_wsgi re-imports on mtime change, with no clean-up) finds the
 # backends, pools and caches it created before instead of duplicating them.
 _registry: MutableMapping[tuple[Any, ...], Any] = {}
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()  # re-entrant: a factory may register what it builds on (a pool)
 
 
 def shared(key: tuple[Any, ...], factory: Callable[[], Any]) -> Any:
