@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import adapter
 from .._ldapurl import (
     DEFAULT_ATTRIBUTE,
     DEFAULT_FILTER,
@@ -50,7 +51,7 @@ from .._ldapurl import (
     normalize_filter,
     parse_ldap_url,
 )
-from ..adapter import Backend, Decision, OnError, Outcome
+from ..adapter import Decision, OnError, Outcome
 from ..exceptions import BackendError, BackendUnavailableError, ConfigError
 from ..pool import Pool, get_pool
 
@@ -61,7 +62,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth[ldap]'") from exc
 
-__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "LDAPBackend", "parse_ldap_url"]
+__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "LDAPBackend", "parse_ldap_url"]
 
 #: Which entries count as groups when listing a user's groups (groupOfNames, groupOfUniqueNames, posixGroup and
 #: Active Directory's ``group``).
@@ -334,7 +335,7 @@ def _unescape_dn_value(value: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-class LDAPBackend(Backend):
+class LDAPBackend(adapter.Backend):
     """Check passwords and list groups against an LDAP directory (OpenLDAP, 389-ds, Active Directory...).
 
     Args:
@@ -798,3 +799,7 @@ class LDAPBackend(Backend):
     def __repr__(self) -> str:
         return (f"<LDAPBackend {self.label!r} {'ldaps' if self.use_ssl else 'ldap'}://"
                 f"{' '.join(str(h) for h in self.hosts)}/{self.base_dn}?{self.attribute}?{self.scope}?{self.filter}>")
+
+
+#: The same name as every other backend module's class: ``from wsgiauth.backends import ldap; ldap.Backend(...)``.
+Backend = LDAPBackend
