@@ -344,8 +344,8 @@ def passlib_174_status() -> str:
             return f"passlib 1.7.4 crashed the interpreter beside bcrypt: {probe.stderr.strip()[-400:]}"
         if "error" in out:
             return (f"passlib {out['passlib']} with bcrypt {out['bcrypt']}: imports, but its bcrypt handler fails on "
-                    f"first use: `{out['error']}` (passlib's bcrypt self-test hashes a 255-byte password, which "
-                    "bcrypt >= 5 refuses); libpass (the maintained fork) works")
+                    f"first use: `{out['error']}` (passlib's backend self-test, detect_wrap_bug, hashes a password longer "
+                    "than 72 bytes, which bcrypt >= 5 refuses); libpass (the maintained fork) works")
         return f"passlib {out['passlib']} with bcrypt {out['bcrypt']}: works (bcrypt verify: {out['bcrypt verify']})"
 
 

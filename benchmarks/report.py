@@ -8,7 +8,8 @@ Inputs, each optional (a missing one is said so in the report), all in the resul
 
 * ``e2e.json``: :mod:`benchmarks.e2e` (the headline: wsgiauth against Apache's native providers);
 * ``memory.json``: :mod:`benchmarks.memory` (RSS an Apache child gains from an auth script);
-* ``micro.json``: pytest-benchmark's JSON of ``benchmarks/bench_*.py``;
+* ``micro.json``: pytest-benchmark's JSON of ``benchmarks/bench_*.py`` (compacted in place: the raw per-round
+  timings are dropped, the statistics kept);
 * ``peers.json``: :mod:`benchmarks.bench_peers` run as a program (passlib 1.7.4 beside bcrypt 5, and the like).
 
 ``results.json`` gathers all of them; ``report.md`` is the Markdown tables; ``e2e.png`` a bar chart of the end to end
@@ -31,6 +32,25 @@ def _load(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def compact_micro(path: Path) -> Any:
+    """Load pytest-benchmark's JSON and drop the raw per-round timings (``stats.data``, tens of MB), in place.
+
+    Returns:
+        The compacted data, or ``None`` when the file is missing or unreadable.
+    """
+    data = _load(path)
+    if not isinstance(data, dict):
+        return None
+    changed = False
+    for bench in data.get("benchmarks", []):
+        if "data" in bench.get("stats", {}):
+            del bench["stats"]["data"]
+            changed = True
+    if changed:
+        path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
 
 
 def _f(value: float | None, fmt: str = "{:.2f}") -> str:
@@ -216,7 +236,8 @@ def write(results: Path = RESULTS) -> Path:
         The path of report.md.
     """
     results.mkdir(parents=True, exist_ok=True)
-    inputs = {name: _load(results / f"{name}.json") for name in ("e2e", "memory", "micro", "peers")}
+    inputs = {name: _load(results / f"{name}.json") for name in ("e2e", "memory", "peers")}
+    inputs["micro"] = compact_micro(results / "micro.json")
     lines = ["# wsgiauth benchmarks", "",
              f"Written by `python -m benchmarks.report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
              "from the results of `make bench` (see docs/benchmarks.md for the method).", ""]
