@@ -158,7 +158,7 @@ def e2e_chart(data: dict[str, Any], path: Path) -> bool:
     rows = [r for r in data["cases"] if r["variant"] != "native" and r.get("rps_ratio")]
     if not rows:
         return False
-    labels = [f"{r['group']} / {r['variant']}" for r in rows]
+    labels = [f"{r['group']} / {r['variant']}".replace("$", r"\$") for r in rows]  # no mathtext for $apr1$
     ratios = [r["rps_ratio"] for r in rows]
     colors = ["#2a9d8f" if r.get("met") else ("#e76f51" if r.get("met") is False else "#8d99ae") for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.6))
