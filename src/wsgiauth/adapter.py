@@ -284,23 +284,25 @@ class Backend:
         return self._answer(environ, raw_user, decision)
 
     def _answer(self, environ: Environ | None, raw_user: bytes, decision: Decision) -> bool | str | None:
-        who = _printable(raw_user)
         if decision.outcome is Outcome.GRANTED:
-            self.log(environ, logging.INFO, f"user '{who}' granted by {decision.backend or self.label}")
+            if self._level <= logging.INFO:  # the text is built only when it will be written (the hot path)
+                self.log(environ, logging.INFO,
+                         f"user '{_printable(raw_user)}' granted by {decision.backend or self.label}")
             if decision.name is not None and decision.name != raw_user:
                 name = name_for_apache(decision.name)
                 if name is not None:
                     return name
             return True
+        # Unknown and denied are logged at the same level (as Apache logs "not found" and "mismatch" alike), so the
+        # log line costs the same in both cases and its cost does not tell who exists.
         if decision.outcome is Outcome.DENIED:
-            self.log(environ, logging.WARNING,
-                     f"user '{who}' denied by {decision.backend or self.label}: {decision.reason or 'denied'}")
-            return False
-        # Same level as a wrong password (as Apache logs both "not found" and "mismatch" alike): the log line then
-        # costs the same in both cases, so its cost does not tell who exists.
-        self.log(environ, logging.WARNING,
-                 f"user '{who}' unknown to {decision.backend or self.label}: {decision.reason or 'not found'}")
-        return None
+            what, default = "denied by", "denied"
+        else:
+            what, default = "unknown to", "not found"
+        if self._level <= logging.WARNING:
+            self.log(environ, logging.WARNING, f"user '{_printable(raw_user)}' {what} "
+                                               f"{decision.backend or self.label}: {decision.reason or default}")
+        return False if decision.outcome is Outcome.DENIED else None
 
     def get_realm_hash(self, environ: Environ, user: str, realm: str) -> str | None:
         """mod_wsgi's Digest hook (``WSGIAuthUserScript`` with ``AuthType Digest``)."""
