@@ -25,20 +25,39 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import re
-import secrets
 import threading
-from collections.abc import Callable
-from typing import Any, Final
-
-import argon2
-import argon2.low_level
-import bcrypt as _bcrypt
 
 from . import _lowlevel
 from .exceptions import InvalidHashError, UnsupportedHashError
+
+# What an auth script imports must stay small (every Apache child pays it): hashlib and hmac (OpenSSL's libcrypto,
+# about 4 MiB of RSS), secrets, bcrypt and argon2 are imported by the functions that need them, on first use.
+# {SHA} and the Digest HA1 use CPython's built-in SHA-1 and MD5 (no OpenSSL), and the constant-time comparison is
+# hmac.compare_digest's own C function, taken from where hmac takes it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final
+
+    import argon2
+    import argon2.low_level
+
+if TYPE_CHECKING:
+    from hashlib import md5 as _md5
+    from hashlib import sha1 as _sha1
+    from hmac import compare_digest as _ct_equal
+else:
+    try:
+        from _operator import _compare_digest as _ct_equal  # what hmac.compare_digest is
+    except ImportError:  # pragma: no cover - other Python implementations
+        from hmac import compare_digest as _ct_equal
+    try:
+        from _md5 import md5 as _md5
+        from _sha1 import sha1 as _sha1
+    except ImportError:  # pragma: no cover - a Python built without them
+        from hashlib import md5 as _md5
+        from hashlib import sha1 as _sha1
 
 __all__ = [
     "BCRYPT_DEFAULT_COST",
@@ -130,10 +149,9 @@ _DUMMY_PASSWORD: Final = b"wsgiauth dummy password"
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-# The faster of the two equivalent constant-time routines (benchmarks/bench_hashes.py measures both): for the short
-# digests compared here, hmac.compare_digest's direct C call (about 60 ns) beats the cffi call into wa_ct_equal
-# (about 330 ns: argument conversion and the GIL release dominate), so it is the default.
-_ct_equal: Callable[[bytes, bytes], bool] = hmac.compare_digest
+# _ct_equal (imported above) is the faster of the two equivalent constant-time routines (benchmarks/bench_hashes.py
+# measures both): for the short digests compared here, hmac.compare_digest's direct C call (about 60 ns) beats the
+# cffi call into wa_ct_equal (about 330 ns: argument conversion and the GIL release dominate).
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
@@ -161,10 +179,11 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
 def ha1(user: bytes, realm: bytes, password: bytes) -> str:
     """The HTTP Digest HA1 that ``htdigest`` stores: lowercase hex MD5 of ``user:realm:password``.
 
-    The three parts are fed to MD5 one after the other, never joined. Of the two equivalent implementations,
-    wsgiauth's C routine (``_lowlevel.ha1``) and :mod:`hashlib`, the benchmarks (benchmarks/bench_hashes.py) find
-    hashlib faster for inputs of usual size: the C routine's work is one MD5 block, and the cffi call (argument
-    conversion, GIL release, output buffer) costs more than hashlib's direct call. So hashlib is used here.
+    The three parts are fed to MD5 one after the other, never joined. Of the equivalent implementations,
+    wsgiauth's C routine (``_lowlevel.ha1``), :mod:`hashlib` (OpenSSL) and CPython's built-in ``_md5``, the
+    benchmarks (benchmarks/bench_hashes.py) find the Python objects faster for inputs of usual size: the C routine's
+    work is one MD5 block, and the cffi call (argument conversion, GIL release, output buffer) costs more. The
+    built-in ``_md5`` is used (as fast as OpenSSL's for one block, and it does not load libcrypto).
 
     Args:
         user: the raw user name bytes.
@@ -177,7 +196,7 @@ def ha1(user: bytes, realm: bytes, password: bytes) -> str:
     Raises:
         TypeError: an argument is not ``bytes``.
     """
-    h = hashlib.md5(user)  # hashlib raises TypeError for str
+    h = _md5(user)  # raises TypeError for str
     h.update(b":")
     h.update(realm)
     h.update(b":")
@@ -202,6 +221,8 @@ def _b64decode(text: str, *, padded: bool) -> bytes:
 
 
 def _salt_chars(n: int, alphabet: str = _lowlevel.APR1_SALT_CHARS) -> str:
+    import secrets
+
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
@@ -302,6 +323,8 @@ def _verify_bcrypt_pyca(password: bytes, stored: str) -> bool:
     if _bcrypt_parts(stored)[0] == "x":
         raise UnsupportedHashError("Django never wrote $2x$ bcrypt hashes")
     raw = stored.encode("ascii")
+    import bcrypt as _bcrypt
+
     try:
         computed = _bcrypt.hashpw(password[:72], raw)  # bcrypt 5 refuses more than 72 bytes
     except ValueError:
@@ -313,7 +336,7 @@ def _verify_sha1(password: bytes, stored: str) -> bool:
     if not _SHA1_RE.fullmatch(stored):
         raise InvalidHashError("malformed {SHA} hash")
     expected = _b64decode(stored[5:], padded=True)
-    return _ct_equal(hashlib.sha1(password).digest(), expected)
+    return _ct_equal(_sha1(password).digest(), expected)
 
 
 def _itoa64(c: str) -> int:
@@ -367,6 +390,7 @@ def _argon2_parts(stored: str) -> tuple[argon2.low_level.Type, int, int, int, in
     m = _ARGON2_RE.fullmatch(stored)
     if m is None:
         raise InvalidHashError("malformed argon2 hash")
+    import argon2.low_level
     variant = argon2.low_level.Type.ID if m.group(1) == "argon2id" else argon2.low_level.Type.I
     version, memory, time_cost, parallelism = (int(m.group(i)) for i in range(2, 6))
     salt = _b64decode(m.group(6), padded=False)
@@ -379,6 +403,9 @@ def _argon2_parts(stored: str) -> tuple[argon2.low_level.Type, int, int, int, in
 
 def _verify_argon2(password: bytes, stored: str) -> bool:
     variant, version, memory, time_cost, parallelism, salt, digest = _argon2_parts(stored)
+    import argon2.exceptions
+    import argon2.low_level
+
     try:
         computed = argon2.low_level.hash_secret_raw(
             password, salt, time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
@@ -399,6 +426,8 @@ def _iterations(text: str) -> int:
 
 
 def _django_parts(stored: str) -> tuple[str, int, str, bytes]:
+    import hashlib
+
     parts = stored.split("$")
     if len(parts) != 4 or not parts[2]:
         raise InvalidHashError("malformed Django pbkdf2 hash")
@@ -410,6 +439,8 @@ def _django_parts(stored: str) -> tuple[str, int, str, bytes]:
 
 
 def _verify_django(password: bytes, stored: str) -> bool:
+    import hashlib
+
     algo, iterations, salt, digest = _django_parts(stored)
     computed = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
     return _ct_equal(computed, digest)
@@ -433,6 +464,8 @@ def _werkzeug_pbkdf2_params(method: list[str]) -> tuple[str, int]:
 
 
 def _verify_werkzeug_pbkdf2(password: bytes, stored: str) -> bool:
+    import hashlib
+
     method, salt, digest = _werkzeug_parts(stored)
     name, iterations = _werkzeug_pbkdf2_params(method)
     if len(digest) != hashlib.new(name).digest_size:
@@ -461,6 +494,8 @@ def _scrypt_params(n: int, r: int, p: int) -> tuple[int, int, int]:
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     """scrypt with a 64-byte result; ``maxmem`` just above what OpenSSL allocates (128 r (n + p + 2) bytes)."""
     maxmem = min(128 * r * (n + p + 2) + (1 << 20), 2**31 - 1)
+    import hashlib
+
     try:
         return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=64)
     except ValueError as exc:  # parameters OpenSSL refuses
@@ -496,6 +531,8 @@ def _verify_django_argon2(password: bytes, stored: str) -> bool:
 
 
 def _sha256_hex(password: bytes) -> bytes:
+    import hashlib
+
     return hashlib.sha256(password).hexdigest().encode("ascii")
 
 
@@ -569,6 +606,8 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
 def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST, prefix: str = "$2y$") -> str:
     if not isinstance(cost, int) or not 4 <= cost <= 31:
         raise ValueError("bcrypt cost must be an int from 4 to 31 (htpasswd -C offers 4 to 17)")
+    import bcrypt as _bcrypt
+
     raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
     return prefix + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
 
@@ -579,7 +618,7 @@ def _hash_apr1(password: bytes, *, salt: str | None = None) -> str:
 
 
 def _hash_sha1(password: bytes) -> str:
-    return "{SHA}" + base64.b64encode(hashlib.sha1(password).digest()).decode("ascii")
+    return "{SHA}" + base64.b64encode(_sha1(password).digest()).decode("ascii")
 
 
 def _crypt_with(password: bytes, setting: bytes) -> str:
@@ -614,6 +653,8 @@ def _argon2_hasher(params: dict[str, Any]) -> argon2.PasswordHasher:
     unknown = set(params) - allowed
     if unknown:
         raise TypeError(f"unknown argon2 parameters: {sorted(unknown)}")
+    import argon2.low_level
+
     return argon2.PasswordHasher(type=argon2.low_level.Type.ID, **params)
 
 
@@ -628,6 +669,8 @@ def _hash_django(algo: str) -> Callable[..., str]:
         salt = _salt_chars(22, _ALNUM) if salt is None else salt
         if not salt or "$" in salt:
             raise ValueError("a Django salt is a non-empty string without '$'")
+        import hashlib
+
         digest = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
         return f"pbkdf2_{algo}${iterations}${salt}${base64.b64encode(digest).decode('ascii')}"
 
@@ -644,6 +687,8 @@ def _hash_werkzeug_pbkdf2(password: bytes, *, iterations: int = PBKDF2_DEFAULT_I
     if not isinstance(iterations, int) or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
         raise ValueError(f"iterations must be an int from 1 to {MAX_PBKDF2_ITERATIONS}")
     salt = _salt_chars(16, _ALNUM)
+    import hashlib
+
     digest = hashlib.pbkdf2_hmac(hash_name, password, salt.encode("ascii"), iterations)
     return f"pbkdf2:{hash_name}:{iterations}${salt}${digest.hex()}"
 
@@ -848,6 +893,8 @@ def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
         return _lowlevel.crypt(_DUMMY_PASSWORD, like.encode("ascii"))
     if scheme in ("argon2", "django_argon2"):
         variant, _version, memory, time_cost, parallelism, salt_len, hash_len = key[1:]
+        import argon2
+
         made: str = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
                                           hash_len=hash_len, salt_len=salt_len, type=variant).hash(_DUMMY_PASSWORD)
         return "argon2" + made if scheme == "django_argon2" else made
