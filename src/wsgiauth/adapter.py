@@ -21,7 +21,6 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from . import hashes
@@ -56,9 +55,15 @@ class Outcome(enum.Enum):
     GRANTED = "granted"  # True, or the canonical name
 
 
-@dataclass(frozen=True, slots=True)
+def _frozen(self: object, name: str, value: object = None) -> None:
+    raise AttributeError(f"cannot assign to field {name!r}")
+
+
+_set = object.__setattr__
+
+
 class Record:
-    """What a store holds for one user.
+    """What a store holds for one user (immutable; compared, hashed and shown field by field like a dataclass).
 
     Attributes:
         hash: the stored password hash, exactly as in the store (``$apr1$...``, ``$2y$...``, ``{SHA}...``).
@@ -68,16 +73,50 @@ class Record:
         attributes: further columns or attributes, exported for logging and tests (never the hash).
     """
 
+    # A plain class rather than a dataclass: dataclasses (and the inspect module it imports) would add about 1 MiB
+    # to every Apache child that loads an auth script.
+    __slots__ = ("active", "attributes", "groups", "hash", "name")
+    __match_args__ = ("hash", "name", "groups", "active", "attributes")
+
     hash: str
-    name: bytes | None = None
-    groups: tuple[bytes, ...] | None = None
-    active: bool = True
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
+    active: bool
+    attributes: Mapping[str, str]
+
+    def __init__(self, hash: str, name: bytes | None = None,
+                 groups: tuple[bytes, ...] | None = None, active: bool = True,
+                 attributes: Mapping[str, str] | None = None) -> None:
+        _set(self, "hash", hash)
+        _set(self, "name", name)
+        _set(self, "groups", groups)
+        _set(self, "active", active)
+        _set(self, "attributes", {} if attributes is None else attributes)
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.hash, self.name, self.groups, self.active, self.attributes)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(hash={self.hash!r}, name={self.name!r}, groups={self.groups!r}, "
+                f"active={self.active!r}, attributes={self.attributes!r})")
+
+    def __reduce__(self) -> tuple[type[Record], tuple[Any, ...]]:
+        return (type(self), self._fields())
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
-    """The result of :meth:`Backend.authenticate`.
+    """The result of :meth:`Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
 
     Attributes:
         outcome: unknown, denied or granted.
@@ -87,11 +126,49 @@ class Decision:
         reason: a short reason for the log (never a password or a hash).
     """
 
+    __slots__ = ("backend", "groups", "name", "outcome", "reason")
+    __match_args__ = ("outcome", "name", "groups", "backend", "reason")
+
     outcome: Outcome
-    name: bytes | None = None
-    groups: tuple[bytes, ...] | None = None
-    backend: str = ""
-    reason: str = ""
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
+    backend: str
+    reason: str
+
+    def __init__(self, outcome: Outcome, name: bytes | None = None, groups: tuple[bytes, ...] | None = None,
+                 backend: str = "", reason: str = "") -> None:
+        _set(self, "outcome", outcome)
+        _set(self, "name", name)
+        _set(self, "groups", groups)
+        _set(self, "backend", backend)
+        _set(self, "reason", reason)
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.outcome, self.name, self.groups, self.backend, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(outcome={self.outcome!r}, name={self.name!r}, groups={self.groups!r}, "
+                f"backend={self.backend!r}, reason={self.reason!r})")
+
+    def __reduce__(self) -> tuple[type[Decision], tuple[Any, ...]]:
+        return (type(self), self._fields())
+
+    def replace(self, **changes: Any) -> Decision:
+        """A copy with some fields changed (what :func:`dataclasses.replace` does for a dataclass)."""
+        fields = dict(zip(self.__match_args__, self._fields(), strict=True))
+        fields.update(changes)
+        return type(self)(**fields)
 
     @property
     def granted(self) -> bool:

@@ -29,7 +29,6 @@ refused even when the cache knows the password.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -216,9 +215,9 @@ class ThrottledBackend(Backend):
             what = ", ".join(f"{kind} for {secs:g} s" for kind, secs in started)
             logger.warning("user '%s' from %s: %d failures: locked out (%s)", _printable(user),
                            client or "unknown address", self.max_failures, what)
-            decision = dataclasses.replace(
-                decision, reason=f"{decision.reason or 'denied'}; too many failures: locked out ({what}) "
-                                 f"(client {client or 'unknown'})")
+            decision = decision.replace(
+                reason=f"{decision.reason or 'denied'}; too many failures: locked out ({what}) "
+                       f"(client {client or 'unknown'})")
         return decision
 
     # ------------------------------------------------------------------ lockout state
