@@ -34,7 +34,6 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from .exceptions import StoreError
 
@@ -74,11 +73,13 @@ _BACKSLASH = 0x5C
 # ---------------------------------------------------------------------------------------------- the line reader
 
 
-@dataclass
 class _Scan:
     """Where a scan stopped: the 1-based number of the physical line that was too long, if any."""
 
-    too_long_at: int | None = None
+    __slots__ = ("too_long_at",)
+
+    def __init__(self, too_long_at: int | None = None) -> None:
+        self.too_long_at = too_long_at
 
 
 def _fast_path_ok(data: bytes, bufsize: int) -> bool:
@@ -252,8 +253,41 @@ def split_conf_words(text: bytes) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------- the three formats
 
 
-@dataclass(frozen=True)
-class PasswdTable:
+class _Frozen:
+    """An immutable record compared, hashed and shown field by field (what ``@dataclass(frozen=True)`` gives,
+    without importing dataclasses, and inspect with it, into every Apache child that loads an auth script)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def _init(self, *values: object) -> None:
+        for name, value in zip(self.__match_args__, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, _Frozen)
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+
+class PasswdTable(_Frozen):
     """A parsed htpasswd file.
 
     Attributes:
@@ -262,13 +296,18 @@ class PasswdTable:
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
 
-    users: dict[bytes, str] = field(default_factory=dict)
-    timing_hash: str | None = None
-    too_long_at: int | None = None
+    __slots__ = ("timing_hash", "too_long_at", "users")
+    __match_args__ = ("users", "timing_hash", "too_long_at")
+    users: dict[bytes, str]
+    timing_hash: str | None
+    too_long_at: int | None
+
+    def __init__(self, users: dict[bytes, str] | None = None, timing_hash: str | None = None,
+                 too_long_at: int | None = None) -> None:
+        self._init({} if users is None else users, timing_hash, too_long_at)
 
 
-@dataclass(frozen=True)
-class DigestTable:
+class DigestTable(_Frozen):
     """A parsed htdigest file.
 
     Attributes:
@@ -276,12 +315,16 @@ class DigestTable:
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
 
-    hashes: dict[tuple[bytes, bytes], str] = field(default_factory=dict)
-    too_long_at: int | None = None
+    __slots__ = ("hashes", "too_long_at")
+    __match_args__ = ("hashes", "too_long_at")
+    hashes: dict[tuple[bytes, bytes], str]
+    too_long_at: int | None
+
+    def __init__(self, hashes: dict[tuple[bytes, bytes], str] | None = None, too_long_at: int | None = None) -> None:
+        self._init({} if hashes is None else hashes, too_long_at)
 
 
-@dataclass(frozen=True)
-class GroupTable:
+class GroupTable(_Frozen):
     """A parsed htgroup file.
 
     Attributes:
@@ -290,9 +333,15 @@ class GroupTable:
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
 
-    members: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
-    by_user: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
-    too_long_at: int | None = None
+    __slots__ = ("by_user", "members", "too_long_at")
+    __match_args__ = ("members", "by_user", "too_long_at")
+    members: dict[bytes, tuple[bytes, ...]]
+    by_user: dict[bytes, tuple[bytes, ...]]
+    too_long_at: int | None
+
+    def __init__(self, members: dict[bytes, tuple[bytes, ...]] | None = None,
+                 by_user: dict[bytes, tuple[bytes, ...]] | None = None, too_long_at: int | None = None) -> None:
+        self._init({} if members is None else members, {} if by_user is None else by_user, too_long_at)
 
 
 def _scheme_key(hash_: str) -> str:
