@@ -8,7 +8,6 @@ fails keeps the last good copy in force, so a half-written or briefly unreadable
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -72,7 +71,14 @@ def _is_racy(st: os.stat_result) -> bool:
 
 def _file_digest(path: str) -> bytes:
     """A digest of the file's bytes (opened non-blocking: a FIFO must not hang us)."""
-    digest = hashlib.blake2b(digest_size=16)
+    # Change detection only (the file's stat signature is compared first): CPython's built-in BLAKE2b, which
+    # hashlib re-exports, without importing hashlib (and OpenSSL's libcrypto) into every Apache child.
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - a Python built without its own hash modules
+        from hashlib import blake2b
+
+    digest = blake2b(digest_size=16)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         while chunk := os.read(fd, 1 << 20):
