@@ -10,7 +10,7 @@ PIP := $(PY) -m pip
 PYTEST_ARGS ?=
 
 APT_PACKAGES := apache2 apache2-dev apache2-utils python3-dev python3-venv libcrypt-dev libffi-dev \
-	libgdbm-dev libdb-dev gcc make openssl curl tmux wrk \
+	libgdbm-dev libdb-dev libpq-dev gcc make openssl curl tmux wrk \
 	slapd ldap-utils postgresql mariadb-server redis-server libaprutil1-dbd-pgsql libaprutil1-ldap \
 	whois
 
