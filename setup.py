@@ -1,5 +1,5 @@
-"""Build glue only: compiles csrc/ into the private module wsgiauth._native (metadata lives in pyproject.toml)."""
+"""Build glue only: compiles csrc/ into wsgiauth._native and wsgiauth._native_dbm (metadata lives in pyproject.toml)."""
 
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build_native.py:ffi"])
+setup(cffi_modules=["csrc/build_native.py:ffi", "csrc/build_native.py:ffi_dbm"])

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from ._filewatch import describe_failure, process_identity
-from ._native import ffi, lib
+from ._native_dbm import ffi, lib
 from .exceptions import StoreError
 
 __all__ = ["PAIR_MAX", "TYPES", "DbmFile", "DbmType", "detect_type", "files_of", "normalize_type"]
