@@ -28,11 +28,11 @@ import binascii
 import re
 import threading
 
-from . import _lowlevel
 from .exceptions import InvalidHashError, UnsupportedHashError
 
 # What an auth script imports must stay small (every Apache child pays it): hashlib and hmac (OpenSSL's libcrypto,
-# about 4 MiB of RSS), secrets, bcrypt and argon2 are imported by the functions that need them, on first use.
+# about 4 MiB of RSS), secrets, bcrypt and argon2 are imported by the functions that need them, on first use, and
+# so is the C core (wsgiauth._native: cffi and libcrypt), which a store of Django or Werkzeug hashes never uses.
 # {SHA} and the Digest HA1 use CPython's built-in SHA-1 and MD5 (no OpenSSL), and the constant-time comparison is
 # hmac.compare_digest's own C function, taken from where hmac takes it.
 TYPE_CHECKING = False
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     import argon2
     import argon2.low_level
 
+    from . import _lowlevel
+
 if TYPE_CHECKING:
     from hashlib import md5 as _md5
     from hashlib import sha1 as _sha1
@@ -52,6 +54,18 @@ else:
         from _operator import _compare_digest as _ct_equal  # what hmac.compare_digest is
     except ImportError:  # pragma: no cover - other Python implementations
         from hmac import compare_digest as _ct_equal
+
+    class _LoadedOnFirstUse:
+        """Stands for the module ``wsgiauth._lowlevel`` until first used, then puts the module in its place."""
+
+        def __getattr__(self, name: str) -> object:
+            global _lowlevel
+            from . import _lowlevel as module
+
+            _lowlevel = module
+            return getattr(module, name)
+
+    _lowlevel = _LoadedOnFirstUse()
     try:
         from _md5 import md5 as _md5
         from _sha1 import sha1 as _sha1
@@ -220,7 +234,11 @@ def _b64decode(text: str, *, padded: bool) -> bytes:
         raise InvalidHashError("malformed hash: bad base64") from None
 
 
-def _salt_chars(n: int, alphabet: str = _lowlevel.APR1_SALT_CHARS) -> str:
+#: The crypt alphabet (``_lowlevel.APR1_SALT_CHARS``), here so that using it does not load the C core.
+_ITOA64: Final = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _salt_chars(n: int, alphabet: str = _ITOA64) -> str:
     import secrets
 
     return "".join(secrets.choice(alphabet) for _ in range(n))
@@ -340,7 +358,7 @@ def _verify_sha1(password: bytes, stored: str) -> bool:
 
 
 def _itoa64(c: str) -> int:
-    i = _lowlevel.APR1_SALT_CHARS.find(c)
+    i = _ITOA64.find(c)
     if i < 0 or not c:
         raise InvalidHashError("malformed crypt hash: bad parameter character")
     return i
