@@ -234,3 +234,31 @@ def test_shared_registry_allows_a_factory_to_register_what_it_builds_on():
 
     first = shared(("test", "outer", id(outer)), outer)
     assert shared(("test", "outer", id(outer)), outer) is first  # found again, as after a script re-import
+
+
+def test_record_and_decision_are_immutable_values() -> None:
+    """Plain classes (no dataclasses import in an auth script), with the value semantics of frozen dataclasses."""
+    import pickle
+
+    d = Decision(Outcome.GRANTED, name=b"Bob", backend="dict")
+    assert d == Decision(Outcome.GRANTED, b"Bob", None, "dict", "")
+    assert d != Decision(Outcome.DENIED, name=b"Bob", backend="dict")
+    assert d != (Outcome.GRANTED, b"Bob", None, "dict", "")
+    assert hash(d) == hash(Decision(Outcome.GRANTED, name=b"Bob", backend="dict"))
+    assert repr(d) == "Decision(outcome=<Outcome.GRANTED: 'granted'>, name=b'Bob', groups=None, backend='dict', reason='')"
+    with pytest.raises(AttributeError):
+        d.reason = "changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del d.name
+    changed = d.replace(reason="locked out")
+    assert (changed.reason, changed.name, d.reason) == ("locked out", b"Bob", "")
+    assert pickle.loads(pickle.dumps(d)) == d
+
+    r = Record("{SHA}x")
+    assert (r.name, r.groups, r.active, r.attributes) == (None, None, True, {})
+    assert Record("{SHA}x") == r and Record("{SHA}y") != r
+    assert Record("{SHA}x").attributes is not r.attributes  # a fresh dict each time, as default_factory=dict
+    with pytest.raises(AttributeError):
+        r.hash = "{SHA}y"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(Record("h", b"n", (b"g",), False, {"k": "v"}))) == Record(
+        "h", b"n", (b"g",), False, {"k": "v"})

@@ -13,6 +13,7 @@ import os
 import pty
 import select
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -827,3 +828,23 @@ def test_random_passwords_round_trip(password: bytes, scheme: str, change: bytes
     other = change + password  # always a different password
     expected = other[:72] == password[:72] if scheme == "bcrypt" else False  # bcrypt reads 72 bytes
     assert hashes.verify(other, stored) is expected
+
+
+def test_an_auth_script_loads_only_what_its_hashes_need() -> None:
+    """Every Apache child pays for what an auth script imports: no OpenSSL (hashlib/hmac), bcrypt, argon2 or DBM
+    libraries for an htpasswd store of {SHA} and $apr1$ users, and the C core only once a scheme needs it."""
+    code = """
+import sys
+from wsgiauth import hashes
+from wsgiauth.backends import htpasswd  # noqa: F401
+from wsgiauth.cache import cached  # noqa: F401
+heavy = ("hashlib", "hmac", "_hashlib", "bcrypt", "argon2", "secrets", "dataclasses", "wsgiauth._native",
+         "wsgiauth._native_dbm", "wsgiauth._redis")
+print(sorted(m for m in heavy if m in sys.modules))
+assert hashes.verify(b"secret", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")  # htpasswd -nbs x secret
+print(sorted(m for m in heavy if m in sys.modules))
+assert hashes.verify(b"secret", "$apr1$XyeQis99$Muqr01OMP3fesNSPx.Z021")  # htpasswd -nbm x secret
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["[]", "[]", "['wsgiauth._native']"]
