@@ -44,6 +44,7 @@ into the configured outcome (``on_error``: unknown by default). Connections come
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from .. import adapter
+from .._watchdog import guard
 from ..exceptions import BackendError, ConfigError, StoreError
 from ..pool import Pool, default_is_dead, get_pool
 
@@ -469,6 +471,10 @@ class Backend(adapter.Backend):
         breaker_threshold: consecutive connection failures that open the circuit breaker.
         breaker_reset: seconds during which an open breaker answers at once, without trying the server.
         readonly: open an SQLite file read-only (default ``True``).
+        query_timeout: PostgreSQL only: the longest a query may run, seen from the client, before its connection
+            is cut and the request answered as a backend failure (psycopg has no read timeout of its own, so a
+            frozen server would otherwise hold the Apache thread). Default: ``pool_timeout + 1`` s (``postgresql()``:
+            ``statement_timeout + 1`` s, so the server's own timeout fires first). ``0`` disables it.
         **backend_kwargs: ``label`` (default ``"sql"``), ``on_error``, ``log_level``, ``access``: see
             :class:`wsgiauth.adapter.Backend`.
 
@@ -496,9 +502,12 @@ class Backend(adapter.Backend):
         breaker_threshold: int = 5,
         breaker_reset: float = 10.0,
         readonly: bool = True,
+        query_timeout: float | None = None,
         **backend_kwargs: Any,
     ) -> None:
         super().__init__(**backend_kwargs)
+        # psycopg has no client-side read timeout: a frozen server would hold the Apache thread (see _watchdog).
+        self.query_timeout = query_timeout if query_timeout is not None else pool_timeout + 1.0
         if dialect is not None and dialect not in DIALECTS:
             raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
         if preset is None:
@@ -551,6 +560,15 @@ class Backend(adapter.Backend):
 
     # ------------------------------------------------------------------ running queries
 
+    def _deadline(self, conn: Any, dialect: Dialect) -> contextlib.AbstractContextManager[None]:
+        """For PostgreSQL, cut the connection of a query that outlives ``query_timeout`` (see :mod:`._watchdog`)."""
+        if dialect != "postgresql" or not self.query_timeout:
+            return contextlib.nullcontext()
+        fileno = getattr(conn, "fileno", None)
+        if fileno is None:
+            return contextlib.nullcontext()
+        return guard(fileno(), self.query_timeout)
+
     def _query(self, which: int, values: Mapping[str, str], limit: int) -> tuple[list[str], list[Sequence[Any]]]:
         what = ("password", "realm", "groups")[which]
 
@@ -560,9 +578,10 @@ class Backend(adapter.Backend):
             assert query is not None
             cur = conn.cursor()
             try:
-                cur.execute(query.sql, tuple(values[p] for p in query.params))
-                columns = [str(d[0]) for d in (cur.description or ())]
-                rows = list(cur.fetchmany(limit) if limit else cur.fetchall())
+                with self._deadline(conn, dialect):
+                    cur.execute(query.sql, tuple(values[p] for p in query.params))
+                    columns = [str(d[0]) for d in (cur.description or ())]
+                    rows = list(cur.fetchmany(limit) if limit else cur.fetchall())
             finally:
                 cur.close()
             return columns, rows
@@ -690,6 +709,8 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_ti
     """
     options = {k[3:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("pg_")}
     kwargs.setdefault("pool_key", ("postgresql", conninfo, tuple(sorted(options.items()))))
+    if statement_timeout:
+        kwargs.setdefault("query_timeout", statement_timeout + 1.0)
     connector = _postgresql_connector(conninfo, connect_timeout=connect_timeout,
                                       statement_timeout=statement_timeout, options=options)
     return Backend(connector, dialect="postgresql", **kwargs)
