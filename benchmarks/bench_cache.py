@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends._common import ServerError, require_tool
 
+from backends._common import ServerError, require_tool
 from wsgiauth import hashes
 from wsgiauth.adapter import Backend
 from wsgiauth.backends import htpasswd

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends._common import require_tool
 
+from backends._common import require_tool
 from benchmarks import e2e
 from wsgiauth.backends import dbm, htpasswd, sql
 from wsgiauth.cache import cached

@@ -30,7 +30,6 @@ from typing import Any
 
 from backends._common import ServerError
 from backends.apache import Apache
-
 from benchmarks import e2e
 
 DJANGO_SCRIPT = """\

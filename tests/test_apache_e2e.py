@@ -20,9 +20,10 @@ import time
 
 import pytest
 import requests
+from requests.auth import HTTPDigestAuth
+
 from backends._common import require_tool, wait_until
 from backends.apache import Apache, htdigest_line, htpasswd_line
-from requests.auth import HTTPDigestAuth
 
 pytestmark = pytest.mark.apache
 

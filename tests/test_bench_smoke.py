@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from backends._common import require_tool
 from benchmarks import e2e, report
 from tests.conftest import require_apache

@@ -9,8 +9,8 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from backends._common import require_tool
 
+from backends._common import require_tool
 from wsgiauth import hashes
 from wsgiauth.adapter import Backend, Record
 from wsgiauth.backends import dbm, htpasswd

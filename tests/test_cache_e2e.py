@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+
 from backends._common import ServerError, require_tool
 from backends.apache import Apache, htpasswd_line
 from backends.redis import RedisServer

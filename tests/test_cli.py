@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends._common import missing, require_tool
 
+from backends._common import missing, require_tool
 from wsgiauth import cli, hashes
 
 WSGIAUTH = [sys.executable, "-m", "wsgiauth.cli"]

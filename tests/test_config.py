@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends._common import missing, require_tool
 
+from backends._common import missing, require_tool
 from wsgiauth import ConfigError, config, load
 from wsgiauth.compose import Canonical, Chain
 
@@ -468,7 +468,6 @@ def test_postgresql_from_config(store: Path) -> None:
 
 def test_redis_shared_cache_from_config(store: Path) -> None:
     from backends import redis as redis_launcher
-
     from wsgiauth.cache import CachedBackend
 
     if redis_launcher.redis_server_path() is None:

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from backends._common import missing, require_tool
 
+from backends._common import missing, require_tool
 from wsgiauth import StoreError
 from wsgiauth._dbmfile import PAIR_MAX, DbmFile, detect_type
 from wsgiauth.backends import dbm

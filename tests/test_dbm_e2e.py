@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from backends._common import require_tool
-from backends.apache import Apache
 from requests.auth import HTTPDigestAuth
 
+from backends._common import require_tool
+from backends.apache import Apache
 from wsgiauth._dbmfile import DbmFile
 from wsgiauth.hashes import ha1
 

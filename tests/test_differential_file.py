@@ -16,9 +16,10 @@ import dataclasses
 
 import pytest
 import requests
+from requests.auth import HTTPDigestAuth
+
 from backends._common import require_tool
 from backends.apache import Apache, htdigest_line, htpasswd_line
-from requests.auth import HTTPDigestAuth
 
 pytestmark = pytest.mark.apache
 

@@ -59,7 +59,6 @@ from backends import postgres as pg_launcher  # noqa: E402
 from backends import redis as redis_launcher  # noqa: E402
 from backends._common import ServerError, missing, require_tool  # noqa: E402
 from backends.apache import Apache  # noqa: E402
-
 from wsgiauth import hashes  # noqa: E402
 from wsgiauth.backends import dbm as dbm_backend  # noqa: E402
 

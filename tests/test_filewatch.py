@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backends._common import missing, wait_until
 
+from backends._common import missing, wait_until
 from wsgiauth import _filewatch
 from wsgiauth._filewatch import WatchedFile
 from wsgiauth.exceptions import StoreError

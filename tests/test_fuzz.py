@@ -36,7 +36,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backends._common import missing  # noqa: E402
-
 from wsgiauth import _digest, config, hashes  # noqa: E402
 from wsgiauth._dbmfile import DbmFile  # noqa: E402
 from wsgiauth._ldapurl import normalize_filter, parse_ldap_url  # noqa: E402

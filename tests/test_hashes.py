@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backends._common import require_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backends._common import require_tool
 from wsgiauth import hashes
 from wsgiauth.exceptions import InvalidHashError, UnsupportedHashError
 

@@ -34,7 +34,6 @@ if str(ROOT) not in sys.path:
 from backends import postgres as pg_launcher  # noqa: E402
 from backends._common import ServerError, free_port, missing  # noqa: E402
 from backends.apache import Apache  # noqa: E402
-
 from wsgiauth import hashes  # noqa: E402
 from wsgiauth._dbmfile import DbmFile  # noqa: E402
 

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from backends._common import require_tool, wait_until
 
+from backends._common import require_tool, wait_until
 from wsgiauth import hashes
 from wsgiauth.backends import htpasswd
 from wsgiauth.exceptions import ConfigError, StoreError

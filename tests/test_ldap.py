@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from backends import ldap as slapd_launcher
 from backends._common import require_tool
-
 from wsgiauth._ldapurl import Host, parse_ldap_url
 from wsgiauth.adapter import Outcome
 from wsgiauth.backends.ldap import LDAPBackend

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 import requests
+from requests.auth import HTTPDigestAuth
+
 from backends import ldap as slapd_launcher
 from backends._common import require_tool
 from backends.apache import Apache
-from requests.auth import HTTPDigestAuth
 
 pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -19,9 +19,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
-from backends._common import require_tool
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
+from backends._common import require_tool
 from wsgiauth import _digest
 from wsgiauth.adapter import Backend, Decision, Outcome
 from wsgiauth.exceptions import BackendUnavailableError

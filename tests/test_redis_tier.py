@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+
 from backends._common import ServerError, require_tool, wait_until
 from backends.redis import RedisServer
-
-import redis
 from wsgiauth import hashes
 from wsgiauth._redis import RedisTier, get_tier
 from wsgiauth.adapter import Backend, Record

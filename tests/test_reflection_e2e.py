@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from backends._common import missing
-from backends.apache import MODULES_DIR, Apache, htpasswd_line
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
+from backends._common import missing
+from backends.apache import MODULES_DIR, Apache, htpasswd_line
 from wsgiauth.middleware import lua_script_path
 
 pytestmark = pytest.mark.apache

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from backends import mysql as mysql_launcher
 from backends import postgres as pg_launcher
 from backends._common import missing
-
 from wsgiauth.backends import sql
 from wsgiauth.exceptions import BackendError, ConfigError
 

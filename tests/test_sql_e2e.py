@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from requests.auth import HTTPDigestAuth
+
 from backends import postgres as pg_launcher
 from backends._common import missing
 from backends.apache import Apache
-from requests.auth import HTTPDigestAuth
 
 pytestmark = pytest.mark.apache
 

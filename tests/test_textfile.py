@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
-from backends._common import require_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backends._common import require_tool
 from wsgiauth._textfile import (
     LINE_MAX,
     _exact_lines,

@@ -42,7 +42,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backends._common import ServerError, missing  # noqa: E402
-
 from wsgiauth import hashes  # noqa: E402
 from wsgiauth._dbmfile import DbmFile  # noqa: E402
 from wsgiauth.adapter import Backend  # noqa: E402

@@ -109,10 +109,9 @@ class RedisTier:
     # ------------------------------------------------------------------ client
 
     def _new_client(self) -> Any:
+        import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-
-        import redis
 
         pool = redis.ConnectionPool.from_url(
             self.url,
