@@ -56,7 +56,7 @@ USERS = 150  # each used for at most 4 wrong passwords
 SAMPLES = 240  # per case and attempt
 BATCH = 20
 TOLERANCE = 1.10
-ATTEMPTS = 3
+ATTEMPTS = 5  # a noisy (shared) machine gets more chances; a real leak fails all of them
 SCHEMES = {"apr1": {"scheme": "apr1"}, "bcrypt4": {"scheme": "bcrypt", "cost": 4}}
 
 GUESS = "guess-pw-1234"

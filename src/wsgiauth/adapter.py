@@ -31,6 +31,7 @@ __all__ = [
     "Decision",
     "Outcome",
     "Record",
+    "Wrapper",
     "as_bytes",
     "client_address",
     "group_names",
@@ -431,6 +432,59 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label!r}>"
+
+
+class Wrapper(Backend):
+    """A backend in front of another one (cache, throttling, name mapping): forwards everything to ``inner``.
+
+    Subclasses override only what they change. The wrapper takes the inner backend's label, ``on_error``,
+    ``log_level`` and ``access`` unless given, and shares its ``timing_hash``.
+
+    Raises:
+        TypeError: ``inner`` is not a wsgiauth backend.
+    """
+
+    def __init__(self, inner: Backend, **backend_kwargs: Any) -> None:
+        if not isinstance(inner, Backend):
+            raise TypeError(f"{type(self).__name__} wraps a wsgiauth backend, not {type(inner).__name__}")
+        self.inner = inner
+        backend_kwargs.setdefault("label", inner.label)
+        backend_kwargs.setdefault("on_error", inner.on_error)
+        backend_kwargs.setdefault("log_level", inner.log_level)
+        backend_kwargs.setdefault("access", inner.access)
+        super().__init__(**backend_kwargs)
+
+    def authenticate(self, user: bytes, password: bytes, client: str | None = None) -> Decision:
+        return self.inner.authenticate(user, password, client)
+
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        self.inner.dummy_authenticate(user, password)
+
+    def lookup(self, user: bytes) -> Record | None:
+        return self.inner.lookup(user)
+
+    def groups(self, user: bytes) -> Sequence[bytes] | None:
+        return self.inner.groups(user)
+
+    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
+        return self.inner.realm_hash(user, realm)
+
+    def generation(self) -> int:
+        return self.inner.generation()
+
+    @property
+    def timing_hash(self) -> str | None:
+        inner = self.__dict__.get("inner")
+        return inner.timing_hash if inner is not None else None
+
+    @timing_hash.setter
+    def timing_hash(self, value: str | None) -> None:
+        inner = self.__dict__.get("inner")
+        if value is not None and inner is not None:
+            inner.timing_hash = value
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def group_names(found: Iterable[bytes | str] | None) -> list[str]:

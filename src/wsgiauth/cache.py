@@ -39,7 +39,7 @@ import time
 import weakref
 from collections import OrderedDict
 
-from .adapter import Backend, Decision, Outcome, Record, as_bytes
+from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
 from .exceptions import ConfigError
 
 # Only what the per-process tier needs is imported here (an auth script pays for it in every Apache child): the
@@ -97,7 +97,7 @@ class _Entry:
         self.decision = decision
 
 
-class CachedBackend(Backend):
+class CachedBackend(Wrapper):
     """A backend whose grants are remembered; see the module documentation for the rules.
 
     Args:
@@ -132,19 +132,12 @@ class CachedBackend(Backend):
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        if not isinstance(inner, Backend):
-            raise TypeError(f"cached() wraps a wsgiauth backend, not {type(inner).__name__}")
         ttl = float(ttl)
         if not ttl > 0:
             raise ConfigError(f"cache ttl must be a positive number of seconds, not {ttl!r}")
         if not isinstance(max_size, int) or max_size < 1:
             raise ConfigError(f"cache max_size must be a positive integer, not {max_size!r}")
-        backend_kwargs.setdefault("label", inner.label)
-        backend_kwargs.setdefault("on_error", inner.on_error)
-        backend_kwargs.setdefault("log_level", inner.log_level)
-        backend_kwargs.setdefault("access", inner.access)
-        super().__init__(**backend_kwargs)
-        self.inner = inner
+        super().__init__(inner, **backend_kwargs)
         self.ttl = ttl
         self.max_size = max_size
         self._clock = clock
@@ -310,28 +303,8 @@ class CachedBackend(Backend):
         while len(self._groups) > self.max_size:
             self._groups.popitem(last=False)
 
-    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
-        """Forwarded, never cached: a Digest HA1 is as good as the password, and the cache holds no such thing."""
-        return self.inner.realm_hash(user, realm)
-
-    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
-        self.inner.dummy_authenticate(user, password)
-
-    def lookup(self, user: bytes) -> Record | None:
-        """Forwarded, never cached (a record holds the stored hash)."""
-        return self.inner.lookup(user)
-
-    def generation(self) -> int:
-        return self.inner.generation()
-
-    @property
-    def timing_hash(self) -> str | None:
-        return self.inner.timing_hash
-
-    @timing_hash.setter
-    def timing_hash(self, value: str | None) -> None:
-        if value is not None and hasattr(self, "inner"):
-            self.inner.timing_hash = value
+    # realm_hash and lookup are forwarded (Wrapper), never cached: a Digest HA1 is as good as the password and a
+    # record holds the stored hash; the cache holds neither.
 
     def close(self) -> None:
         self.invalidate()

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .adapter import Backend, Decision, Outcome, Record
+from .adapter import Backend, Decision, Outcome, Record, Wrapper
 from .exceptions import BackendError
 
 __all__ = ["Canonical", "Chain", "canonicalize", "chain"]
@@ -116,7 +116,7 @@ def chain(*members: Backend, **backend_kwargs: Any) -> Chain:
     return Chain(*members, **backend_kwargs)
 
 
-class Canonical(Backend):
+class Canonical(Wrapper):
     """A backend seen through a user-name mapping; the mapped name becomes REMOTE_USER.
 
     The mapping applies to Basic authentication and to group look-ups. Digest is left as typed: the client's
@@ -124,9 +124,7 @@ class Canonical(Backend):
     """
 
     def __init__(self, inner: Backend, mapping: Callable[[bytes], bytes], **backend_kwargs: Any) -> None:
-        backend_kwargs.setdefault("label", inner.label)
-        super().__init__(**backend_kwargs)
-        self.inner = inner
+        super().__init__(inner, **backend_kwargs)
         self.mapping = mapping
 
     def _map(self, user: bytes) -> bytes:
@@ -137,8 +135,7 @@ class Canonical(Backend):
         name = self._map(user)
         decision = self.inner.authenticate(name, password, client)
         if decision.outcome is Outcome.GRANTED and decision.name is None and name != user:
-            return Decision(Outcome.GRANTED, name=name, groups=decision.groups, backend=decision.backend,
-                            reason=decision.reason)
+            return decision.replace(name=name)
         return decision
 
     def dummy_authenticate(self, user: bytes, password: bytes) -> None:
@@ -151,14 +148,7 @@ class Canonical(Backend):
         # Apache passes the canonical name (REMOTE_USER) to the group hook; mapping it again must be harmless.
         return self.inner.groups(self._map(user))
 
-    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
-        return self.inner.realm_hash(user, realm)
-
-    def generation(self) -> int:
-        return self.inner.generation()
-
-    def close(self) -> None:
-        self.inner.close()
+    # realm_hash is forwarded as typed (Wrapper), see the class docstring.
 
 
 def canonicalize(

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ._redis import RedisTier, TierDown, get_tier
-from .adapter import Backend, Decision, Outcome, Record, _printable, as_bytes
+from .adapter import Backend, Decision, Outcome, Wrapper, _printable, as_bytes
 from .exceptions import ConfigError
 
 __all__ = ["ThrottledBackend", "throttled"]
@@ -97,7 +97,7 @@ class _Slot:
         self.locked_until = 0.0
 
 
-class ThrottledBackend(Backend):
+class ThrottledBackend(Wrapper):
     """A backend that refuses user names and client addresses after repeated failures; see the module docs.
 
     Args:
@@ -134,8 +134,6 @@ class ThrottledBackend(Backend):
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        if not isinstance(inner, Backend):
-            raise TypeError(f"throttled() wraps a wsgiauth backend, not {type(inner).__name__}")
         if not isinstance(max_failures, int) or max_failures < 1:
             raise ConfigError(f"throttle max_failures must be a positive integer, not {max_failures!r}")
         window, lockout, growth, max_lockout = float(window), float(lockout), float(growth), float(max_lockout)
@@ -147,12 +145,7 @@ class ThrottledBackend(Backend):
             raise ConfigError(f"throttle per must be 'user', 'address' or 'both', not {per!r}")
         if not isinstance(max_tracked, int) or max_tracked < 1:
             raise ConfigError(f"throttle max_tracked must be a positive integer, not {max_tracked!r}")
-        backend_kwargs.setdefault("label", inner.label)
-        backend_kwargs.setdefault("on_error", inner.on_error)
-        backend_kwargs.setdefault("log_level", inner.log_level)
-        backend_kwargs.setdefault("access", inner.access)
-        super().__init__(**backend_kwargs)
-        self.inner = inner
+        super().__init__(inner, **backend_kwargs)
         self.max_failures = max_failures
         self.window = window
         self.lockout = lockout
@@ -390,33 +383,8 @@ class ThrottledBackend(Backend):
 
     # ------------------------------------------------------------------ forwarded
 
-    def groups(self, user: bytes) -> Sequence[bytes] | None:
-        return self.inner.groups(user)
-
-    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
-        """Forwarded unthrottled: with Digest, Apache checks the response itself and tells no hook of a failure."""
-        return self.inner.realm_hash(user, realm)
-
-    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
-        self.inner.dummy_authenticate(user, password)
-
-    def lookup(self, user: bytes) -> Record | None:
-        return self.inner.lookup(user)
-
-    def generation(self) -> int:
-        return self.inner.generation()
-
-    @property
-    def timing_hash(self) -> str | None:
-        return self.inner.timing_hash
-
-    @timing_hash.setter
-    def timing_hash(self, value: str | None) -> None:
-        if value is not None and hasattr(self, "inner"):
-            self.inner.timing_hash = value
-
-    def close(self) -> None:
-        self.inner.close()
+    # groups, lookup, generation and realm_hash are forwarded (Wrapper); realm_hash unthrottled: with Digest, Apache
+    # checks the response itself and tells no hook of a failure.
 
     def __repr__(self) -> str:
         return (f"<ThrottledBackend {self.label!r} {self.max_failures} failures/{self.window:g}s -> "
