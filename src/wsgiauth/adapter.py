@@ -63,7 +63,37 @@ def _frozen(self: object, name: str, value: object = None) -> None:
 _set = object.__setattr__
 
 
-class Record:
+class _Value:
+    """Value semantics for an immutable ``__slots__`` class whose fields are named in ``__match_args__``: equality,
+    hashing, repr and pickling as a frozen dataclass has them, without importing dataclasses."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, _Value)
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={v!r}" for n, v in zip(self.__match_args__, self._fields(), strict=True))
+        return f"{type(self).__qualname__}({shown})"
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return (type(self), self._fields())
+
+
+class Record(_Value):
     """What a store holds for one user (immutable; compared, hashed and shown field by field like a dataclass).
 
     Attributes:
@@ -94,29 +124,8 @@ class Record:
         _set(self, "active", active)
         _set(self, "attributes", {} if attributes is None else attributes)
 
-    __setattr__ = _frozen
-    __delattr__ = _frozen
 
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.hash, self.name, self.groups, self.active, self.attributes)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__qualname__}(hash={self.hash!r}, name={self.name!r}, groups={self.groups!r}, "
-                f"active={self.active!r}, attributes={self.attributes!r})")
-
-    def __reduce__(self) -> tuple[type[Record], tuple[Any, ...]]:
-        return (type(self), self._fields())
-
-
-class Decision:
+class Decision(_Value):
     """The result of :meth:`Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
 
     Attributes:
@@ -143,27 +152,6 @@ class Decision:
         _set(self, "groups", groups)
         _set(self, "backend", backend)
         _set(self, "reason", reason)
-
-    __setattr__ = _frozen
-    __delattr__ = _frozen
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.outcome, self.name, self.groups, self.backend, self.reason)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__qualname__}(outcome={self.outcome!r}, name={self.name!r}, groups={self.groups!r}, "
-                f"backend={self.backend!r}, reason={self.reason!r})")
-
-    def __reduce__(self) -> tuple[type[Decision], tuple[Any, ...]]:
-        return (type(self), self._fields())
 
     def replace(self, **changes: Any) -> Decision:
         """A copy with some fields changed (what :func:`dataclasses.replace` does for a dataclass)."""
