@@ -9,6 +9,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.1"
@@ -85,3 +87,35 @@ def missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI: {reason}")
     pytest.skip(reason)
+
+
+class Launcher:
+    """The life cycle shared by the server launchers: ``restart()``, ``cleanup()`` and use as a context manager.
+
+    Subclasses provide ``start()`` (returning self), ``stop()`` and ``dir`` (their temp dir).
+    """
+
+    dir: Path
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> Self:
+        """Stop, then start again on the same port with the same data."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its temp dir."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.cleanup()

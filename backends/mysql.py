@@ -25,10 +25,9 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from ._common import LOOPBACK, ServerError, find_tool, free_port, port_open, wait_until
+from ._common import LOOPBACK, Launcher, ServerError, find_tool, free_port, port_open, wait_until
 
 __all__ = ["SCHEMA", "SEED", "MariaDBServer", "mariadbd_path"]
 
@@ -42,7 +41,7 @@ def mariadbd_path() -> str | None:
     return find_tool("mariadbd") or find_tool("mysqld")
 
 
-class MariaDBServer:
+class MariaDBServer(Launcher):
     """One throw-away MariaDB instance.
 
     Args:
@@ -191,23 +190,6 @@ class MariaDBServer:
             proc.kill()
             proc.wait(timeout=10)
         wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"mariadbd port {self.port} to close")
-
-    def restart(self) -> MariaDBServer:
-        """Stop, then start again on the same port with the same data."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its temp dir."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> MariaDBServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.cleanup()
 
     # ------------------------------------------------------------------ data and introspection
 

@@ -26,10 +26,9 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from ._common import LOOPBACK, ServerError, free_port, port_open, wait_until
+from ._common import LOOPBACK, Launcher, ServerError, free_port, port_open, wait_until
 
 __all__ = ["SCHEMA", "SEED", "PostgresServer", "postgres_bindir"]
 
@@ -48,7 +47,7 @@ def postgres_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-class PostgresServer:
+class PostgresServer(Launcher):
     """One throw-away PostgreSQL cluster.
 
     Args:
@@ -213,23 +212,6 @@ class PostgresServer:
         wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"postgres port {self.port} to close")
         # orphaned backends may linger a moment; remove a stale pid file so that start() works
         (self.data / "postmaster.pid").unlink(missing_ok=True)
-
-    def restart(self) -> PostgresServer:
-        """Stop, then start again on the same port with the same data."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its temp dir."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.cleanup()
 
     # ------------------------------------------------------------------ data and introspection
 
