@@ -63,3 +63,35 @@ def test_recipe_2_four_line_auth_script(tmp_path: Path) -> None:
     assert namespace["check_password"](environ(), "bob", "pw-of-bob") is True
     assert namespace["check_password"](environ(), "nobody", "pw-of-bob") is None
     assert namespace["groups_for_user"](environ(), "bob") == ["staff"]
+
+
+def test_recipes_type_check_under_mypy_strict(tmp_path: Path) -> None:
+    """The package ships py.typed, so a user's mypy --strict must accept the README's auth scripts as written."""
+    scripts = blocks("python")
+    assert len(scripts) >= 2
+    for i, script in enumerate(scripts):
+        (tmp_path / f"recipe_{i}.py").write_text(script)
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / ".mypy"),
+                             *sorted(str(p) for p in tmp_path.glob("recipe_*.py"))],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lazy_public_names_are_typed_and_listed() -> None:
+    """Every name in __all__ has a binding a type checker sees, and dir() lists it, while import stays lazy."""
+    import ast
+
+    import wsgiauth
+
+    tree = ast.parse(Path(wsgiauth.__file__).read_text())
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            bound.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.Assign):
+            bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    assert set(wsgiauth.__all__) <= bound
+    assert set(wsgiauth.__all__) <= set(dir(wsgiauth))
+    code = "import sys, wsgiauth; print(sorted(m for m in ('wsgiauth.config', 'wsgiauth.cache', 'wsgiauth.throttle') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -6,6 +6,8 @@ hooks mod_wsgi calls: ``check_password``, ``get_realm_hash``, ``groups_for_user`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .adapter import Backend, Decision, Outcome, Record
 from .exceptions import (
     BackendError,
@@ -20,6 +22,13 @@ from .exceptions import (
 
 __version__ = "0.1.0.dev0"
 
+
+if TYPE_CHECKING:  # typed bindings for the lazily imported names below (type checkers only; nothing is imported)
+    from .cache import cached
+    from .compose import canonicalize, chain
+    from .config import load
+    from .hostaccess import HostRules
+    from .throttle import throttled
 
 # Lazily imported public names: an auth script pays only for what it uses (no TOML, Redis or pool machinery at
 # package import).
@@ -40,6 +49,10 @@ def __getattr__(name: str) -> object:
     import importlib
 
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
