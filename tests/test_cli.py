@@ -601,3 +601,26 @@ def test_reimported_auth_script_finds_the_same_config(apache_factory: Any, site:
     counts = [sum(1 for line in trace.read_text().splitlines() if line.startswith(pid + " ")) for pid in imports]
     assert max(counts) >= 2, trace.read_text()  # some process did re-import the script
     assert all(len(ids) == 1 for ids in imports.values()), trace.read_text()  # ...and found the same objects
+
+
+def test_combined_dbm_user_without_groups_never_prints_the_hash(tmp_path: Path) -> None:
+    """mod_authz_dbm reads a value with no ':' as the group list, so the hash is that user's "group" for Apache
+    parity; `wsgiauth check` and `user list` must never print it."""
+    htdbm = require_tool("htdbm")
+    db = tmp_path / "combined.db"
+    subprocess.run([htdbm, "-cbm", "-TDB", str(db), "alice", "pw of alice"], check=True, capture_output=True)
+    from wsgiauth.backends import dbm
+
+    stored = dbm.get_entry(db, "alice", type="db").hash.decode()
+    assert stored.startswith("$apr1$")
+    backend = dbm.Backend(db, type="db")
+    assert backend.groups_for_user({}, "alice") == [stored]  # Apache's literal rule, kept
+    conf = tmp_path / "dbm.toml"
+    conf.write_text(f'[backends.d]\ntype = "dbm"\npath = "{db}"\ndbm_type = "db"\n')
+    check = run("check", str(conf), "alice", stdin="pw of alice\n")
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = run("user", "list", "--dbm", str(db), "--dbm-type", "db")
+    for out in (check.stdout + check.stderr, listed.stdout + listed.stderr):
+        assert stored not in out and "$apr1$" not in out
+    assert "groups:    (the stored hash, not shown)" in check.stdout
+    assert listed.stdout.splitlines() == ["alice\t"]

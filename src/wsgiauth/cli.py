@@ -23,9 +23,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .adapter import Backend
 
 __all__ = ["EXIT_BACKEND", "EXIT_DENIED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -127,7 +130,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"user:      {_text(decision.name or user)}"
           + (f" (typed: {args.user})" if decision.name and decision.name != user else ""))
     if decision.outcome is Outcome.GRANTED:
-        print(f"groups:    {', '.join(sorted(group_names(groups), key=str.lower)) or '(none)'}")
+        shown = _shown_groups(backend, decision.name or user, group_names(groups))
+        print(f"groups:    {', '.join(sorted(shown, key=str.lower)) or '(none)'}")
     print(f"backend:   {decision.backend or backend.label}")
     print(f"time:      {elapsed:.1f} ms")
     return EXIT_OK if decision.outcome is Outcome.GRANTED else EXIT_DENIED
@@ -277,6 +281,23 @@ def cmd_user(args: argparse.Namespace) -> int:
             store.close()
 
 
+def _shown_groups(backend: Backend, user: bytes, groups: list[str]) -> list[str]:
+    """The groups to print: never the user's stored hash.
+
+    mod_authz_dbm takes a combined users+groups value with no ``:`` as a group list, so such a user's "group" is the
+    password hash itself. wsgiauth keeps that rule for Apache parity, but never prints the hash.
+    """
+    try:
+        record = backend.lookup(user)
+    except Exception:  # noqa: BLE001 - stores that cannot look up a hash (LDAP) hand out no hash as a group
+        record = None
+    if record is None:
+        return groups
+    stored = record.hash.encode("latin-1", "replace")
+    hidden = [g for g in groups if g.encode("latin-1") == stored]
+    return [g for g in groups if g not in hidden] + (["(the stored hash, not shown)"] if hidden else [])
+
+
 def _user_dbm(args: argparse.Namespace, action: str, user: bytes, scheme: str, groups: list[bytes]) -> int:
     from .backends import dbm
 
@@ -285,8 +306,8 @@ def _user_dbm(args: argparse.Namespace, action: str, user: bytes, scheme: str, g
         for name in dbm.list_users(path, type=kind):
             entry = dbm.get_entry(path, name, type=kind)
             detail = ""
-            if entry is not None:
-                detail = ", ".join(_text(g) for g in (getattr(entry, "groups", None) or ()))
+            if entry is not None and entry.has_fields:  # a value without ':' is only a hash: never print it
+                detail = ", ".join(_text(g) for g in entry.groups)
             print(f"{_text(name)}\t{detail}")
         return EXIT_OK
     if action == "delete":
