@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .adapter import shared
+from ._registry import shared
 
 __all__ = ["RedisTier", "TierDown", "get_tier"]
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, Literal
 
 from . import hashes
+from ._registry import shared
 from .exceptions import InvalidHashError, WsgiAuthError
 
 __all__ = [
@@ -496,19 +497,3 @@ def group_names(found: Iterable[bytes | str] | None) -> list[str]:
             seen.add(key)
             out.append(text)
     return out
-
-
-# A registry so that a re-imported auth script (mod_wsgi re-imports on mtime change, with no clean-up) finds the
-# backends, pools and caches it created before instead of duplicating them.
-_registry: MutableMapping[tuple[Any, ...], Any] = {}
-_registry_lock = threading.RLock()  # re-entrant: a factory may register what it builds on (a pool)
-
-
-def shared(key: tuple[Any, ...], factory: Callable[[], Any]) -> Any:
-    """Return the process-wide object registered under ``key``, creating it with ``factory`` on first use."""
-    with _registry_lock:
-        obj = _registry.get(key)
-        if obj is None:
-            obj = factory()
-            _registry[key] = obj
-        return obj

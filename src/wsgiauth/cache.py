@@ -36,9 +36,9 @@ import os
 import struct
 import threading
 import time
-import weakref
 from collections import OrderedDict
 
+from . import _registry
 from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
 from .exceptions import ConfigError
 
@@ -63,19 +63,6 @@ else:
         from hashlib import blake2s as _blake2s
 
 __all__ = ["CachedBackend", "cached"]
-
-_live: weakref.WeakSet[CachedBackend] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_live):
-        cache._reset_for_process()
-
-
-_FORK_HOOK = hasattr(os, "register_at_fork")
-if _FORK_HOOK:
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 def _frame(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two different part lists give the same bytes."""
@@ -170,7 +157,7 @@ class CachedBackend(Wrapper):
         self.shared_hits = 0
         self.misses = 0
         self._reset_for_process()
-        _live.add(self)
+        _registry.per_process(self)
 
     # ------------------------------------------------------------------ per-process state
 
@@ -186,7 +173,7 @@ class CachedBackend(Wrapper):
 
     def _current_generation(self) -> int:
         """The inner backend's generation; a change empties the per-process tier and retires shared entries."""
-        if not _FORK_HOOK and self._pid != os.getpid():
+        if not _registry.AT_FORK and self._pid != os.getpid():
             self._reset_for_process()
         gen = self.inner.generation()
         if gen != self._generation:

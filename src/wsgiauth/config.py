@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .adapter import Backend, shared
+from ._registry import shared
+from .adapter import Backend
 from .exceptions import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -35,7 +35,6 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["SCHEMA", "Config", "load", "parse"]
 
 _MISSING: Any = object()
-_load_lock = threading.RLock()
 _LEVELS = ("debug", "info", "warning", "error", "off")
 _ON_ERROR = ("unknown", "deny", "raise")
 
@@ -823,15 +822,11 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     key = ("wsgiauth.config", str(p), hashlib.sha256(raw).hexdigest(),
            hashlib.sha256(repr(secret_env).encode()).hexdigest())
 
-    # The table of loaded configurations lives in the process-wide registry; it has its own lock because building
-    # a configuration registers pools through shared() too (whose lock is not re-entrant).
-    loaded: dict[tuple[str, ...], Config] = shared(("wsgiauth.config", "loaded"), dict)
-    with _load_lock:
-        config = loaded.get(key)
-        if config is None:
-            settings = parse(data, base=p.parent, source=str(p), environ=env)
-            config = build(settings, source=str(p))
-            loaded[key] = config
+    # Registered process-wide: building registers pools too, under the same (re-entrant) lock, in the same thread.
+    def factory() -> Config:
+        return build(parse(data, base=p.parent, source=str(p), environ=env), source=str(p))
+
+    config: Config = shared(key, factory)
     return config
 
 

@@ -35,13 +35,12 @@ import os
 import random
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from .adapter import shared
+from . import _registry
 from .exceptions import BackendError, BackendUnavailableError, PoolTimeoutError
 
 __all__ = ["Pool", "default_is_dead", "get_pool"]
@@ -158,7 +157,7 @@ class Pool(Generic[C]):
         self.breaker_reset = breaker_reset
         self._closed = False
         self._init_process_state()
-        _pools.add(self)
+        _registry.per_process(self)
 
     # ------------------------------------------------------------------ per-process state
 
@@ -178,7 +177,7 @@ class Pool(Generic[C]):
             ("opened", "closed", "checkouts", "timeouts", "errors", "retries", "checks_failed", "expired",
              "fast_failures", "breaker_trips"), 0)
 
-    def _after_fork(self) -> None:
+    def _reset_for_process(self) -> None:
         """In a forked child: drop (never close, never use) the parent's connections and start afresh."""
         inherited = [s.conn for s in getattr(self, "_idle", ())]
         inherited += [s.conn for s in getattr(self, "_in_use", {}).values()]
@@ -192,9 +191,9 @@ class Pool(Generic[C]):
 
     def _ensure_pid(self) -> None:
         if self._pid != os.getpid():
-            with _fork_lock():
+            with _registry.lock():
                 if self._pid != os.getpid():
-                    self._after_fork()
+                    self._reset_for_process()
 
     # ------------------------------------------------------------------ checkout / return
 
@@ -507,52 +506,24 @@ class Pool(Generic[C]):
         return f"<Pool {self.name!r} size={self._size()}/{self.max_size} pid={self._pid}>"
 
 
-# ---------------------------------------------------------------------- fork hook and registry
-
-_pools: weakref.WeakSet[Pool[Any]] = weakref.WeakSet()
-_fork_lock_holder = [threading.Lock()]
-
-
-def _fork_lock() -> threading.Lock:
-    return _fork_lock_holder[0]
-
-
-def _reinit_after_fork() -> None:
-    _fork_lock_holder[0] = threading.Lock()  # the parent's may have been held by another thread at fork time
-    for pool in list(_pools):
-        pool._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
-
+# ---------------------------------------------------------------------- registry
 
 def get_pool(key: Hashable, factory: Callable[[], Pool[Any]]) -> Pool[Any]:
-    """The process-wide pool registered under ``key``, created by ``factory`` on first use.
+    """The process-wide pool registered under `key`, created by `factory` on first use.
 
-    An auth script that mod_wsgi re-imports finds the pool it created before (and its open connections)
-    instead of
+    An auth script that mod_wsgi re-imports finds the pool it created before (and its open connections) instead of
     opening more. A pool that was closed is replaced by a new one.
 
     Args:
-        key: identifies the pool, e.g. ``("sql", dsn, user)``; must not contain a password in clear if it may
-            be
-            logged (it is not logged here).
+        key: identifies the pool, e.g. `("sql", dsn, user)`; it must not hold a password in clear (it is not logged
+            here, but a key may appear in a debugger or a log of the caller).
         factory: builds the pool (it opens nothing until first use).
 
     Returns:
-        the registered pool.
+        The registered pool, never a closed one.
     """
     full = ("wsgiauth.pool", key)
-    pool: Pool[Any] = shared(full, factory)
+    pool: Pool[Any] = _registry.shared(full, factory)
     if pool.closed:
-        from . import adapter
-
-        with adapter._registry_lock:
-            current = adapter._registry.get(full)
-            if current is pool:
-                pool = factory()
-                adapter._registry[full] = pool
-            else:
-                pool = current if current is not None else factory()
+        pool = _registry.replace(full, pool, factory)
     return pool

@@ -34,11 +34,11 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from . import _registry
 from ._redis import RedisTier, TierDown, get_tier
 from .adapter import Backend, Decision, Outcome, Wrapper, _printable, as_bytes
 from .exceptions import ConfigError
@@ -49,18 +49,6 @@ logger = logging.getLogger("wsgiauth.throttle")
 
 Per = Literal["user", "address", "both"]
 _Subject = tuple[str, bytes]  # ("user" | "address", raw value)
-
-_live: weakref.WeakSet[ThrottledBackend] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for t in list(_live):
-        t._reset_for_process()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 # KEYS: (failures, strikes, lock) for each subject. ARGV: max_failures, window_ms, lockout_ms, growth,
 # max_lockout_ms, memory_ms. Returns, per subject: failures counted in the window, and the lockout started (ms, or 0).
@@ -161,7 +149,7 @@ class ThrottledBackend(Wrapper):
         self.refused = 0
         self.lockouts = 0
         self._reset_for_process()
-        _live.add(self)
+        _registry.per_process(self)
 
     def _reset_for_process(self) -> None:
         """A forked child starts with its own lock and no per-process counters (shared ones stay in Redis)."""
