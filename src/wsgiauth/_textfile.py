@@ -35,6 +35,7 @@ import os
 import stat
 from collections.abc import Iterator
 
+from ._value import Value
 from .exceptions import StoreError
 
 __all__ = [
@@ -253,41 +254,7 @@ def split_conf_words(text: bytes) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------- the three formats
 
 
-class _Frozen:
-    """An immutable record compared, hashed and shown field by field (what ``@dataclass(frozen=True)`` gives,
-    without importing dataclasses, and inspect with it, into every Apache child that loads an auth script)."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def _init(self, *values: object) -> None:
-        for name, value in zip(self.__match_args__, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            assert isinstance(other, _Frozen)
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
-
-
-class PasswdTable(_Frozen):
+class PasswdTable(Value):
     """A parsed htpasswd file.
 
     Attributes:
@@ -307,7 +274,7 @@ class PasswdTable(_Frozen):
         self._init({} if users is None else users, timing_hash, too_long_at)
 
 
-class DigestTable(_Frozen):
+class DigestTable(Value):
     """A parsed htdigest file.
 
     Attributes:
@@ -324,7 +291,7 @@ class DigestTable(_Frozen):
         self._init({} if hashes is None else hashes, too_long_at)
 
 
-class GroupTable(_Frozen):
+class GroupTable(Value):
     """A parsed htgroup file.
 
     Attributes:

@@ -25,6 +25,7 @@ from typing import IO, Any, Literal
 
 from . import hashes
 from ._registry import shared
+from ._value import Value
 from .exceptions import InvalidHashError, WsgiAuthError
 
 __all__ = [
@@ -57,44 +58,16 @@ class Outcome(enum.Enum):
     GRANTED = "granted"  # True, or the canonical name
 
 
-def _frozen(self: object, name: str, value: object = None) -> None:
-    raise AttributeError(f"cannot assign to field {name!r}")
+class _Identity(Value):
+    """The fields `Record` and `Decision` share: the canonical name and the groups the store gave for a user."""
+
+    __slots__ = ("groups", "name")
+
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
 
 
-_set = object.__setattr__
-
-
-class _Value:
-    """Value semantics for an immutable ``__slots__`` class whose fields are named in ``__match_args__``: equality,
-    hashing, repr and pickling as a frozen dataclass has them, without importing dataclasses."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()
-
-    __setattr__ = _frozen
-    __delattr__ = _frozen
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            assert isinstance(other, _Value)
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={v!r}" for n, v in zip(self.__match_args__, self._fields(), strict=True))
-        return f"{type(self).__qualname__}({shown})"
-
-    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
-        return (type(self), self._fields())
-
-
-class Record(_Value):
+class Record(_Identity):
     """What a store holds for one user (immutable; compared, hashed and shown field by field like a dataclass).
 
     Attributes:
@@ -105,28 +78,20 @@ class Record(_Value):
         attributes: further columns or attributes, exported for logging and tests (never the hash).
     """
 
-    # A plain class rather than a dataclass: dataclasses (and the inspect module it imports) would add about 1 MiB
-    # to every Apache child that loads an auth script.
-    __slots__ = ("active", "attributes", "groups", "hash", "name")
+    __slots__ = ("active", "attributes", "hash")
     __match_args__ = ("hash", "name", "groups", "active", "attributes")
 
     hash: str
-    name: bytes | None
-    groups: tuple[bytes, ...] | None
     active: bool
     attributes: Mapping[str, str]
 
     def __init__(self, hash: str, name: bytes | None = None,
                  groups: tuple[bytes, ...] | None = None, active: bool = True,
                  attributes: Mapping[str, str] | None = None) -> None:
-        _set(self, "hash", hash)
-        _set(self, "name", name)
-        _set(self, "groups", groups)
-        _set(self, "active", active)
-        _set(self, "attributes", {} if attributes is None else attributes)
+        self._init(hash, name, groups, active, {} if attributes is None else attributes)
 
 
-class Decision(_Value):
+class Decision(_Identity):
     """The result of :meth:`Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
 
     Attributes:
@@ -137,28 +102,20 @@ class Decision(_Value):
         reason: a short reason for the log (never a password or a hash).
     """
 
-    __slots__ = ("backend", "groups", "name", "outcome", "reason")
+    __slots__ = ("backend", "outcome", "reason")
     __match_args__ = ("outcome", "name", "groups", "backend", "reason")
 
     outcome: Outcome
-    name: bytes | None
-    groups: tuple[bytes, ...] | None
     backend: str
     reason: str
 
     def __init__(self, outcome: Outcome, name: bytes | None = None, groups: tuple[bytes, ...] | None = None,
                  backend: str = "", reason: str = "") -> None:
-        _set(self, "outcome", outcome)
-        _set(self, "name", name)
-        _set(self, "groups", groups)
-        _set(self, "backend", backend)
-        _set(self, "reason", reason)
+        self._init(outcome, name, groups, backend, reason)
 
     def replace(self, **changes: Any) -> Decision:
-        """A copy with some fields changed (what :func:`dataclasses.replace` does for a dataclass)."""
-        fields = dict(zip(self.__match_args__, self._fields(), strict=True))
-        fields.update(changes)
-        return type(self)(**fields)
+        """A copy with some fields changed (what `dataclasses.replace` does for a dataclass)."""
+        return self._replace(**changes)
 
     @property
     def granted(self) -> bool:
