@@ -18,12 +18,27 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._registry import shared
+from ._validate import (
+    Ctx,
+    Errors,
+    Key,
+    boolean,
+    check_section,
+    choice,
+    file_path,
+    host_rules,
+    number,
+    string,
+    string_list,
+    type_name,
+    url,
+)
 from .adapter import Backend
 from .exceptions import ConfigError
 
@@ -34,232 +49,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["SCHEMA", "Config", "load", "parse"]
 
-_MISSING: Any = object()
 _LEVELS = ("debug", "info", "warning", "error", "off")
 _ON_ERROR = ("unknown", "deny", "raise")
-
-
-# ---------------------------------------------------------------------------------------------------- checking
-
-
-class _Errors:
-    """Collects every problem found, each with its key path."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-    def raise_if_any(self, source: str) -> None:
-        if self.items:
-            n = len(self.items)
-            head = f"{source}: {n} error{'s' if n > 1 else ''} in the configuration"
-            exc = ConfigError(head + "\n  " + "\n  ".join(self.items))
-            exc.errors = list(self.items)  # type: ignore[attr-defined]
-            raise exc
-
-
-@dataclass
-class _Ctx:
-    base: Path  # directory of the config file: relative paths are resolved against it
-    errors: _Errors
-    environ: Mapping[str, str]
-
-
-Check = Callable[[Any, str, _Ctx], Any]
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def string(value: Any, path: str, ctx: _Ctx) -> Any:
-    if not isinstance(value, str) or not value:
-        ctx.errors.add(path, f"expected a non-empty string, got {_type_name(value)}"
-                       if not isinstance(value, str) else "must not be empty")
-        return _MISSING
-    return value
-
-
-def boolean(value: Any, path: str, ctx: _Ctx) -> Any:
-    if not isinstance(value, bool):
-        ctx.errors.add(path, f"expected true or false, got {_type_name(value)}")
-        return _MISSING
-    return value
-
-
-def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
-           strict_low: bool = False) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            ctx.errors.add(path, f"expected {'an integer' if integer else 'a number'}, got {_type_name(value)}")
-            return _MISSING
-        if low is not None and (value <= low if strict_low else value < low):
-            ctx.errors.add(path, f"must be {'greater than' if strict_low else 'at least'} {low}, not {value}")
-            return _MISSING
-        if high is not None and value > high:
-            ctx.errors.add(path, f"must be at most {high}, not {value}")
-            return _MISSING
-        return value
-    return check
-
-
-def choice(*options: str) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if not isinstance(value, str) or value.lower() not in options:
-            shown = repr(value) if isinstance(value, str) else _type_name(value)
-            ctx.errors.add(path, f"must be one of {', '.join(repr(o) for o in options)}, not {shown}")
-            return _MISSING
-        return value.lower()
-    return check
-
-
-def string_list(value: Any, path: str, ctx: _Ctx) -> Any:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        ctx.errors.add(path, "expected an array of non-empty strings")
-        return _MISSING
-    return list(value)
-
-
-def file_path(must_exist: bool = True) -> Check:
-    """A path, resolved against the config file's directory. Existence is checked by ``wsgiauth doctor`` as the
-    Apache user; here only when ``must_exist`` (a missing credential file is a mistake worth reporting early)."""
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if string(value, path, ctx) is _MISSING:
-            return _MISSING
-        p = Path(value).expanduser()
-        if not p.is_absolute():
-            p = ctx.base / p
-        if must_exist and not p.exists():
-            ctx.errors.add(path, f"{p} does not exist")
-            return _MISSING
-        return str(p)
-    return check
-
-
-def url(*schemes: str, what: str) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if string(value, path, ctx) is _MISSING:
-            return _MISSING
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme.lower() not in schemes or not rest.strip("/ "):
-            ctx.errors.add(path, f"not {what} URL: {value!r}")
-            return _MISSING
-        return value
-    return check
-
-
-def host_rules(value: Any, path: str, ctx: _Ctx) -> Any:
-    rules = string_list(value, path, ctx)
-    if rules is _MISSING:
-        return _MISSING
-    from .hostaccess import parse_rule
-
-    bad = False
-    for i, rule in enumerate(rules):
-        for word in rule.split():
-            try:
-                parse_rule(word)
-            except ValueError as exc:
-                ctx.errors.add(f"{path}[{i}]", str(exc))
-                bad = True
-    return _MISSING if bad else rules
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key of a section: its check, whether it is required, its default, its constructor argument, its doc."""
-
-    check: Check
-    doc: str
-    required: bool = False
-    default: Any = _MISSING
-    arg: str | None = None  # the constructor keyword (default: the key itself); "" = not passed on
-    secret: bool = False  # also accepted as KEY_file (a file holding it) or KEY_env (an environment variable)
-
-
-def _secret_value(section: Mapping[str, Any], key: str, spec: Key, path: str, ctx: _Ctx) -> Any:
-    forms = [f for f in (key, f"{key}_file", f"{key}_env") if f in section]
-    if len(forms) > 1:
-        ctx.errors.add(f"{path}.{forms[1]}", f"give only one of {', '.join(forms)}")
-        return _MISSING
-    if not forms:
-        return _MISSING
-    form = forms[0]
-    value = section[form]
-    where = f"{path}.{form}"
-    if form == key:
-        return spec.check(value, where, ctx)
-    if string(value, where, ctx) is _MISSING:
-        return _MISSING
-    if form.endswith("_env"):
-        if value not in ctx.environ:
-            ctx.errors.add(where, f"environment variable {value} is not set (for Apache's processes, export it "
-                                  "in /etc/apache2/envvars)")
-            return _MISSING
-        return spec.check(ctx.environ[value], where, ctx)
-    p = Path(value).expanduser()
-    if not p.is_absolute():
-        p = ctx.base / p
-    try:
-        text = p.read_text(encoding="utf-8")
-    except PermissionError:
-        ctx.errors.add(where, f"cannot read {p}: permission denied for uid {os.getuid()}")
-        return _MISSING
-    except OSError as exc:
-        ctx.errors.add(where, f"cannot read {p}: {exc.strerror or exc}")
-        return _MISSING
-    secret = text.rstrip("\r\n")
-    if not secret:
-        ctx.errors.add(where, f"{p} is empty")
-        return _MISSING
-    return spec.check(secret, where, ctx)
-
-
-def _section(section: Any, path: str, keys: Mapping[str, Key], ctx: _Ctx,
-             extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Check a table against ``keys``; returns the checked values (absent optional keys are left out)."""
-    if not isinstance(section, dict):
-        ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
-        return {}
-    out: dict[str, Any] = {}
-    allowed = set(keys) | set(extra)
-    for key, spec in keys.items():
-        if spec.secret:
-            allowed |= {f"{key}_file", f"{key}_env"}
-    for key in section:
-        if key not in allowed:
-            hint = _closest(key, sorted(allowed))
-            ctx.errors.add(f"{path}.{key}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
-    for key, spec in keys.items():
-        if spec.secret:
-            value = _secret_value(section, key, spec, path, ctx)
-            present = any(f in section for f in (key, f"{key}_file", f"{key}_env"))
-        else:
-            present = key in section
-            value = spec.check(section[key], f"{path}.{key}", ctx) if present else _MISSING
-        if not present:
-            if spec.required:
-                forms = f" (or {key}_file / {key}_env)" if spec.secret else ""
-                ctx.errors.add(f"{path}.{key}", f"required{forms}: {spec.doc}")
-            elif spec.default is not _MISSING:
-                out[key] = spec.default
-            continue
-        if value is not _MISSING:
-            out[key] = value
-    return out
-
-
-def _closest(word: str, options: Sequence[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
-    return found[0] if found else None
 
 
 # ---------------------------------------------------------------------------------------------------- the schema
@@ -464,8 +255,8 @@ def parse(data: Mapping[str, Any], *, base: Path | str = ".", source: str = "<co
     Raises:
         ConfigError: listing every problem found, one per line, each with its key path.
     """
-    ctx = _Ctx(Path(base), _Errors(), os.environ if environ is None else environ)
-    top = _section(data, "(top level)", _TOP, ctx, extra=_TOP_TABLES)
+    ctx = Ctx(Path(base), Errors(), os.environ if environ is None else environ)
+    top = check_section(data, "(top level)", _TOP, ctx, extra=_TOP_TABLES)
     # key paths of top-level keys read better without a prefix
     ctx.errors.items = [i.replace("(top level).", "", 1) for i in ctx.errors.items]
     out: dict[str, Any] = {"top": top, "backends": {}, "cache": None, "throttle": None, "redis": None,
@@ -475,35 +266,35 @@ def parse(data: Mapping[str, Any], *, base: Path | str = ".", source: str = "<co
         ctx.errors.add("backends", "no backend defined: add a [backends.NAME] table with a type")
         raw_backends = {}
     elif not isinstance(raw_backends, dict):
-        ctx.errors.add("backends", f"expected a table, got {_type_name(raw_backends)}")
+        ctx.errors.add("backends", f"expected a table, got {type_name(raw_backends)}")
         raw_backends = {}
     for name, section in raw_backends.items():
         path = f"backends.{name}"
         if not isinstance(section, dict):
-            ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
+            ctx.errors.add(path, f"expected a table, got {type_name(section)}")
             continue
         kind = section.get("type")
         if not isinstance(kind, str) or kind not in SCHEMA:
             shown = repr(kind) if kind is not None else "missing"
             ctx.errors.add(f"{path}.type", f"must be one of {', '.join(sorted(SCHEMA))} (got {shown})")
             continue
-        checked = _section(section, path, {**_COMMON, **SCHEMA[kind]}, ctx)
+        checked = check_section(section, path, {**_COMMON, **SCHEMA[kind]}, ctx)
         checked["type"] = kind
         if "canonicalize" in section:
-            checked["canonicalize"] = _section(section["canonicalize"], f"{path}.canonicalize", _CANON, ctx)
+            checked["canonicalize"] = check_section(section["canonicalize"], f"{path}.canonicalize", _CANON, ctx)
         if "cache" in section:
-            checked["cache"] = _section(section["cache"], f"{path}.cache", _CACHE, ctx)
+            checked["cache"] = check_section(section["cache"], f"{path}.cache", _CACHE, ctx)
         _check_backend(kind, checked, section, path, ctx)
         out["backends"][name] = checked
     for table, keys in (("cache", _CACHE), ("throttle", _THROTTLE), ("redis", _REDIS), ("access", _ACCESS)):
         if table in data:
-            out[table] = _section(data[table], table, keys, ctx)
+            out[table] = check_section(data[table], table, keys, ctx)
     _check_references(out, data, ctx)
     ctx.errors.raise_if_any(source)
     return out
 
 
-def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any], path: str, ctx: _Ctx) -> None:
+def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any], path: str, ctx: Ctx) -> None:
     if kind == "sql":
         driver = checked.get("driver")
         if driver == "sqlite":
@@ -546,7 +337,7 @@ def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any
             ctx.errors.add(f"{path}.starttls", "STARTTLS makes no sense on an ldaps:// URL")
 
 
-def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: _Ctx) -> None:
+def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: Ctx) -> None:
     backends = out["backends"]
     raw_value = data.get("backends")
     raw: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
@@ -753,7 +544,7 @@ def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
     Raises:
         ConfigError: a backend refused its options (each reported with its key path).
     """
-    errors = _Errors()
+    errors = Errors()
     built: dict[str, Backend] = {}
     top = settings["top"]
     for name in settings["backends"]:
