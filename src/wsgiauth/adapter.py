@@ -39,6 +39,7 @@ __all__ = [
     "group_names",
     "name_for_apache",
     "shared",
+    "utf8_text",
 ]
 
 logger = logging.getLogger("wsgiauth")
@@ -140,10 +141,19 @@ def name_for_apache(name: bytes) -> str | None:
     mod_wsgi encodes a returned name as UTF-8, so the bytes must be valid UTF-8 (and free of NUL, which would cut the
     name short). Returns ``None`` when the name cannot be expressed; the caller then returns ``True`` instead.
     """
-    if not name or b"\x00" in name:
+    return utf8_text(name)
+
+
+def utf8_text(raw: bytes) -> str | None:
+    """`raw` decoded as UTF-8, or `None` when it is empty, holds a NUL byte or is not valid UTF-8.
+
+    What a store that keeps names as text (LDAP, a returned canonical name) can make of raw request bytes: a name
+    for which this gives `None` cannot name any of its entries.
+    """
+    if not raw or b"\x00" in raw:
         return None
     try:
-        return name.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
