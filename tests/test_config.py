@@ -316,8 +316,8 @@ def test_single_root_is_chosen_without_backend_key(store: Path) -> None:
 
 
 def test_cache_and_throttle_wrap_the_top(store: Path) -> None:
-    from wsgiauth.cache import CachedBackend
-    from wsgiauth.throttle import ThrottledBackend
+    from wsgiauth.cache import Cached
+    from wsgiauth.throttle import Throttled
 
     cfg = load(write(store, """
         log_level = "error"
@@ -333,8 +333,8 @@ def test_cache_and_throttle_wrap_the_top(store: Path) -> None:
         lockout = 30
         per = "user"
     """, "wrapped.toml"))
-    assert isinstance(cfg.backend, ThrottledBackend)
-    assert isinstance(cfg.backend.inner, CachedBackend)
+    assert isinstance(cfg.backend, Throttled)
+    assert isinstance(cfg.backend.inner, Cached)
     check_password = cfg.hooks()[0]
     assert check_password({"REMOTE_ADDR": "127.0.0.1"}, "alice", "wonder") is True
     for _ in range(3):
@@ -359,12 +359,7 @@ def test_global_log_level_and_on_error_reach_backends(store: Path) -> None:
 def test_schema_keys_are_constructor_arguments(kind: str) -> None:
     """Every key the config passes on is a keyword the backend really takes (the schema cannot drift)."""
     module = importlib.import_module(f"wsgiauth.backends.{kind}")
-    if kind == "ldap":
-        ctor = module.LDAPBackend
-    elif kind == "sql":
-        ctor = module.Backend
-    else:
-        ctor = module.Backend
+    ctor = module.Backend
     params = inspect.signature(ctor).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     keys = {**config._COMMON, **config.SCHEMA[kind]}
@@ -468,7 +463,7 @@ def test_postgresql_from_config(store: Path) -> None:
 
 def test_redis_shared_cache_from_config(store: Path) -> None:
     from backends import redis as redis_launcher
-    from wsgiauth.cache import CachedBackend
+    from wsgiauth.cache import Cached
 
     if redis_launcher.redis_server_path() is None:
         missing("redis-server is not installed (apt-get install redis-server)")
@@ -486,7 +481,7 @@ def test_redis_shared_cache_from_config(store: Path) -> None:
             url = "{r.url}"
             prefix = "cfgtest"
         """, "redis.toml"))
-        assert isinstance(cfg.backend, CachedBackend)
+        assert isinstance(cfg.backend, Cached)
         check_password = cfg.hooks()[0]
         assert check_password({}, "alice", "wonder") is True
         assert check_password({}, "alice", "wonder") is True
@@ -550,7 +545,7 @@ def test_htdigest_and_htgroup_types(store: Path) -> None:
 
 
 def test_per_backend_cache_with_defaults(store: Path) -> None:
-    from wsgiauth.cache import CachedBackend
+    from wsgiauth.cache import Cached
 
     cfg = load(write(store, """
         on_error = "deny"
@@ -560,7 +555,7 @@ def test_per_backend_cache_with_defaults(store: Path) -> None:
         cache = {}
         canonicalize = { strip_domain = true }
     """, "percache.toml"))
-    assert isinstance(cfg.backend, CachedBackend)  # an empty table: a cache with the default settings
+    assert isinstance(cfg.backend, Cached)  # an empty table: a cache with the default settings
     assert cfg.backend.inner.on_error == "deny"  # type: ignore[attr-defined]
     assert cfg.hooks()[0]({}, "alice@example.org", "wonder") == "alice"
 

@@ -11,7 +11,7 @@ that a given password was *granted*:
 * only grants are cached. A wrong password always goes to the backend again, so a failure can never turn a later
   right password into a denial (there is no negative cache);
 * an entry lives ``ttl`` seconds at most and dies at once when the backend's :meth:`~wsgiauth.adapter.Backend.
-  generation` changes (file and DBM stores bump it when they reload), or on :meth:`CachedBackend.invalidate`;
+  generation` changes (file and DBM stores bump it when they reload), or on :meth:`Cached.invalidate`;
 * the per-process tier is a bounded LRU (``max_size`` users), thread-safe;
 * fork: **a child starts empty** (new lock, new random key, no entries), reset by ``os.register_at_fork`` (a pid
   check on every call where that hook does not exist). Nothing verified in the parent is trusted in a child. Apache
@@ -62,7 +62,7 @@ else:
     except ImportError:  # pragma: no cover - a Python built without its own hash modules
         from hashlib import blake2s as _blake2s
 
-__all__ = ["CachedBackend", "cached"]
+__all__ = ["Cached", "cached"]
 
 def _frame(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two different part lists give the same bytes."""
@@ -84,7 +84,7 @@ class _Entry:
         self.decision = decision
 
 
-class CachedBackend(Wrapper):
+class Cached(Wrapper):
     """A backend whose grants are remembered; see the module documentation for the rules.
 
     Args:
@@ -429,31 +429,16 @@ class CachedBackend(Wrapper):
 
     def __repr__(self) -> str:
         shared = f" shared={self._tier!r}" if self._tier is not None else ""
-        return f"<CachedBackend {self.label!r} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}{shared}>"
+        return f"<Cached {self.label!r} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}{shared}>"
 
 
-def cached(
-    backend: Backend,
-    ttl: float = 300.0,
-    max_size: int = 10000,
-    redis: str | RedisTier | None = None,
-    key: bytes | str | None = None,
-    **options: Any,
-) -> CachedBackend:
-    """Wrap ``backend`` in a verification cache; see :class:`CachedBackend` for every option.
-
-    Args:
-        backend: the backend that really checks passwords.
-        ttl: seconds a grant is trusted.
-        max_size: users kept per process.
-        redis: a Redis URL or tier for the shared tier.
-        key: the shared secret key (required with ``redis``).
-        options: further :class:`CachedBackend` keyword arguments.
+def cached(backend: Backend, **options: Any) -> Cached:
+    """Wrap `backend` in a verification cache: `Cached(backend, **options)`; see `Cached` for every option.
 
     Returns:
-        The caching backend, itself a :class:`~wsgiauth.adapter.Backend` (it has ``check_password`` etc.).
+        The caching backend, itself a `wsgiauth.adapter.Backend` (it has `check_password` etc.).
 
     Raises:
         ConfigError: bad options.
     """
-    return CachedBackend(backend, ttl=ttl, max_size=max_size, redis=redis, key=key, **options)
+    return Cached(backend, **options)

@@ -525,7 +525,7 @@ def _pq_escape(value: str) -> str:
 def _build_ldap(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     from .backends import ldap
 
-    return ldap.LDAPBackend(**kw)
+    return ldap.Backend(**kw)
 
 
 _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {

@@ -43,7 +43,7 @@ from ._redis import RedisTier, TierDown, get_tier
 from .adapter import Backend, Decision, Outcome, Wrapper, _printable, as_bytes
 from .exceptions import ConfigError
 
-__all__ = ["ThrottledBackend", "throttled"]
+__all__ = ["Throttled", "throttled"]
 
 logger = logging.getLogger("wsgiauth.throttle")
 
@@ -85,11 +85,11 @@ class _Slot:
         self.locked_until = 0.0
 
 
-class ThrottledBackend(Wrapper):
+class Throttled(Wrapper):
     """A backend that refuses user names and client addresses after repeated failures; see the module docs.
 
     Args:
-        inner: the backend that really checks passwords (typically a :class:`~wsgiauth.cache.CachedBackend`).
+        inner: the backend that really checks passwords (typically a :class:`~wsgiauth.cache.Cached`).
         max_failures: failures within ``window`` that trigger a lockout.
         window: seconds over which failures are counted (a fixed window opened by the first failure).
         lockout: seconds of the first lockout.
@@ -375,28 +375,17 @@ class ThrottledBackend(Wrapper):
     # checks the response itself and tells no hook of a failure.
 
     def __repr__(self) -> str:
-        return (f"<ThrottledBackend {self.label!r} {self.max_failures} failures/{self.window:g}s -> "
+        return (f"<Throttled {self.label!r} {self.max_failures} failures/{self.window:g}s -> "
                 f"{self.lockout:g}s per {self.per}>")
 
 
-def throttled(
-    backend: Backend,
-    max_failures: int = 5,
-    window: float = 300.0,
-    lockout: float = 60.0,
-    growth: float = 2.0,
-    max_lockout: float = 3600.0,
-    per: Per = "both",
-    redis: str | RedisTier | None = None,
-    **options: Any,
-) -> ThrottledBackend:
-    """Wrap ``backend`` in brute-force throttling; see :class:`ThrottledBackend` for every option.
+def throttled(backend: Backend, **options: Any) -> Throttled:
+    """Wrap `backend` in brute-force throttling: `Throttled(backend, **options)`; see `Throttled` for every option.
 
     Returns:
-        The throttling backend, itself a :class:`~wsgiauth.adapter.Backend`.
+        The throttling backend, itself a `wsgiauth.adapter.Backend`.
 
     Raises:
         ConfigError: a value out of range.
     """
-    return ThrottledBackend(backend, max_failures=max_failures, window=window, lockout=lockout, growth=growth,
-                            max_lockout=max_lockout, per=per, redis=redis, **options)
+    return Throttled(backend, **options)

@@ -4,7 +4,7 @@ Usage in an ``auth.wsgi``::
 
     from wsgiauth.backends import ldap
 
-    backend = ldap.LDAPBackend(
+    backend = ldap.Backend(
         "ldap://ldap1.example.org ldap2.example.org/ou=people,dc=example,dc=org?uid?sub?(objectClass=person)",
         bind_dn="cn=wsgiauth,ou=services,dc=example,dc=org", bind_password="...",
         starttls=True, ca_file="/etc/ssl/certs/example-ca.pem",
@@ -62,7 +62,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth[ldap]'") from exc
 
-__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "LDAPBackend", "parse_ldap_url"]
+__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "parse_ldap_url"]
 
 #: Which entries count as groups when listing a user's groups (groupOfNames, groupOfUniqueNames, posixGroup and
 #: Active Directory's ``group``).
@@ -132,7 +132,7 @@ def _unescape_dn_value(value: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-class LDAPBackend(adapter.Backend):
+class Backend(adapter.Backend):
     """Check passwords and list groups against an LDAP directory (OpenLDAP, 389-ds, Active Directory...).
 
     Args:
@@ -584,9 +584,6 @@ class LDAPBackend(adapter.Backend):
         return out
 
     def __repr__(self) -> str:
-        return (f"<LDAPBackend {self.label!r} {'ldaps' if self.use_ssl else 'ldap'}://"
+        return (f"<ldap.Backend {self.label!r} {'ldaps' if self.use_ssl else 'ldap'}://"
                 f"{' '.join(str(h) for h in self.hosts)}/{self.base_dn}?{self.attribute}?{self.scope}?{self.filter}>")
 
-
-#: The same name as every other backend module's class: ``from wsgiauth.backends import ldap; ldap.Backend(...)``.
-Backend = LDAPBackend
