@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._options import Option, type_name
 from .exceptions import ConfigError
 
 #: What a check returns for a value it refused (the reason is in the errors), and a `Key`'s "no default".
@@ -46,11 +47,6 @@ class Ctx:
 Check = Callable[[Any, str, Ctx], Any]
 
 
-def type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
 def string(value: Any, path: str, ctx: Ctx) -> Any:
     if not isinstance(value, str) or not value:
         ctx.errors.add(path, f"expected a non-empty string, got {type_name(value)}"
@@ -66,21 +62,22 @@ def boolean(value: Any, path: str, ctx: Ctx) -> Any:
     return value
 
 
-def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
-           strict_low: bool = False) -> Check:
+def option(spec: Option[Any]) -> Check:
+    """The check of a constructor's numeric keyword: its type and range, as the constructor checks them."""
     def check(value: Any, path: str, ctx: Ctx) -> Any:
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            ctx.errors.add(path, f"expected {'an integer' if integer else 'a number'}, got {type_name(value)}")
-            return MISSING
-        if low is not None and (value <= low if strict_low else value < low):
-            ctx.errors.add(path, f"must be {'greater than' if strict_low else 'at least'} {low}, not {value}")
-            return MISSING
-        if high is not None and value > high:
-            ctx.errors.add(path, f"must be at most {high}, not {value}")
+        problem = spec.problem(value)
+        if problem is not None:
+            ctx.errors.add(path, problem)
             return MISSING
         return value
     return check
+
+
+def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
+           strict_low: bool = False) -> Check:
+    """A number in `[low, high]` (`(low, high]` with `strict_low`), for keys no constructor checks the same way."""
+    return option(Option(0 if integer else 0.0, low=None if strict_low else low, high=high,
+                         above=low if strict_low else None))
 
 
 def choice(*options: str) -> Check:
@@ -157,6 +154,12 @@ class Key:
     default: Any = MISSING
     arg: str | None = None  # the constructor keyword (default: the key itself); "" = not passed on
     secret: bool = False  # also accepted as KEY_file (a file holding it) or KEY_env (an environment variable)
+    option: Option[Any] | None = None  # the constructor's own spec of this keyword, when it has one
+
+
+def option_key(spec: Option[Any], doc: str | None = None, **kw: Any) -> Key:
+    """The key of a constructor's numeric keyword: checked with the constructor's `Option`, documented by it."""
+    return Key(option(spec), spec.doc if doc is None else doc, option=spec, **kw)
 
 
 def _secret_value(section: Mapping[str, Any], key: str, spec: Key, path: str, ctx: Ctx) -> Any:

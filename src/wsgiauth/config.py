@@ -18,11 +18,22 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._options import (
+    LDAP_CONNECT_TIMEOUT,
+    LDAP_MAX_DEPTH,
+    LDAP_TIMEOUT,
+    POOL_OPTIONS,
+    SQL_CONNECT_TIMEOUT,
+    SQL_TIMEOUT,
+    OptionError,
+    type_name,
+)
 from ._registry import shared
 from ._validate import (
     Ctx,
@@ -34,9 +45,9 @@ from ._validate import (
     file_path,
     host_rules,
     number,
+    option_key,
     string,
     string_list,
-    type_name,
     url,
 )
 from .adapter import Backend
@@ -68,6 +79,9 @@ _FILE_COMMON = {
     "check_interval": Key(number(0), "seconds between checks of the file's modification time"),
     "allow_plaintext": Key(boolean, "accept clear-text stored passwords (Apache on Linux never does)"),
 }
+
+# The pool keys of the backends that keep connections: their ranges and defaults are the constructors' own.
+_POOL_KEYS = {name: option_key(spec) for name, spec in POOL_OPTIONS.items()}
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "htpasswd": {
@@ -107,15 +121,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "password_query": Key(string, "query giving the hash (first column) of :user"),
         "groups_query": Key(string, "query giving one group per row for :user (\"\" disables groups)"),
         "realm_query": Key(string, "query giving the HA1 of :user in :realm (\"\" disables Digest)"),
-        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process (DBDMax)"),
-        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
-        "max_idle": Key(number(0, strict_low=True), "seconds an unused connection is kept (DBDExptime)"),
-        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
-        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
-        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
-        "connect_timeout": Key(number(0, strict_low=True), "seconds before a connection attempt gives up", arg=""),
-        "timeout": Key(number(0, strict_low=True), "query timeout (statement_timeout, read_timeout, SQLite lock)",
-                       arg=""),
+        **_POOL_KEYS,
+        # passed on by _build_sql, under the driver's own keyword (_SQL_TIMEOUT_KEYS)
+        "connect_timeout": option_key(SQL_CONNECT_TIMEOUT, arg=""),
+        "timeout": option_key(SQL_TIMEOUT, arg=""),
     },
     "ldap": {
         "url": Key(url("ldap", "ldaps", what="an ldap:// or ldaps://"),
@@ -132,8 +141,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "bind_template": Key(string, "direct bind without a search: a DN with {user}"),
         "ca_file": Key(file_path(), "CA certificates to verify the server with"),
         "verify": Key(boolean, "check the server certificate (false only for tests)"),
-        "connect_timeout": Key(number(0, 60, strict_low=True), "seconds to open a connection"),
-        "timeout": Key(number(0, 300, strict_low=True), "seconds to wait for any answer"),
+        "connect_timeout": option_key(LDAP_CONNECT_TIMEOUT),
+        "timeout": option_key(LDAP_TIMEOUT),
         "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER"),
         "group_base": Key(string, "base DN under which to search groups"),
         "group_filter": Key(string, "which entries are groups"),
@@ -141,14 +150,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "group_name_attributes": Key(string_list, "group attributes holding member names (memberUid)"),
         "member_of_attribute": Key(string, "user attribute holding group DNs (memberOf)"),
         "group_name_attribute": Key(string, "group attribute returned as the group's name (cn)"),
-        "max_depth": Key(number(0, 20, integer=True), "levels of nested groups followed"),
+        "max_depth": option_key(LDAP_MAX_DEPTH),
         "digest_attribute": Key(string, "user attribute holding realm:HA1 values, for Digest"),
-        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process, per pool"),
-        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
-        "max_idle": Key(number(0, strict_low=True), "seconds an idle connection is kept"),
-        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
-        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
-        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
+        **_POOL_KEYS,
     },
     "chain": {
         "members": Key(string_list, "names of the backends asked in order", required=True, arg=""),
@@ -430,16 +434,48 @@ def _build_one(name: str, checked: dict[str, Any], settings: dict[str, Any], bui
         members = [_build_one(m, settings["backends"][m], settings, built, top) for m in checked["members"]]
         backend = chain(*members, **kw)
     else:
-        backend = _BUILDERS[kind](checked, kw)
+        renamed = _SQL_TIMEOUT_KEYS[checked["driver"]] if kind == "sql" else {}
+        with _at_key(f"backends.{name}", {**_COMMON, **SCHEMA[kind]}, {v: k for k, v in renamed.items()}):
+            backend = _BUILDERS[kind](checked, kw)
     if checked.get("canonicalize"):
         from .compose import canonicalize
 
         backend = canonicalize(backend, **checked["canonicalize"], label=kw["label"], on_error=kw["on_error"],
                                log_level=kw["log_level"])
     if isinstance(checked.get("cache"), dict) and checked["cache"].get("enabled", True):
-        backend = _cached(backend, checked["cache"], settings)
+        with _at_key(f"backends.{name}.cache", _CACHE):
+            backend = _cached(backend, checked["cache"], settings)
     built[name] = backend
     return backend
+
+
+class _AtKey(ConfigError):
+    """A constructor's refusal of a value, placed at the key path that gave it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@contextmanager
+def _at_key(path: str, keys: Mapping[str, Key], renamed: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn a constructor's `OptionError` into an `_AtKey` at the key that was passed as that keyword.
+
+    Args:
+        path: the key path of the table (`backends.corp`).
+        keys: the table's keys (their `arg` says which keyword each becomes).
+        renamed: keyword -> key, for keywords a builder passes under another name (SQL's `statement_timeout`).
+    """
+    try:
+        yield
+    except OptionError as exc:
+        key = (renamed or {}).get(exc.option)
+        if key is None:
+            key = next((k for k, spec in keys.items() if spec.arg != "" and (spec.arg or k) == exc.option), None)
+        if key is None:
+            raise
+        raise _AtKey(f"{path}.{key}", exc.reason) from exc
 
 
 def _redis_url(settings: Mapping[str, Any]) -> str:
@@ -490,20 +526,22 @@ def _build_dbm(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     return dbm.Backend(path, **kw)
 
 
+# The keyword each driver's constructor takes for the `connect_timeout` and `timeout` keys.
+_SQL_TIMEOUT_KEYS: dict[str, dict[str, str]] = {
+    "sqlite": {"timeout": "timeout"},
+    "postgresql": {"connect_timeout": "connect_timeout", "timeout": "statement_timeout"},
+    "mysql": {"connect_timeout": "connect_timeout", "timeout": "read_timeout"},
+}
+
+
 def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     from .backends import sql
 
     driver = checked["driver"]
-    timeouts: dict[str, Any] = {}
+    timeouts = {arg: checked[key] for key, arg in _SQL_TIMEOUT_KEYS[driver].items() if key in checked}
     if driver == "sqlite":
-        if "timeout" in checked:
-            timeouts["timeout"] = checked["timeout"]
         return sql.sqlite(checked["database"], **timeouts, **kw)
-    if "connect_timeout" in checked:
-        timeouts["connect_timeout"] = checked["connect_timeout"]
     if driver == "postgresql":
-        if "timeout" in checked:
-            timeouts["statement_timeout"] = checked["timeout"]
         conninfo = checked.get("conninfo", "")
         parts = {"host": checked.get("host"), "port": checked.get("port"), "dbname": checked.get("database"),
                  "user": checked.get("user"), "password": checked.get("password")}
@@ -512,8 +550,6 @@ def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
             raise ConfigError("give either a postgresql:// URL in conninfo or host/port/database/user/password")
         conninfo = f"{conninfo} {extra}".strip()
         return sql.postgresql(conninfo, **timeouts, **kw)
-    if "timeout" in checked:
-        timeouts["read_timeout"] = checked["timeout"]
     conn = {k: checked[k] for k in ("host", "port", "user", "password", "database", "unix_socket") if k in checked}
     return sql.mysql(**conn, **timeouts, **kw)
 
@@ -550,6 +586,8 @@ def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
     for name in settings["backends"]:
         try:
             _build_one(name, settings["backends"][name], settings, built, top)
+        except _AtKey as exc:
+            errors.add(exc.path, exc.reason)
         except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
             errors.add(f"backends.{name}", str(exc))
         except ImportError as exc:
@@ -558,9 +596,13 @@ def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
     backend = built[top["backend"]]
     try:
         if settings["cache"] is not None and settings["cache"].get("enabled", True):
-            backend = _cached(backend, settings["cache"], settings)
+            with _at_key("cache", _CACHE):
+                backend = _cached(backend, settings["cache"], settings)
         if settings["throttle"] is not None and settings["throttle"].get("enabled", True):
-            backend = _throttled(backend, settings["throttle"], settings)
+            with _at_key("throttle", _THROTTLE):
+                backend = _throttled(backend, settings["throttle"], settings)
+    except _AtKey as exc:
+        errors.add(exc.path, exc.reason)
     except (ValueError, TypeError) as exc:
         errors.add("cache" if "cache" in str(exc).lower() else "throttle", str(exc))
     except ImportError as exc:

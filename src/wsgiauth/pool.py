@@ -41,14 +41,34 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from . import _registry
+from ._options import POOL_OPTIONS, PoolOptions, check_options
 from .exceptions import BackendError, BackendUnavailableError, PoolTimeoutError
 
-__all__ = ["Pool", "default_is_dead", "get_pool"]
+__all__ = ["Pool", "default_is_dead", "get_pool", "pool_arguments"]
 
 logger = logging.getLogger("wsgiauth.pool")
 
 C = TypeVar("C")
 T = TypeVar("T")
+
+# The Pool keyword of each backend keyword that is named differently.
+_POOL_ARGUMENT = {"pool_size": "max_size", "pool_timeout": "timeout"}
+
+
+def pool_arguments(options: PoolOptions, *, what: str) -> dict[str, Any]:
+    """Check a backend's pool keywords and return `Pool`'s keyword arguments (defaults filled in).
+
+    Args:
+        options: the keywords of `wsgiauth._options.PoolOptions` the backend received.
+        what: the backend's name, for the error about an unknown keyword.
+
+    Raises:
+        TypeError: a keyword that is not a pool option.
+        OptionError: a value out of range (a `ConfigError`, naming the keyword).
+    """
+    checked = check_options(POOL_OPTIONS, options, what=what)
+    return {_POOL_ARGUMENT.get(name, name): value for name, value in checked.items()}
+
 
 # Connections inherited from a parent process: kept referenced forever so that no destructor (which might
 # close or terminate a socket the parent still uses) ever runs on them in the child. Bounded by max_size.

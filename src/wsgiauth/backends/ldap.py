@@ -36,7 +36,10 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 from .. import adapter
 from .._ldapurl import (
@@ -51,9 +54,10 @@ from .._ldapurl import (
     parse_ldap_url,
 )
 from .._ldapwire import PRESENT_OBJECTCLASS, ConnectionLost, Entry, Wire, and_, eq, or_
+from .._options import LDAP_CONNECT_TIMEOUT, LDAP_MAX_DEPTH, LDAP_TIMEOUT, PoolOptions
 from ..adapter import Decision, OnError, Outcome, utf8_text
 from ..exceptions import BackendError, BackendUnavailableError, ConfigError
-from ..pool import Pool, get_pool
+from ..pool import Pool, get_pool, pool_arguments
 
 try:
     import ldap3
@@ -166,9 +170,8 @@ class Backend(adapter.Backend):
             0: direct membership only). Cycles are safe.
         digest_attribute: an attribute of the user holding Digest HA1 values as ``realm:HA1`` (or a bare HA1,
             used for any realm). LDAP cannot produce an HA1 from a password, so Digest needs such an attribute.
-        pool_size: connections per process in each of the two pools.
-        pool_timeout: longest wait for a free connection.
-        max_idle, max_lifetime, breaker_threshold, breaker_reset: passed to :class:`wsgiauth.pool.Pool`.
+        **pool: the pool options of `wsgiauth.pool.PoolOptions` (`pool_size`, `pool_timeout`, `max_idle`,
+            `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`), for each of the two pools.
         label, on_error, log_level, access: see :class:`wsgiauth.adapter.Backend`.
 
     Raises:
@@ -193,8 +196,8 @@ class Backend(adapter.Backend):
         bind_template: str | None = None,
         ca_file: str | os.PathLike[str] | None = None,
         verify: bool = True,
-        connect_timeout: float = 2.0,
-        timeout: float = 5.0,
+        connect_timeout: float = LDAP_CONNECT_TIMEOUT.default,
+        timeout: float = LDAP_TIMEOUT.default,
         remote_user_attribute: str | None = None,
         group_base: str | None = None,
         group_filter: str = DEFAULT_GROUP_FILTER,
@@ -202,18 +205,13 @@ class Backend(adapter.Backend):
         group_name_attributes: Sequence[str] = ("memberUid",),
         member_of_attribute: str | None = None,
         group_name_attribute: str = "cn",
-        max_depth: int = 10,
+        max_depth: int = LDAP_MAX_DEPTH.default,
         digest_attribute: str | None = None,
-        pool_size: int = 4,
-        pool_timeout: float = 5.0,
-        max_idle: float = 300.0,
-        max_lifetime: float = 3600.0,
-        breaker_threshold: int = 5,
-        breaker_reset: float = 10.0,
         label: str | None = None,
         on_error: OnError = "unknown",
         log_level: str = "warning",
         access: Callable[[str], bool | None] | None = None,
+        **pool: Unpack[PoolOptions],
     ) -> None:
         super().__init__(label=label, on_error=on_error, log_level=log_level, access=access)
         parsed = parse_ldap_url(url) if url is not None else None
@@ -250,10 +248,8 @@ class Backend(adapter.Backend):
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             raise ConfigError(f"ldap: ca_file {self.ca_file!r} does not exist or is not a file")
         self.verify = verify
-        if not 0 < connect_timeout <= 60 or not 0 < timeout <= 300:
-            raise ConfigError("ldap: connect_timeout must be in (0, 60] and timeout in (0, 300] seconds")
-        self.connect_timeout = float(connect_timeout)
-        self.timeout = float(timeout)
+        self.connect_timeout = LDAP_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+        self.timeout = LDAP_TIMEOUT.check("timeout", timeout)
         # ldap3 sets SO_RCVTIMEO from an integer number of seconds
         self._receive_timeout = max(1, math.ceil(self.timeout))
         self.remote_user_attribute = (check_attribute(remote_user_attribute, "remote_user_attribute")
@@ -267,14 +263,9 @@ class Backend(adapter.Backend):
         self.member_of_attribute = (check_attribute(member_of_attribute, "member_of_attribute")
                                     if member_of_attribute else None)
         self.group_name_attribute = check_attribute(group_name_attribute, "group_name_attribute")
-        if not isinstance(max_depth, int) or max_depth < 0:
-            raise ConfigError(f"ldap: max_depth must be an integer >= 0, not {max_depth!r}")
-        self.max_depth = max_depth
+        self.max_depth = LDAP_MAX_DEPTH.check("max_depth", max_depth)
         self.digest_attribute = check_attribute(digest_attribute, "digest_attribute") if digest_attribute else None
-        self._pool_args: dict[str, Any] = {
-            "max_size": pool_size, "timeout": pool_timeout, "max_idle": max_idle, "max_lifetime": max_lifetime,
-            "breaker_threshold": breaker_threshold, "breaker_reset": breaker_reset,
-        }
+        self._pool_args = pool_arguments(pool, what="ldap.Backend")
         self._tls = self._make_tls() if (self.use_ssl or self.starttls) else None
         secret = self._bind_password.encode() if isinstance(self._bind_password, str) else self._bind_password
         identity = (

@@ -52,12 +52,16 @@ import sqlite3
 import urllib.parse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 from .. import adapter
+from .._options import SQL_CONNECT_TIMEOUT, SQL_TIMEOUT, PoolOptions
 from .._watchdog import guard
 from ..exceptions import BackendError, ConfigError, StoreError
-from ..pool import Pool, default_is_dead, get_pool
+from ..pool import Pool, default_is_dead, get_pool, pool_arguments
 
 __all__ = [
     "PRESETS",
@@ -473,21 +477,15 @@ class Backend(adapter.Backend):
         groups_query: overrides the preset's groups query (one group per row). ``""`` disables groups.
         pool_key: the key of the connection pool in the process-wide registry. Default: the URL, or the
             callable's file and qualified name, so that a re-imported auth script finds its pool again.
-        pool_size: the most connections per Apache child process (like ``DBDMax``).
-        pool_timeout: the longest a request waits for a free connection, and the connect/query timeout of the
-            built-in drivers when ``connect`` is a URL.
-        max_idle: close connections unused for this many seconds (like ``DBDExptime``).
-        max_lifetime: close connections older than this (jittered).
-        check_after: validate connections idle longer than this before use.
-        breaker_threshold: consecutive connection failures that open the circuit breaker.
-        breaker_reset: seconds during which an open breaker answers at once, without trying the server.
         readonly: open an SQLite file read-only (default ``True``).
         query_timeout: PostgreSQL only: the longest a query may run, seen from the client, before its connection
             is cut and the request answered as a backend failure (psycopg has no read timeout of its own, so a
             frozen server would otherwise hold the Apache thread). Default: ``pool_timeout + 1`` s (``postgresql()``:
             ``statement_timeout + 1`` s, so the server's own timeout fires first). ``0`` disables it.
-        **backend_kwargs: ``label`` (default ``"sql"``), ``on_error``, ``log_level``, ``access``: see
-            :class:`wsgiauth.adapter.Backend`.
+        label, on_error, log_level, access: see `wsgiauth.adapter.Backend` (the label defaults to `"sql"`).
+        **pool: the pool options of `wsgiauth.pool.PoolOptions`: `pool_size` (like `DBDMax`), `pool_timeout`
+            (also the connect and query timeout of the built-in drivers when `connect` is a URL), `max_idle` (like
+            `DBDExptime`), `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`.
 
     Raises:
         ConfigError: an unknown preset or dialect, a malformed query, or a URL that cannot be used.
@@ -505,18 +503,17 @@ class Backend(adapter.Backend):
         realm_query: str | None = None,
         groups_query: str | None = None,
         pool_key: Hashable | None = None,
-        pool_size: int = 4,
-        pool_timeout: float = 5.0,
-        max_idle: float = 300.0,
-        max_lifetime: float = 3600.0,
-        check_after: float = 30.0,
-        breaker_threshold: int = 5,
-        breaker_reset: float = 10.0,
         readonly: bool = True,
         query_timeout: float | None = None,
-        **backend_kwargs: Any,
+        label: str | None = None,
+        on_error: adapter.OnError = "unknown",
+        log_level: str = "warning",
+        access: Callable[[str], bool | None] | None = None,
+        **pool: Unpack[PoolOptions],
     ) -> None:
-        super().__init__(**backend_kwargs)
+        super().__init__(label=label, on_error=on_error, log_level=log_level, access=access)
+        pool_args = pool_arguments(pool, what="sql.Backend")
+        pool_timeout: float = pool_args["timeout"]
         # psycopg has no client-side read timeout: a frozen server would hold the Apache thread (see _watchdog).
         self.query_timeout = query_timeout if query_timeout is not None else pool_timeout + 1.0
         if dialect is not None and dialect not in DIALECTS:
@@ -553,10 +550,8 @@ class Backend(adapter.Backend):
 
         key = ("sql", pool_key if pool_key is not None else default_key)
         name = f"sql:{dialect or 'dbapi'}"
-        self.pool: Pool[Any] = get_pool(key, lambda: Pool(
-            factory, name=name, max_size=pool_size, timeout=pool_timeout, max_idle=max_idle,
-            max_lifetime=max_lifetime, check=_check, check_after=check_after, reset=_reset, is_dead=is_dead,
-            breaker_threshold=breaker_threshold, breaker_reset=breaker_reset))
+        self.pool: Pool[Any] = get_pool(key, lambda: Pool(factory, name=name, check=_check, reset=_reset,
+                                                          is_dead=is_dead, **pool_args))
 
     def _compile(self, dialect: Dialect) -> tuple[Query, Query | None, Query | None]:
         compiled = self._compiled.get(dialect)
@@ -685,7 +680,7 @@ class Backend(adapter.Backend):
 
 # ---------------------------------------------------------------------- convenient constructors
 
-def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: float = 5.0,
+def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: float = SQL_TIMEOUT.default,
            **kwargs: Any) -> Backend:
     """A backend on an SQLite database file (read-only by default; the file must be readable by Apache's user).
 
@@ -698,14 +693,15 @@ def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: floa
     Returns:
         the backend. Nothing is opened until the first request.
     """
+    timeout = SQL_TIMEOUT.check("timeout", timeout)
     absolute = os.path.abspath(os.fspath(path))
     kwargs.setdefault("pool_key", ("sqlite", absolute, readonly))
     kwargs.setdefault("pool_timeout", timeout)
     return Backend(_sqlite_connector(absolute, readonly=readonly, timeout=timeout), dialect="sqlite", **kwargs)
 
 
-def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_timeout: float | None = 5.0,
-               **kwargs: Any) -> Backend:
+def postgresql(conninfo: str = "", *, connect_timeout: float = SQL_CONNECT_TIMEOUT.default,
+               statement_timeout: float | None = SQL_TIMEOUT.default, **kwargs: Any) -> Backend:
     """A backend on PostgreSQL through psycopg 3.
 
     Args:
@@ -718,6 +714,9 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_ti
     Returns:
         the backend. Nothing is opened until the first request.
     """
+    connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+    if statement_timeout is not None:
+        statement_timeout = SQL_TIMEOUT.check("statement_timeout", statement_timeout)
     options = {k[3:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("pg_")}
     kwargs.setdefault("pool_key", ("postgresql", conninfo, tuple(sorted(options.items()))))
     if statement_timeout:
@@ -728,8 +727,9 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_ti
 
 
 def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None, password: str = "",
-          database: str | None = None, unix_socket: str | None = None, connect_timeout: float = 3.0,
-          read_timeout: float = 5.0, **kwargs: Any) -> Backend:
+          database: str | None = None, unix_socket: str | None = None,
+          connect_timeout: float = SQL_CONNECT_TIMEOUT.default, read_timeout: float = SQL_TIMEOUT.default,
+          **kwargs: Any) -> Backend:
     """A backend on MariaDB or MySQL through PyMySQL (utf8mb4, autocommit).
 
     Args:
@@ -746,6 +746,8 @@ def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None,
     Returns:
         the backend. Nothing is opened until the first request.
     """
+    connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+    read_timeout = SQL_TIMEOUT.check("read_timeout", read_timeout)
     params: dict[str, Any] = {"host": host, "port": port, "user": user, "password": password, "database": database,
                               "charset": "utf8mb4", "autocommit": True, "connect_timeout": connect_timeout,
                               "read_timeout": read_timeout, "write_timeout": read_timeout}
