@@ -405,8 +405,18 @@ def _numeric_keywords() -> Iterator[tuple[str, str, str, Any, Any]]:
 
     drivers = {"sqlite": lambda **kw: sql.sqlite("drift.db", pool_key=("drift", tuple(kw.items())), **kw),
                "postgresql": sql.postgresql, "mysql": sql.mysql}
-    for kind, ctor in (("ldap", ldap_ctor), ("sql", sql_ctor)):
-        for key, spec in config.SCHEMA[kind].items():
+    from wsgiauth.adapter import Backend
+    from wsgiauth.cache import Cached
+    from wsgiauth.throttle import Throttled
+
+    def throttle_ctor(**kw: Any) -> Any:
+        return Throttled(Backend(), **({"lockout": 0.0005} if "max_lockout" in kw else {}), **kw)
+
+    tables = (("ldap", config.SCHEMA["ldap"], ldap_ctor), ("sql", config.SCHEMA["sql"], sql_ctor),
+              ("cache", config._CACHE, lambda **kw: Cached(Backend(), **kw)), ("throttle", config._THROTTLE,
+                                                                                  throttle_ctor))
+    for kind, table, ctor in tables:
+        for key, spec in table.items():
             if spec.option is None:
                 continue
             if spec.arg != "":
@@ -439,7 +449,9 @@ def test_schema_defaults_are_the_constructors() -> None:
     """Defaults: the config leaves unset keys to the constructors, whose defaults are the specs' (checked here
     against the signatures, and against the lower-level Pool's own defaults)."""
     from wsgiauth.backends import ldap, sql
+    from wsgiauth.cache import Cached
     from wsgiauth.pool import Pool, pool_arguments
+    from wsgiauth.throttle import Throttled
 
     seen = 0
     for kind, key, keyword, option, _ in _numeric_keywords():
@@ -447,10 +459,10 @@ def test_schema_defaults_are_the_constructors() -> None:
             assert POOL_OPTIONS[keyword] is option
             continue
         fn = {"ldap": ldap.Backend, "sql/sqlite": sql.sqlite, "sql/postgresql": sql.postgresql,
-              "sql/mysql": sql.mysql}[kind]
+              "sql/mysql": sql.mysql, "cache": Cached, "throttle": Throttled}[kind]
         assert inspect.signature(fn).parameters[keyword].default == option.default, (kind, key)
         seen += 1
-    assert seen >= 7
+    assert seen >= 14
     pool_defaults = {k: p.default for k, p in inspect.signature(Pool).parameters.items()}
     for arg, value in pool_arguments({}, what="test").items():
         assert pool_defaults[arg] == value, arg
@@ -635,7 +647,7 @@ def test_docs_name_every_key() -> None:
 
 def test_docs_state_the_constructors_ranges() -> None:
     text = DOC.read_text()
-    for kind, keys in config.SCHEMA.items():
+    for kind, keys in [*config.SCHEMA.items(), ("cache", config._CACHE), ("throttle", config._THROTTLE)]:
         for key, spec in keys.items():
             if spec.option is not None:
                 assert f"| `{key}` |  | {spec.doc} ({spec.option.describe()}) |" in text, (kind, key)

@@ -21,12 +21,20 @@ from ._value import Value
 from .exceptions import ConfigError
 
 __all__ = [
+    "CACHE_MAX_SIZE",
+    "CACHE_TTL",
     "LDAP_CONNECT_TIMEOUT",
     "LDAP_MAX_DEPTH",
     "LDAP_TIMEOUT",
     "POOL_OPTIONS",
     "SQL_CONNECT_TIMEOUT",
     "SQL_TIMEOUT",
+    "THROTTLE_GROWTH",
+    "THROTTLE_LOCKOUT",
+    "THROTTLE_MAX_FAILURES",
+    "THROTTLE_MAX_LOCKOUT",
+    "THROTTLE_MAX_TRACKED",
+    "THROTTLE_WINDOW",
     "Option",
     "OptionError",
     "PoolOptions",
@@ -202,3 +210,15 @@ LDAP_TIMEOUT = Option(5.0, above=0, high=300, doc="seconds to wait for any answe
 # sql.sqlite(), sql.postgresql(), sql.mysql(); the configuration file's `connect_timeout` and `timeout`
 SQL_CONNECT_TIMEOUT = Option(3.0, above=0, doc="seconds before a connection attempt gives up (PostgreSQL, MySQL)")
 SQL_TIMEOUT = Option(5.0, above=0, doc="query timeout (statement_timeout, read_timeout, SQLite lock)")
+
+# cache.Cached; the configuration file's [cache] tables
+CACHE_TTL = Option(300.0, above=0, doc="seconds a verified password stays cached")
+CACHE_MAX_SIZE = Option(10000, low=1, doc="users kept per process")
+
+# throttle.Throttled; the configuration file's [throttle] table
+THROTTLE_MAX_FAILURES = Option(5, low=1, doc="failed attempts allowed per window")
+THROTTLE_WINDOW = Option(300.0, above=0, doc="window in seconds")
+THROTTLE_LOCKOUT = Option(60.0, above=0, doc="seconds a user (or client) stays refused")
+THROTTLE_GROWTH = Option(2.0, low=1, doc="factor applied to each further lockout of the same subject")
+THROTTLE_MAX_LOCKOUT = Option(3600.0, above=0, doc="the longest lockout, in seconds (at least lockout)")
+THROTTLE_MAX_TRACKED = Option(100000, low=1, doc="subjects tracked per process")

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 
 from . import _registry
+from ._options import CACHE_MAX_SIZE, CACHE_TTL
 from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
 from .exceptions import ConfigError
 
@@ -110,8 +111,8 @@ class Cached(Wrapper):
         self,
         inner: Backend,
         *,
-        ttl: float = 300.0,
-        max_size: int = 10000,
+        ttl: float = CACHE_TTL.default,
+        max_size: int = CACHE_MAX_SIZE.default,
         redis: str | RedisTier | None = None,
         key: bytes | str | None = None,
         local_ttl: float | None = None,
@@ -119,11 +120,8 @@ class Cached(Wrapper):
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        ttl = float(ttl)
-        if not ttl > 0:
-            raise ConfigError(f"cache ttl must be a positive number of seconds, not {ttl!r}")
-        if not isinstance(max_size, int) or max_size < 1:
-            raise ConfigError(f"cache max_size must be a positive integer, not {max_size!r}")
+        ttl = CACHE_TTL.check("ttl", ttl)
+        max_size = CACHE_MAX_SIZE.check("max_size", max_size)
         super().__init__(inner, **backend_kwargs)
         self.ttl = ttl
         self.max_size = max_size

@@ -25,12 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from ._options import (
+    CACHE_MAX_SIZE,
+    CACHE_TTL,
     LDAP_CONNECT_TIMEOUT,
     LDAP_MAX_DEPTH,
     LDAP_TIMEOUT,
     POOL_OPTIONS,
     SQL_CONNECT_TIMEOUT,
     SQL_TIMEOUT,
+    THROTTLE_GROWTH,
+    THROTTLE_LOCKOUT,
+    THROTTLE_MAX_FAILURES,
+    THROTTLE_MAX_LOCKOUT,
+    THROTTLE_WINDOW,
     OptionError,
     type_name,
 )
@@ -165,8 +172,8 @@ _CANON: dict[str, Key] = {
 }
 
 _CACHE: dict[str, Key] = {
-    "ttl": Key(number(0, strict_low=True), "seconds a verified password stays cached"),
-    "max_size": Key(number(1, integer=True), "users kept per process"),
+    "ttl": option_key(CACHE_TTL),
+    "max_size": option_key(CACHE_MAX_SIZE),
     "redis": Key(boolean, "share entries through the [redis] server", arg=""),
     "key": Key(string, "shared key for the Redis tier (at least 16 characters)", secret=True),
     "enabled": Key(boolean, "false turns the cache off", arg=""),
@@ -174,11 +181,11 @@ _CACHE: dict[str, Key] = {
 
 _THROTTLE: dict[str, Key] = {
     "enabled": Key(boolean, "false turns throttling off", arg=""),
-    "max_failures": Key(number(1, integer=True), "failed attempts allowed per window"),
-    "window": Key(number(0, strict_low=True), "window in seconds"),
-    "lockout": Key(number(0, strict_low=True), "seconds a user (or client) stays refused"),
-    "growth": Key(number(1), "factor applied to each further lockout of the same subject"),
-    "max_lockout": Key(number(0, strict_low=True), "the longest lockout, in seconds"),
+    "max_failures": option_key(THROTTLE_MAX_FAILURES),
+    "window": option_key(THROTTLE_WINDOW),
+    "lockout": option_key(THROTTLE_LOCKOUT),
+    "growth": option_key(THROTTLE_GROWTH),
+    "max_lockout": option_key(THROTTLE_MAX_LOCKOUT),
     "per": Key(choice("user", "address", "both"), "what is counted: user names, client addresses or both"),
     "redis": Key(boolean, "count through the [redis] server (across processes)", arg=""),
 }

@@ -39,6 +39,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from . import _registry
+from ._options import (
+    THROTTLE_GROWTH,
+    THROTTLE_LOCKOUT,
+    THROTTLE_MAX_FAILURES,
+    THROTTLE_MAX_LOCKOUT,
+    THROTTLE_MAX_TRACKED,
+    THROTTLE_WINDOW,
+    OptionError,
+)
 from ._redis import RedisTier, TierDown, get_tier
 from .adapter import Backend, Decision, Outcome, Wrapper, _printable, as_bytes
 from .exceptions import ConfigError
@@ -110,29 +119,28 @@ class Throttled(Wrapper):
         self,
         inner: Backend,
         *,
-        max_failures: int = 5,
-        window: float = 300.0,
-        lockout: float = 60.0,
-        growth: float = 2.0,
-        max_lockout: float = 3600.0,
+        max_failures: int = THROTTLE_MAX_FAILURES.default,
+        window: float = THROTTLE_WINDOW.default,
+        lockout: float = THROTTLE_LOCKOUT.default,
+        growth: float = THROTTLE_GROWTH.default,
+        max_lockout: float = THROTTLE_MAX_LOCKOUT.default,
         per: Per = "both",
         redis: str | RedisTier | None = None,
         namespace: str | None = None,
-        max_tracked: int = 100000,
+        max_tracked: int = THROTTLE_MAX_TRACKED.default,
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        if not isinstance(max_failures, int) or max_failures < 1:
-            raise ConfigError(f"throttle max_failures must be a positive integer, not {max_failures!r}")
-        window, lockout, growth, max_lockout = float(window), float(lockout), float(growth), float(max_lockout)
-        if not (window > 0 and lockout > 0 and max_lockout >= lockout):
-            raise ConfigError("throttle window and lockout must be positive seconds, and max_lockout >= lockout")
-        if not growth >= 1.0:
-            raise ConfigError(f"throttle growth must be >= 1, not {growth!r}")
+        max_failures = THROTTLE_MAX_FAILURES.check("max_failures", max_failures)
+        window = THROTTLE_WINDOW.check("window", window)
+        lockout = THROTTLE_LOCKOUT.check("lockout", lockout)
+        growth = THROTTLE_GROWTH.check("growth", growth)
+        max_lockout = THROTTLE_MAX_LOCKOUT.check("max_lockout", max_lockout)
+        max_tracked = THROTTLE_MAX_TRACKED.check("max_tracked", max_tracked)
+        if max_lockout < lockout:
+            raise OptionError("max_lockout", f"must be at least lockout ({lockout:g}), not {max_lockout:g}")
         if per not in ("user", "address", "both"):
             raise ConfigError(f"throttle per must be 'user', 'address' or 'both', not {per!r}")
-        if not isinstance(max_tracked, int) or max_tracked < 1:
-            raise ConfigError(f"throttle max_tracked must be a positive integer, not {max_tracked!r}")
         super().__init__(inner, **backend_kwargs)
         self.max_failures = max_failures
         self.window = window
