@@ -5,9 +5,10 @@ created (backends, pools, caches, Redis tiers, loaded configurations) must be fo
 keeps one object per key for the whole process.
 
 Apache forks its children after the parent may have imported the script: objects that hold per-process state
-(sockets, locks, cached grants, counters) register with `per_process`, and every forked child calls their
-`_reset_for_process()` right after the fork (through `os.register_at_fork`; mod_wsgi runs CPython's after-fork handling
-in each child). The registry's own lock is replaced there too: another thread of the parent may have held it.
+(sockets, locks, cached grants, counters) register with `per_process`, which sets that state up, and every forked
+child calls their `_reset_for_process()` again right after the fork (through `os.register_at_fork`; mod_wsgi runs
+CPython's after-fork handling in each child). The registry's own lock is replaced there too: another thread of the
+parent may have held it.
 """
 
 from __future__ import annotations
@@ -80,11 +81,12 @@ _per_process: weakref.WeakSet[_PerProcess] = weakref.WeakSet()
 
 
 def per_process(obj: _PerProcess) -> None:
-    """Have every forked child call `obj._reset_for_process()` right after the fork.
+    """Set up `obj`'s per-process state now (`obj._reset_for_process()`), and again in every forked child.
 
     The object is held weakly: registering does not keep it alive. `_reset_for_process` must drop (never close, never
     use) what belongs to the parent, such as sockets, and must not raise.
     """
+    obj._reset_for_process()
     _per_process.add(obj)
 
 

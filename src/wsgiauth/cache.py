@@ -154,8 +154,7 @@ class Cached(Wrapper):
         self.hits = 0
         self.shared_hits = 0
         self.misses = 0
-        self._reset_for_process()
-        _registry.per_process(self)
+        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
 
     # ------------------------------------------------------------------ per-process state
 

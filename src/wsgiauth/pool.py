@@ -176,8 +176,7 @@ class Pool(Generic[C]):
         self.breaker_threshold = breaker_threshold
         self.breaker_reset = breaker_reset
         self._closed = False
-        self._init_process_state()
-        _registry.per_process(self)
+        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
 
     # ------------------------------------------------------------------ per-process state
 
@@ -198,16 +197,17 @@ class Pool(Generic[C]):
              "fast_failures", "breaker_trips"), 0)
 
     def _reset_for_process(self) -> None:
-        """In a forked child: drop (never close, never use) the parent's connections and start afresh."""
+        """Fresh per-process state: at creation, and in a forked child, where the parent's connections are dropped
+        (never closed, never used)."""
         inherited = [s.conn for s in getattr(self, "_idle", ())]
         inherited += [s.conn for s in getattr(self, "_in_use", {}).values()]
-        if inherited:
-            _inherited.extend(inherited)
         closed = self._closed
         self._init_process_state()
         self._closed = closed
-        logger.debug("pool %s: forked child %d dropped %d inherited connection(s)", self.name, self._pid,
-                     len(inherited))
+        if inherited:
+            _inherited.extend(inherited)
+            logger.debug("pool %s: forked child %d dropped %d inherited connection(s)", self.name, self._pid,
+                         len(inherited))
 
     def _ensure_pid(self) -> None:
         if self._pid != os.getpid():
@@ -268,27 +268,23 @@ class Pool(Generic[C]):
                 the breaker is open.
             Exception: any error of ``fn`` that does not mean a dead connection, unchanged.
         """
-        try:
-            with self.connection() as conn:
-                return fn(conn)
-        except BackendError:
-            raise
-        except Exception as exc:
-            if not self._is_dead(exc):
+        retried = False
+        while True:
+            try:
+                with self.connection() as conn:
+                    return fn(conn)
+            except BackendError:
                 raise
-            logger.info("pool %s: connection dead (%s), retrying once on a fresh one", self.name,
-                        type(exc).__name__)
-            self._count("retries")
-        try:
-            with self.connection() as conn:
-                return fn(conn)
-        except BackendError:
-            raise
-        except Exception as exc:
-            if self._is_dead(exc):
-                raise BackendUnavailableError(
-                    f"pool {self.name}: connection failed twice ({type(exc).__name__}: {exc})") from exc
-            raise
+            except Exception as exc:
+                if not self._is_dead(exc):
+                    raise
+                if retried:
+                    raise BackendUnavailableError(
+                        f"pool {self.name}: connection failed twice ({type(exc).__name__}: {exc})") from exc
+                logger.info("pool %s: connection dead (%s), retrying once on a fresh one", self.name,
+                            type(exc).__name__)
+                self._count("retries")
+                retried = True
 
     def _checkout(self) -> tuple[_Slot[C], bool]:
         self._ensure_pid()

@@ -156,8 +156,7 @@ class Throttled(Wrapper):
                                                                     else redis)
         self.refused = 0
         self.lockouts = 0
-        self._reset_for_process()
-        _registry.per_process(self)
+        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
 
     def _reset_for_process(self) -> None:
         """A forked child starts with its own lock and no per-process counters (shared ones stay in Redis)."""
