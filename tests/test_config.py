@@ -645,6 +645,40 @@ def test_docs_name_every_key() -> None:
             assert f"`{key}`" in text, key
 
 
+@pytest.mark.parametrize("form", ["sqlite:////{abs}", "sqlite:///{rel}", "{rel}"])
+def test_sqlite_database_as_path_or_sqlalchemy_url(store: Path, tmp_path: Path, form: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`database` takes a path or an SQLAlchemy-style URL; a relative one is relative to the configuration file."""
+    import sqlite3
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "db").mkdir()
+    db = tmp_path / "db" / "users.db"
+    conn = sqlite3.connect(db)
+    conn.executescript((root / "backends" / "sql" / "schema.sql").read_text())
+    alice_hash = (store / "users").read_text().splitlines()[0].split(":", 1)[1]  # written by htpasswd -B
+    conn.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES ('alice', ?)", (alice_hash,))
+    conn.commit()
+    conn.close()
+    database = form.format(abs=str(db).lstrip("/"), rel="db/users.db")
+    monkeypatch.chdir("/")  # not the configuration's directory
+    cfg = load(write(tmp_path, f'[backends.db]\ntype = "sql"\ndriver = "sqlite"\ndatabase = "{database}"\n'))
+    try:
+        assert cfg.settings["backends"]["db"]["database"] == str(db)
+        check_password = cfg.hooks()[0]
+        assert check_password({}, "alice", "wonder") is True
+        assert check_password({}, "alice", "wrong") is False
+    finally:
+        cfg.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite://", "sqlite://host/users.db"])
+def test_sqlite_url_errors_name_the_key(store: Path, database: str) -> None:
+    errs = errors_of(store, f"[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='{database}'")
+    assert any(e.startswith("backends.x.database: an SQLite URL is sqlite:///relative/path.db or "
+                            "sqlite:////absolute/path.db") for e in errs), errs
+
+
 def test_docs_state_the_constructors_ranges() -> None:
     text = DOC.read_text()
     for kind, keys in [*config.SCHEMA.items(), ("cache", config._CACHE), ("throttle", config._THROTTLE)]:

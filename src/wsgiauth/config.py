@@ -43,6 +43,7 @@ from ._options import (
 )
 from ._registry import shared
 from ._validate import (
+    MISSING,
     Ctx,
     Errors,
     Key,
@@ -117,7 +118,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "sql": {
         "driver": Key(choice("sqlite", "postgresql", "mysql"), "database driver", required=True, arg=""),
-        "database": Key(string, "SQLite file, or the database name (PostgreSQL, MySQL)", arg=""),
+        "database": Key(string, "SQLite file (a path or sqlite:// URL), or the database name (PostgreSQL, MySQL)",
+                        arg=""),
         "conninfo": Key(string, "PostgreSQL connection string (libpq conninfo or URL)", arg=""),
         "host": Key(string, "server host (PostgreSQL, MySQL)", arg=""),
         "port": Key(number(1, 65535, integer=True), "server port", arg=""),
@@ -312,7 +314,7 @@ def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any
             if "database" not in section:
                 ctx.errors.add(f"{path}.database", "required for driver 'sqlite': the path of the database file")
             elif "database" in checked:
-                checked["database"] = file_path()(section["database"], f"{path}.database", ctx)
+                checked["database"] = _sqlite_database(section["database"], f"{path}.database", ctx)
             for k in ("conninfo", "host", "port", "user", "password"):
                 if k in section:
                     ctx.errors.add(f"{path}.{k}", "not used with driver 'sqlite'")
@@ -346,6 +348,20 @@ def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any
         u = checked.get("url", "")
         if checked.get("starttls") and u.lower().startswith("ldaps://"):
             ctx.errors.add(f"{path}.starttls", "STARTTLS makes no sense on an ldaps:// URL")
+
+
+def _sqlite_database(value: str, path: str, ctx: Ctx) -> Any:
+    """An SQLite `database`: a path, or an SQLAlchemy-style URL (`sqlite:///relative.db`, `sqlite:////abs.db`);
+    either way a relative path is relative to the configuration file's directory."""
+    if value.lower().startswith("sqlite:"):
+        from .backends.sql import sqlite_path
+
+        try:
+            value = sqlite_path(value)
+        except ConfigError as exc:
+            ctx.errors.add(path, str(exc))
+            return MISSING
+    return file_path()(value, path, ctx)
 
 
 def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: Ctx) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "mysql",
     "postgresql",
     "sqlite",
+    "sqlite_path",
 ]
 
 logger = logging.getLogger("wsgiauth.sql")
@@ -426,6 +427,30 @@ def _mysql_params_from_url(url: str) -> dict[str, Any]:
     return params
 
 
+def sqlite_path(url: str) -> str:
+    """The file an SQLite URL names, read as SQLAlchemy and dj-database-url read it.
+
+    `sqlite:///site.db` is the relative path `site.db`; `sqlite:////srv/site.db` (four slashes) the absolute path
+    `/srv/site.db`. The text after the third slash is the path, taken as it is (no percent-decoding).
+
+    Args:
+        url: an `sqlite://` URL.
+
+    Returns:
+        The path, relative or absolute, as written.
+
+    Raises:
+        ConfigError: not an `sqlite://` URL, a URL with a host, or one without a path.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        raise ConfigError(f"not an SQLite URL: {url!r}")
+    host, _, path = rest.partition("/")
+    if host or not path:
+        raise ConfigError(f"an SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db, not {url!r}")
+    return path
+
+
 def _connector_from_string(target: str, dialect: Dialect | None, readonly: bool,
                            timeout: float) -> tuple[Callable[[], Any], Dialect, Hashable]:
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
@@ -437,13 +462,11 @@ def _connector_from_string(target: str, dialect: Dialect | None, readonly: bool,
                   "write_timeout": timeout, **_mysql_params_from_url(target)}
         return _mysql_connector(params), "mysql", ("mysql", target)
     if scheme == "sqlite" or (not scheme and dialect in (None, "sqlite")):
-        path = target[len("sqlite://"):] if scheme else target
-        if not path:
-            raise ConfigError("an SQLite URL needs a path: sqlite:///absolute/path.db")
+        path = sqlite_path(target) if scheme else target
         return (_sqlite_connector(path, readonly=readonly, timeout=timeout), "sqlite",
                 ("sqlite", os.path.abspath(path), readonly))
-    raise ConfigError(f"cannot tell how to connect to {target!r}: use sqlite:///PATH, postgresql://..., "
-                      "mysql://... or pass a connect callable")
+    raise ConfigError(f"cannot tell how to connect to {target!r}: use sqlite:///relative.db, "
+                      "sqlite:////absolute/path.db, postgresql://..., mysql://... or pass a connect callable")
 
 
 def _callable_key(connect: Callable[[], Any]) -> Hashable:
@@ -466,7 +489,8 @@ class Backend(adapter.Backend):
     """A credential store in an SQL database.
 
     Args:
-        connect: how to get a connection: a URL (``sqlite:///PATH``, a plain SQLite path, ``postgresql://...``,
+        connect: how to get a connection: a URL (`sqlite:///relative.db` or `sqlite:////absolute/path.db` as with
+            SQLAlchemy, a plain SQLite path, ``postgresql://...``,
             ``mysql://USER:PASSWORD@HOST:PORT/DB``; with ``dialect="postgresql"`` also a libpq ``key=value``
             string), or a callable returning a new DB-API connection (it must time out by itself).
         dialect: ``"sqlite"``, ``"postgresql"`` or ``"mysql"``; guessed from the URL, or from the first connection a
