@@ -171,7 +171,7 @@ class FileStore:
         self._edit(user, make, create=must_exist is not True)
 
     def delete(self, user: bytes) -> None:
-        """Remove a user (raises :class:`StoreMissingUser` if absent)."""
+        """Remove a user (raises `StoreMissingUser` if absent)."""
         if self.kind == "htgroup":
             if not self.set_groups(user, [], only_remove=True):
                 raise StoreMissingUser(user.decode("utf-8", "replace"))

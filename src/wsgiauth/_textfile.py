@@ -97,7 +97,7 @@ def config_lines(data: bytes, bufsize: int = LINE_MAX, scan: _Scan | None = None
 
     Args:
         data: the whole file.
-        bufsize: the caller's line buffer (:data:`LINE_MAX` for mod_authn_file, :data:`GROUP_LINE_MAX` for
+        bufsize: the caller's line buffer (`LINE_MAX` for mod_authn_file, `GROUP_LINE_MAX` for
             mod_authz_groupfile).
         scan: receives the number of the physical line at which the scan stopped because it was too long.
 
@@ -258,7 +258,7 @@ class PasswdTable(Value):
     """A parsed htpasswd file.
 
     Attributes:
-        users: user name (raw bytes) -> stored hash (``str``, see :func:`_field_text`), first line wins.
+        users: user name (raw bytes) -> stored hash (``str``, see `_field_text`), first line wins.
         timing_hash: one stored hash of the scheme (and cost) most users have, for unknown-user timing.
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
@@ -424,21 +424,21 @@ def _warn_too_long(kind: str, path: str, line: int | None) -> None:
 
 
 def load_htpasswd(path: str) -> PasswdTable:
-    """Read and parse an htpasswd file (see :func:`parse_htpasswd`)."""
+    """Read and parse an htpasswd file (see `parse_htpasswd`)."""
     table = parse_htpasswd(read_file(path))
     _warn_too_long("htpasswd", path, table.too_long_at)
     return table
 
 
 def load_htdigest(path: str) -> DigestTable:
-    """Read and parse an htdigest file (see :func:`parse_htdigest`)."""
+    """Read and parse an htdigest file (see `parse_htdigest`)."""
     table = parse_htdigest(read_file(path))
     _warn_too_long("htdigest", path, table.too_long_at)
     return table
 
 
 def load_htgroup(path: str) -> GroupTable:
-    """Read and parse an htgroup file (see :func:`parse_htgroup`)."""
+    """Read and parse an htgroup file (see `parse_htgroup`)."""
     table = parse_htgroup(read_file(path))
     _warn_too_long("htgroup", path, table.too_long_at)
     return table

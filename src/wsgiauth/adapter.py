@@ -93,7 +93,7 @@ class Record(_Identity):
 
 
 class Decision(_Identity):
-    """The result of :meth:`Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
+    """The result of `Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
 
     Attributes:
         outcome: unknown, denied or granted.
@@ -183,7 +183,7 @@ def _printable(user: bytes) -> str:
 class Backend:
     """Base class of every wsgiauth backend, and the mod_wsgi adapter.
 
-    Subclasses implement some of :meth:`lookup`, :meth:`authenticate`, :meth:`groups` and :meth:`realm_hash` (all on
+    Subclasses implement some of `lookup`, `authenticate`, `groups` and `realm_hash` (all on
     raw bytes). Everything else, in particular the four mod_wsgi hooks, is provided here and is not meant to be
     overridden.
 
@@ -193,8 +193,8 @@ class Backend:
             else 401), ``"deny"`` (``False``, 401) or ``"raise"`` (the exception reaches mod_wsgi: 500).
         log_level: the lowest level written to ``environ['wsgi.errors']``: ``"debug"``, ``"info"``, ``"warning"``
             (default), ``"error"`` or ``"off"``.
-        access: an optional callable ``(host: str) -> bool | None`` used by :meth:`allow_access`
-            (see :mod:`wsgiauth.hostaccess`).
+        access: an optional callable ``(host: str) -> bool | None`` used by `allow_access`
+            (see `wsgiauth.hostaccess`).
     """
 
     label: str = "backend"
@@ -255,7 +255,7 @@ class Backend:
         return Decision(Outcome.GRANTED, name=record.name, groups=record.groups, backend=self.label)
 
     def dummy_authenticate(self, user: bytes, password: bytes) -> None:
-        """Do the work :meth:`authenticate` would do for ``user``, and decide nothing.
+        """Do the work `authenticate` would do for ``user``, and decide nothing.
 
         Used where an answer is already known (a locked-out user or address) but must cost what a real check costs,
         so timing does not reveal it. The default looks the user up (the same store round trip) and verifies the

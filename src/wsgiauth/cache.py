@@ -1,7 +1,7 @@
 """A verification cache in front of any backend: a right password checked once costs microseconds afterwards.
 
 mod_wsgi calls the auth hook on every request and nothing in Apache caches its answer, so a slow hash (bcrypt,
-SHA-crypt) or a directory round trip is paid on every request. :func:`cached` wraps a backend and remembers, per user,
+SHA-crypt) or a directory round trip is paid on every request. `cached` wraps a backend and remembers, per user,
 that a given password was *granted*:
 
 * what is kept per user is a keyed digest of the password (keyed BLAKE2s over the user name and the password with a
@@ -10,8 +10,8 @@ that a given password was *granted*:
 * a hit computes one keyed digest and compares digests in constant time: no password hash, no store look-up;
 * only grants are cached. A wrong password always goes to the backend again, so a failure can never turn a later
   right password into a denial (there is no negative cache);
-* an entry lives ``ttl`` seconds at most and dies at once when the backend's :meth:`~wsgiauth.adapter.Backend.
-  generation` changes (file and DBM stores bump it when they reload), or on :meth:`Cached.invalidate`;
+* an entry lives ``ttl`` seconds at most and dies at once when the backend's `generation()`
+  changes (file and DBM stores bump it when they reload), or on `Cached.invalidate`;
 * the per-process tier is a bounded LRU (``max_size`` users), thread-safe;
 * fork: **a child starts empty** (new lock, new random key, no entries), reset by ``os.register_at_fork`` (a pid
   check on every call where that hook does not exist). Nothing verified in the parent is trusted in a child. Apache
@@ -92,7 +92,7 @@ class Cached(Wrapper):
         inner: the backend that really checks passwords.
         ttl: seconds a grant is trusted (per-process and shared tiers).
         max_size: users kept in the per-process tier (least recently used dropped first).
-        redis: a Redis URL (``redis://127.0.0.1:6379/0``) or a :class:`~wsgiauth._redis.RedisTier` for the shared
+        redis: a Redis URL (``redis://127.0.0.1:6379/0``) or a `RedisTier` for the shared
             tier; ``None`` for the per-process tier only.
         key: the shared HMAC key for the Redis tier (at least 16 bytes; a ``str`` is UTF-8 encoded). Required with
             ``redis``; every process and server sharing the tier must use the same key. Keep it secret.

@@ -512,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command and return its exit code (used by :func:`main` and the tests)."""
+    """Run the command and return its exit code (used by `main` and the tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

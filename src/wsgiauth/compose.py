@@ -112,7 +112,7 @@ class Chain(Backend):
 
 
 def chain(*members: Backend, **backend_kwargs: Any) -> Chain:
-    """Ask ``members`` in order, like ``AuthBasicProvider a b``; see :class:`Chain`."""
+    """Ask ``members`` in order, like ``AuthBasicProvider a b``; see `Chain`."""
     return Chain(*members, **backend_kwargs)
 
 
@@ -168,7 +168,7 @@ def canonicalize(
             ``EXAMPLE\\alice`` both become ``alice``).
         func: any further mapping on the name as text (decoded as UTF-8; undecodable bytes are kept as
             surrogates and restored afterwards). Applied last.
-        backend_kwargs: passed to :class:`~wsgiauth.adapter.Backend` (``label``, ``on_error``, ``log_level``...).
+        backend_kwargs: passed to `Backend` (``label``, ``on_error``, ``log_level``...).
 
     Returns:
         A backend whose ``check_password`` returns the canonical name when it differs from the typed one.

@@ -1,16 +1,16 @@
-"""One TOML file describing a site's credential backends; :func:`load` turns it into the four mod_wsgi hooks.
+"""One TOML file describing a site's credential backends; `load` turns it into the four mod_wsgi hooks.
 
 An ``auth.wsgi`` becomes::
 
     from wsgiauth import load
     check_password, get_realm_hash, groups_for_user, allow_access = load("/etc/wsgiauth/site.toml").hooks()
 
-:func:`load` validates the whole file before building anything and reports **every** problem at once, each with its
-key path (``backends.corp.url: not an ldap:// or ldaps:// URL``), in one :class:`~wsgiauth.exceptions.ConfigError`.
+`load` validates the whole file before building anything and reports **every** problem at once, each with its
+key path (``backends.corp.url: not an ldap:// or ldaps:// URL``), in one `ConfigError`.
 Loading the same file again in the same process (mod_wsgi re-imports a changed script without cleaning up) returns
 the same objects, so pools and caches are never duplicated.
 
-The keys are documented in ``docs/config.md``; :data:`SCHEMA` is the machine-readable version.
+The keys are documented in ``docs/config.md``; `SCHEMA` is the machine-readable version.
 """
 
 from __future__ import annotations
@@ -598,7 +598,7 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {
 
 
 def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
-    """Build the backends of checked ``settings`` (from :func:`parse`).
+    """Build the backends of checked ``settings`` (from `parse`).
 
     Raises:
         ConfigError: a backend refused its options (each reported with its key path).
@@ -648,7 +648,7 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     """Read, check and build a configuration file.
 
     The same file (same absolute path and same content) loaded again in this process returns the same
-    :class:`Config`, with the same backends, pools and caches: mod_wsgi re-imports a changed auth script without
+    `Config`, with the same backends, pools and caches: mod_wsgi re-imports a changed auth script without
     cleaning up, and must not duplicate them.
 
     Args:

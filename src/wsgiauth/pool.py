@@ -2,30 +2,30 @@
 
 What makes it fit mod_wsgi's embedded mode (see design.md §5):
 
-* **Lazy**: constructing a :class:`Pool` opens nothing. The first connection is opened on first use, which
+* **Lazy**: constructing a `Pool` opens nothing. The first connection is opened on first use, which
   happens in an Apache child, never in the parent that imported the script before forking.
 * **Fork-safe**: the pool remembers the pid that owns its connections. Every checkout compares it with
-  :func:`os.getpid`, and an :func:`os.register_at_fork` hook does the same right after a fork. A child
+  `os.getpid`, and an `os.register_at_fork` hook does the same right after a fork. A child
   *drops* the connections it inherited: it never closes them (closing could send a "terminate" message on a
   socket the parent still uses) and never uses them; it keeps a reference so that no destructor runs, and
   opens its own.
 * **Bounded**: at most ``max_size`` connections exist per process (open, being opened or in use, all
   counted). A checkout waits at most ``timeout`` seconds for a free one, then raises
-  :class:`~wsgiauth.exceptions.PoolTimeoutError`. The ``connect`` callable must itself have a bounded
+  `PoolTimeoutError`. The ``connect`` callable must itself have a bounded
   timeout (the drivers' ``connect_timeout``).
 * **Fresh**: a connection idle longer than ``max_idle`` or older than ``max_lifetime`` (jittered by -10%..0
   so that a process's connections do not all expire together) is closed instead of reused; one idle longer
   than ``check_after`` is validated with ``check`` before it is handed out.
-* **Resilient**: :meth:`Pool.run` retries once, on a fresh connection, when a connection turns out dead (an
+* **Resilient**: `Pool.run` retries once, on a fresh connection, when a connection turns out dead (an
   error ``is_dead`` accepts). A dead connection also drops the idle ones (after a server restart they are all
   dead). After ``breaker_threshold`` consecutive failures (connect errors, dead connections) the circuit
   breaker opens: for ``breaker_reset`` seconds every checkout fails at once with
-  :class:`~wsgiauth.exceptions.BackendUnavailableError` (a fast "unknown" instead of a hung Apache thread);
+  `BackendUnavailableError` (a fast "unknown" instead of a hung Apache thread);
   then one trial request is let through, and its success closes the breaker.
-* **Findable**: :func:`get_pool` keeps one pool per key for the whole process, so an auth script that
+* **Findable**: `get_pool` keeps one pool per key for the whole process, so an auth script that
   mod_wsgi re-imports (without cleaning up the old module) finds its pool again instead of opening a second.
 
-Logging goes to the ``wsgiauth.pool`` logger; :meth:`Pool.stats` returns counters.
+Logging goes to the ``wsgiauth.pool`` logger; `Pool.stats` returns counters.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class Pool(Generic[C]):
             the pool's lock held.
         name: a label for logs and stats.
         max_size: the most connections this process ever holds open at once (>= 1).
-        timeout: the longest a checkout waits for a free connection before :class:`PoolTimeoutError`.
+        timeout: the longest a checkout waits for a free connection before `PoolTimeoutError`.
         max_idle: an idle connection unused for longer than this is closed instead of reused (<= 0: never).
         max_lifetime: a connection older than this (jittered by -10%..0) is closed instead of reused (<= 0:
             never).
@@ -131,7 +131,7 @@ class Pool(Generic[C]):
         check_after: the idle time after which ``check`` runs.
         close: closes a connection (default: ``conn.close()``). Errors are logged and ignored.
         reset: run on every connection returned to the pool (e.g. rollback); an error discards the connection.
-        is_dead: which exceptions mean "the connection is dead" (default: :func:`default_is_dead`).
+        is_dead: which exceptions mean "the connection is dead" (default: `default_is_dead`).
         breaker_threshold: consecutive failures that open the circuit breaker (<= 0: no breaker).
         breaker_reset: how long the breaker stays open before one trial request is let through.
 
@@ -515,7 +515,7 @@ class Pool(Generic[C]):
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close` was called."""
         return self._closed
 
     def __repr__(self) -> str:

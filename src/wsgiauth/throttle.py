@@ -1,6 +1,6 @@
 """Brute-force throttling in front of any backend: too many failures lock a user name and/or a client address out.
 
-:func:`throttled` wraps a backend. Failed attempts (a wrong password, or a user name the backend does not know) are
+`throttled` wraps a backend. Failed attempts (a wrong password, or a user name the backend does not know) are
 counted per user name and per client address (``REMOTE_ADDR``, which the adapter passes as ``client``). When one of
 them reaches ``max_failures`` failures within ``window`` seconds it is refused for ``lockout`` seconds; each further
 lockout of the same subject lasts ``growth`` times longer, up to ``max_lockout`` (a subject is forgiven
@@ -8,7 +8,7 @@ lockout of the same subject lasts ``growth`` times longer, up to ``max_lockout``
 
 While refused, every attempt is denied (the adapter answers ``False``, i.e. 401), **even with the right password**,
 and costs the same time as a normal check: the refused path does the work of a real check without deciding
-anything (:meth:`wsgiauth.adapter.Backend.dummy_authenticate`: the store look-up and a dummy verification, or for
+anything (`wsgiauth.adapter.Backend.dummy_authenticate`: the store look-up and a dummy verification, or for
 LDAP the search and a bind that cannot succeed), so response times do not reveal a lockout. Each lockout is
 logged with the user name and the address (never the password), and the denial's reason (logged by the adapter to
 ``wsgi.errors``) says so.
@@ -98,14 +98,14 @@ class Throttled(Wrapper):
     """A backend that refuses user names and client addresses after repeated failures; see the module docs.
 
     Args:
-        inner: the backend that really checks passwords (typically a :class:`~wsgiauth.cache.Cached`).
+        inner: the backend that really checks passwords (typically a `Cached`).
         max_failures: failures within ``window`` that trigger a lockout.
         window: seconds over which failures are counted (a fixed window opened by the first failure).
         lockout: seconds of the first lockout.
         growth: factor applied to each further lockout of the same subject (1 for constant lockouts).
         max_lockout: the longest lockout, in seconds.
         per: count per ``"user"``, per ``"address"`` or ``"both"`` (either one locked refuses the attempt).
-        redis: a Redis URL or :class:`~wsgiauth._redis.RedisTier` to share counters between processes and servers.
+        redis: a Redis URL or `RedisTier` to share counters between processes and servers.
         namespace: identifies this throttle's counters in Redis (default: the backend's label).
         max_tracked: subjects tracked per process (least recently failed forgotten first).
         clock: a monotonic clock for the per-process tier (injectable for tests); Redis uses its own expiry.

@@ -22,7 +22,7 @@ How a password is checked (as mod_authnz_ldap does):
    the bind pool are only ever used for credential binds, never for a search, so no user's identity ever serves
    another request; re-binding them spares a TCP connection (and TLS handshake) per request, as mod_ldap does.
 
-Both pools come from :mod:`wsgiauth.pool` (lazy, fork-safe, thread-safe, bounded, circuit breaker) and are shared
+Both pools come from `wsgiauth.pool` (lazy, fork-safe, thread-safe, bounded, circuit breaker) and are shared
 process-wide by configuration, so a re-imported auth script finds its connections again.
 """
 
@@ -159,7 +159,7 @@ class Backend(adapter.Backend):
         remote_user_attribute: an attribute of the user's entry whose value becomes the canonical user name
             (``AuthLDAPRemoteUserAttribute``), e.g. ``"uid"`` for the name in its stored case.
         group_base: where groups are searched (default: ``base_dn``; set it when groups live elsewhere).
-        group_filter: which entries are groups (default :data:`DEFAULT_GROUP_FILTER`).
+        group_filter: which entries are groups (default `DEFAULT_GROUP_FILTER`).
         group_attributes: group attributes holding member DNs (``AuthLDAPGroupAttribute``, default
             ``("member", "uniqueMember")``).
         group_name_attributes: group attributes holding member *names* (default ``("memberUid",)``), compared
@@ -172,7 +172,7 @@ class Backend(adapter.Backend):
             used for any realm). LDAP cannot produce an HA1 from a password, so Digest needs such an attribute.
         **pool: the pool options of `wsgiauth.pool.PoolOptions` (`pool_size`, `pool_timeout`, `max_idle`,
             `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`), for each of the two pools.
-        label, on_error, log_level, access: see :class:`wsgiauth.adapter.Backend`.
+        label, on_error, log_level, access: see `wsgiauth.adapter.Backend`.
 
     Raises:
         ConfigError: a setting is wrong (the message names it).

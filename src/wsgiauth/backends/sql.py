@@ -2,9 +2,9 @@
 
 Any DB-API 2.0 driver works; three are built in:
 
-* **SQLite** (the standard library): :func:`sqlite`, the embedded default, opened read-only;
-* **PostgreSQL** through psycopg 3: :func:`postgresql`;
-* **MariaDB / MySQL** through PyMySQL: :func:`mysql`.
+* **SQLite** (the standard library): `sqlite()`, the embedded default, opened read-only;
+* **PostgreSQL** through psycopg 3: `postgresql()`;
+* **MariaDB / MySQL** through PyMySQL: `mysql()`.
 
 An ``auth.wsgi``::
 
@@ -16,10 +16,10 @@ An ``auth.wsgi``::
 **Queries** are configured as with ``mod_authn_dbd``:
 
 * ``password_query`` (``AuthDBDUserPWQuery``) takes the user name and returns at most one row whose *first column*
-  is the stored hash (any format :mod:`wsgiauth.hashes` verifies). Further columns are exported by name: a column
+  is the stored hash (any format `wsgiauth.hashes` verifies). Further columns are exported by name: a column
   named ``name`` is the canonical user name (what Apache records as REMOTE_USER; NULL: the name typed), a column
   named ``active`` (or ``is_active``) disables the account when false or NULL (it is then answered like an unknown
-  user, after the same hashing work); other columns are kept as :attr:`Record.attributes <wsgiauth.adapter.Record>`.
+  user, after the same hashing work); other columns are kept as `Record.attributes`.
   Two rows for one user are an error (fail closed).
 * ``realm_query`` (``AuthDBDUserRealmQuery``) takes the user and the realm and returns the Digest HA1.
 * ``groups_query`` (``AuthzDBDQuery``) takes the user and returns one group name per row.
@@ -37,8 +37,8 @@ the dummy hash work, so the answer takes as long as any other).
 ``preset="django"`` reads Django's ``auth_user``, ``auth_group`` and ``auth_user_groups`` (``is_active`` honoured,
 ``pbkdf2_sha256$`` hashes verified without importing Django). Explicit ``*_query`` arguments override a preset's.
 
-**Errors**: a failing query is logged and raised as :class:`~wsgiauth.exceptions.BackendError`; the adapter turns it
-into the configured outcome (``on_error``: unknown by default). Connections come from a :class:`wsgiauth.pool.Pool`
+**Errors**: a failing query is logged and raised as `BackendError`; the adapter turns it
+into the configured outcome (``on_error``: unknown by default). Connections come from a `wsgiauth.pool.Pool`
 (lazy, fork-aware, bounded, with a circuit breaker), found again by a re-imported auth script.
 """
 
@@ -146,7 +146,7 @@ def compile_query(query: str, dialect: Dialect, allowed: Sequence[str] = ("user"
         allowed: the parameters this query may use, in the order positional ``%s`` take them.
 
     Returns:
-        the translated :class:`Query`.
+        the translated `Query`.
 
     Raises:
         ConfigError: an unknown ``:name``, too many ``%s``, both styles mixed, an unterminated quote or comment, or
@@ -283,7 +283,7 @@ def is_dead(exc: BaseException) -> bool:
 
     SQLite has no connection to lose. For psycopg, ``OperationalError`` except a cancelled statement (a timeout is not
     a dead connection); for PyMySQL, ``InterfaceError`` and the "server gone / lost connection / killed" codes.
-    Anything else: :func:`wsgiauth.pool.default_is_dead`.
+    Anything else: `wsgiauth.pool.default_is_dead`.
     """
     module = type(exc).__module__ or ""
     if module.startswith("sqlite3"):
@@ -591,7 +591,7 @@ class Backend(adapter.Backend):
     # ------------------------------------------------------------------ running queries
 
     def _deadline(self, conn: Any, dialect: Dialect) -> contextlib.AbstractContextManager[None]:
-        """For PostgreSQL, cut the connection of a query that outlives ``query_timeout`` (see :mod:`._watchdog`)."""
+        """For PostgreSQL, cut the connection of a query that outlives ``query_timeout`` (see `wsgiauth._watchdog`)."""
         if dialect != "postgresql" or not self.query_timeout:
             return contextlib.nullcontext()
         fileno = getattr(conn, "fileno", None)
@@ -630,7 +630,7 @@ class Backend(adapter.Backend):
     # ------------------------------------------------------------------ the backend interface
 
     def lookup(self, user: bytes) -> adapter.Record | None:
-        """The user's row from ``password_query`` as a :class:`~wsgiauth.adapter.Record`, or ``None``.
+        """The user's row from ``password_query`` as a `Record`, or ``None``.
 
         Raises:
             BackendError: the query failed, returned no column, or returned more than one row.
@@ -694,7 +694,7 @@ class Backend(adapter.Backend):
         return [g for g in found if g]
 
     def stats(self) -> dict[str, int | float]:
-        """The connection pool's counters (see :meth:`wsgiauth.pool.Pool.stats`)."""
+        """The connection pool's counters (see `wsgiauth.pool.Pool.stats`)."""
         return self.pool.stats()
 
     def close(self) -> None:
@@ -712,7 +712,7 @@ def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: floa
         path: the database file.
         readonly: open it read-only (``mode=ro``).
         timeout: how long to wait for a lock held by a writer, and for a free pooled connection.
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`.
+        **kwargs: the queries, preset, pool and adapter options of `Backend`.
 
     Returns:
         the backend. Nothing is opened until the first request.
@@ -732,7 +732,7 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = SQL_CONNECT_TIMEO
         conninfo: a libpq connection string or URL (``"host=127.0.0.1 dbname=site user=auth password=..."``).
         connect_timeout: seconds before a connection attempt gives up (libpq's minimum is 2).
         statement_timeout: seconds before the server cancels a query (``None``: the server's setting).
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`; unknown keys starting with
+        **kwargs: the queries, preset, pool and adapter options of `Backend`; unknown keys starting with
             ``pg_`` are passed to ``psycopg.connect`` without the prefix.
 
     Returns:
@@ -765,7 +765,7 @@ def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None,
         unix_socket: path of the server's socket, instead of TCP.
         connect_timeout: seconds before a connection attempt gives up.
         read_timeout: seconds before a query waiting for the server gives up (also used for writes).
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`.
+        **kwargs: the queries, preset, pool and adapter options of `Backend`.
 
     Returns:
         the backend. Nothing is opened until the first request.
