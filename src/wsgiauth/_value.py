@@ -1,8 +1,8 @@
 """Immutable value classes without dataclasses.
 
-`dataclasses` imports `inspect`, which every Apache child that loads an auth script would then carry (docs/benchmarks.md,
-Memory). The records the hot path builds (`adapter.Record`, `adapter.Decision`, the parsed tables of `_textfile`)
-subclass `Value` instead.
+`dataclasses` imports `inspect`, which every Apache child that loads an auth script would then carry
+(docs/benchmarks.md, Memory). The records the hot path builds (`adapter.Record`, `adapter.Decision`, the parsed
+tables of `_textfile`) subclass `Value` instead.
 """
 
 from __future__ import annotations

@@ -112,7 +112,19 @@ class Chain(Backend):
 
 
 def chain(*members: Backend, **backend_kwargs: Any) -> Chain:
-    """Ask ``members`` in order, like ``AuthBasicProvider a b``; see `Chain`."""
+    """Ask ``members`` in order, like ``AuthBasicProvider a b``: `Chain(*members, **backend_kwargs)`.
+
+    Args:
+        members: the backends, in the order they are asked.
+        backend_kwargs: passed to `Backend` (``label``, ``on_error``, ``log_level``, ``access``).
+
+    Returns:
+        The chain, itself a backend.
+
+    Raises:
+        ValueError: no member.
+        TypeError: a member is not a wsgiauth backend.
+    """
     return Chain(*members, **backend_kwargs)
 
 

@@ -600,8 +600,17 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {
 def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
     """Build the backends of checked ``settings`` (from `parse`).
 
+    Args:
+        settings: what `parse` returned.
+        source: name of the file, for the error message.
+
+    Returns:
+        The configuration, its backends built (nothing is opened until the first request).
+
     Raises:
-        ConfigError: a backend refused its options (each reported with its key path).
+        ConfigError: listing every backend that refused its options: a value a constructor refuses is reported at
+            the key path it came from (`backends.corp.max_depth: must be at most 20, not 99`), other refusals at
+            the backend's table.
     """
     errors = Errors()
     built: dict[str, Backend] = {}

@@ -175,7 +175,9 @@ class Backend(adapter.Backend):
         label, on_error, log_level, access: see `wsgiauth.adapter.Backend`.
 
     Raises:
-        ConfigError: a setting is wrong (the message names it).
+        ConfigError: a setting is wrong (the message names it); for a number out of range or of the wrong type an
+            `OptionError` whose `option` is the keyword.
+        TypeError: a keyword that is neither a setting above nor a pool option.
     """
 
     label = "ldap"

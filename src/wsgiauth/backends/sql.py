@@ -512,7 +512,9 @@ class Backend(adapter.Backend):
             `DBDExptime`), `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`.
 
     Raises:
-        ConfigError: an unknown preset or dialect, a malformed query, or a URL that cannot be used.
+        ConfigError: an unknown preset or dialect, a malformed query, or a URL that cannot be used; for a pool
+            option out of range an `OptionError` whose `option` is the keyword.
+        TypeError: a keyword that is neither a setting above nor a pool option.
     """
 
     label = "sql"
@@ -716,6 +718,9 @@ def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: floa
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
     timeout = SQL_TIMEOUT.check("timeout", timeout)
     absolute = os.path.abspath(os.fspath(path))
@@ -737,6 +742,9 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = SQL_CONNECT_TIMEO
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
     connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
     if statement_timeout is not None:
@@ -769,6 +777,9 @@ def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None,
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
     connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
     read_timeout = SQL_TIMEOUT.check("read_timeout", read_timeout)
