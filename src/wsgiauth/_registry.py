@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["AT_FORK", "lock", "per_process", "replace", "shared"]
+__all__ = ["AT_FORK", "PerProcess", "lock", "per_process", "replace", "shared"]
 
 T = TypeVar("T")
 
@@ -88,6 +88,28 @@ def per_process(obj: _PerProcess) -> None:
     """
     obj._reset_for_process()
     _per_process.add(obj)
+
+
+class PerProcess:
+    """A base for objects whose state belongs to one process: `_pid`, `_lock` and what `_fresh_state` sets up.
+
+    A subclass calls `self._start_per_process()` at the end of its `__init__`: the state is set up then, and again in
+    every forked child (a child never shares its parent's lock, entries or counters).
+    """
+
+    _pid: int
+    _lock: threading.Lock
+
+    def _start_per_process(self) -> None:
+        per_process(self)
+
+    def _reset_for_process(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        """Set up this process's own state (called with `_pid` and `_lock` already fresh)."""
 
 
 def _after_fork_in_child() -> None:

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 import time
 from collections import OrderedDict
 
 from . import _registry
 from ._options import CACHE_MAX_SIZE, CACHE_TTL
+from ._value import Value
 from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
 from .exceptions import ConfigError
 
@@ -70,22 +70,25 @@ def _frame(*parts: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-class _Entry:
-    """One remembered grant; ``decision`` is the (immutable) answer a hit returns, built once at store time."""
+class _Entry(Value):
+    """One remembered grant (immutable); ``decision`` is the answer a hit returns, built once at store time."""
 
     __slots__ = ("decision", "digest", "expires", "generation", "groups", "name")
+    __match_args__ = ("digest", "name", "groups", "generation", "expires", "decision")
+
+    digest: bytes
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
+    generation: int
+    expires: float
+    decision: Decision
 
     def __init__(self, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None, generation: int,
                  expires: float, decision: Decision) -> None:
-        self.digest = digest
-        self.name = name
-        self.groups = groups
-        self.generation = generation
-        self.expires = expires
-        self.decision = decision
+        self._init(digest, name, groups, generation, expires, decision)
 
 
-class Cached(Wrapper):
+class Cached(Wrapper, _registry.PerProcess):
     """A backend whose grants are remembered; see the module documentation for the rules.
 
     Args:
@@ -154,14 +157,12 @@ class Cached(Wrapper):
         self.hits = 0
         self.shared_hits = 0
         self.misses = 0
-        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
+        self._start_per_process()
 
     # ------------------------------------------------------------------ per-process state
 
-    def _reset_for_process(self) -> None:
-        """Fresh state for this process: new lock, new random key, no entries (a forked child starts empty)."""
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+    def _fresh_state(self) -> None:
+        """A new random key and no entries (a forked child starts empty)."""
         self._key = os.urandom(32)
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._groups: OrderedDict[bytes, tuple[int, float, tuple[bytes, ...] | None]] = OrderedDict()

@@ -32,11 +32,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from . import _registry
 from ._options import (
@@ -57,6 +56,7 @@ __all__ = ["Throttled", "throttled"]
 logger = logging.getLogger("wsgiauth.throttle")
 
 Per = Literal["user", "address", "both"]
+T = TypeVar("T")
 _Subject = tuple[str, bytes]  # ("user" | "address", raw value)
 
 # KEYS: (failures, strikes, lock) for each subject. ARGV: max_failures, window_ms, lockout_ms, growth,
@@ -94,7 +94,7 @@ class _Slot:
         self.locked_until = 0.0
 
 
-class Throttled(Wrapper):
+class Throttled(Wrapper, _registry.PerProcess):
     """A backend that refuses user names and client addresses after repeated failures; see the module docs.
 
     Args:
@@ -156,12 +156,10 @@ class Throttled(Wrapper):
                                                                     else redis)
         self.refused = 0
         self.lockouts = 0
-        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
+        self._start_per_process()
 
-    def _reset_for_process(self) -> None:
-        """A forked child starts with its own lock and no per-process counters (shared ones stay in Redis)."""
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+    def _fresh_state(self) -> None:
+        """No per-process counters (a forked child starts without its parent's; shared ones stay in Redis)."""
         self._slots: OrderedDict[_Subject, _Slot] = OrderedDict()
 
     def _subjects(self, user: bytes, client: str | None) -> list[_Subject]:
@@ -210,15 +208,23 @@ class Throttled(Wrapper):
 
     # ------------------------------------------------------------------ lockout state
 
+    def _tiered(self, shared: Callable[[Sequence[_Subject]], T], local: Callable[[Sequence[_Subject]], T],
+                subjects: Sequence[_Subject]) -> T:
+        """`shared(subjects)` when there is a shared tier and Redis answers, else `local(subjects)`."""
+        if self._tier is not None:
+            try:
+                return shared(subjects)
+            except TierDown:
+                pass
+        return local(subjects)
+
     def _locked(self, subjects: Sequence[_Subject]) -> tuple[str, float] | None:
         """``(kind, seconds left)`` of the longest active lockout among ``subjects``, or ``None``."""
         if not subjects:
             return None
-        if self._tier is not None:
-            try:
-                return self._shared_locked(subjects)
-            except TierDown:
-                pass
+        return self._tiered(self._shared_locked, self._local_locked, subjects)
+
+    def _local_locked(self, subjects: Sequence[_Subject]) -> tuple[str, float] | None:
         now = self._clock()
         best: tuple[str, float] | None = None
         with self._lock:
@@ -232,11 +238,9 @@ class Throttled(Wrapper):
 
     def _fail(self, subjects: Sequence[_Subject]) -> list[tuple[str, float]]:
         """Count one failure for each subject; returns the lockouts this started as ``(kind, seconds)``."""
-        if self._tier is not None:
-            try:
-                return self._shared_fail(subjects)
-            except TierDown:
-                pass
+        return self._tiered(self._shared_fail, self._local_fail, subjects)
+
+    def _local_fail(self, subjects: Sequence[_Subject]) -> list[tuple[str, float]]:
         now = self._clock()
         started: list[tuple[str, float]] = []
         with self._lock:
