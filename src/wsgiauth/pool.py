@@ -479,11 +479,9 @@ class Pool(Generic[C]):
         """Counters and gauges of this process's pool.
 
         Returns:
-            ``size`` (open + being opened), ``idle``, ``in_use``, ``opening``, ``waiting``, ``max_size``,
-            ``pid``,
+            ``size`` (open + being opened), ``idle``, ``in_use``, ``opening``, ``waiting``, ``max_size``, ``pid``,
             ``breaker_open`` (0/1), ``failures`` (consecutive), and the running totals ``opened``, ``closed``,
-            ``checkouts``, ``timeouts``, ``errors`` (failed connects), ``retries``, ``checks_failed``,
-            ``expired``,
+            ``checkouts``, ``timeouts``, ``errors`` (failed connects), ``retries``, ``checks_failed``, ``expired``,
             ``fast_failures`` (refused by the open breaker), ``breaker_trips``.
         """
         self._ensure_pid()
