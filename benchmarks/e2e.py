@@ -142,7 +142,7 @@ import json
 from wsgiauth.backends import ldap
 from wsgiauth.cache import cached
 conf = json.load(open(os.path.join(HERE, "ldap.json")))
-backend = cached(ldap.LDAPBackend(conf["url"], bind_dn=conf["bind_dn"], bind_password=conf["bind_pw"],
+backend = cached(ldap.Backend(conf["url"], bind_dn=conf["bind_dn"], bind_password=conf["bind_pw"],
                                   pool_size={threads}))
 check_password, get_realm_hash, groups_for_user, allow_access = backend.hooks()
 """,
@@ -150,7 +150,7 @@ check_password, get_realm_hash, groups_for_user, allow_access = backend.hooks()
 import json
 from wsgiauth.backends import ldap
 conf = json.load(open(os.path.join(HERE, "ldap.json")))
-backend = ldap.LDAPBackend(conf["url"], bind_dn=conf["bind_dn"], bind_password=conf["bind_pw"], pool_size={threads})
+backend = ldap.Backend(conf["url"], bind_dn=conf["bind_dn"], bind_password=conf["bind_pw"], pool_size={threads})
 check_password, get_realm_hash, groups_for_user, allow_access = backend.hooks()
 """,
     "trivial.wsgi": '''\

@@ -14,7 +14,7 @@ from backends._common import require_tool
 from wsgiauth import hashes
 from wsgiauth.adapter import Backend, Record
 from wsgiauth.backends import dbm, htpasswd
-from wsgiauth.cache import CachedBackend, cached
+from wsgiauth.cache import Cached, cached
 from wsgiauth.exceptions import ConfigError
 
 ENV = {"REMOTE_ADDR": "192.0.2.1"}
@@ -216,7 +216,7 @@ def test_invalidation_during_a_verification_wins() -> None:
     """A grant verified against the old content must not be stored after an invalidate() made meanwhile."""
 
     class Racy(Store):
-        cache: CachedBackend | None = None
+        cache: Cached | None = None
 
         def lookup(self, user: bytes) -> Record | None:
             record = super().lookup(user)

@@ -254,13 +254,27 @@ def test_user_dbm_accepted_by_htdbm(tmp_path: Path) -> None:
     assert run("user", "list", "--dbm", str(db)).stdout == ""
 
 
+def test_user_sql_relative_url(work: Path) -> None:
+    """`--sql sqlite:///users.sqlite` (three slashes) is relative to the current directory, as with SQLAlchemy."""
+    (work / "rel").mkdir()
+    db = work / "rel" / "users.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+    conn.close()
+    r = run("user", "add", "--sql", "sqlite:///users.sqlite", "ivy", stdin="sql pw\n", cwd=work / "rel")
+    assert r.returncode == 0, r.stderr
+    assert run("user", "list", "--sql", f"sqlite:///{db}").stdout.splitlines() == ["ivy\targon2"]
+    r = run("user", "list", "--sql", "sqlite:///users.sqlite", cwd=work)  # no such file there
+    assert r.returncode != 0 and "no such file" in r.stderr, r.stderr
+
+
 def test_user_sql_then_check(work: Path) -> None:
     db = work / "users.sqlite"
     conn = sqlite3.connect(db)
     conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
     conn.close()
     db.chmod(0o644)
-    url = f"sqlite://{db}"  # sqlite:///abs/path
+    url = f"sqlite:///{db}"  # sqlite:////abs/path (SQLAlchemy's form: four slashes for an absolute path)
     r = run("user", "add", "--sql", url, "ivy", "--group", "staff", stdin="sql pw\n")
     assert r.returncode == 0, r.stderr
     assert "added ivy (argon2)" in r.stdout

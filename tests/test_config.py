@@ -19,6 +19,7 @@ import pytest
 
 from backends._common import missing, require_tool
 from wsgiauth import ConfigError, config, load
+from wsgiauth._options import POOL_OPTIONS
 from wsgiauth.compose import Canonical, Chain
 
 
@@ -316,8 +317,8 @@ def test_single_root_is_chosen_without_backend_key(store: Path) -> None:
 
 
 def test_cache_and_throttle_wrap_the_top(store: Path) -> None:
-    from wsgiauth.cache import CachedBackend
-    from wsgiauth.throttle import ThrottledBackend
+    from wsgiauth.cache import Cached
+    from wsgiauth.throttle import Throttled
 
     cfg = load(write(store, """
         log_level = "error"
@@ -333,8 +334,8 @@ def test_cache_and_throttle_wrap_the_top(store: Path) -> None:
         lockout = 30
         per = "user"
     """, "wrapped.toml"))
-    assert isinstance(cfg.backend, ThrottledBackend)
-    assert isinstance(cfg.backend.inner, CachedBackend)
+    assert isinstance(cfg.backend, Throttled)
+    assert isinstance(cfg.backend.inner, Cached)
     check_password = cfg.hooks()[0]
     assert check_password({"REMOTE_ADDR": "127.0.0.1"}, "alice", "wonder") is True
     for _ in range(3):
@@ -359,20 +360,153 @@ def test_global_log_level_and_on_error_reach_backends(store: Path) -> None:
 def test_schema_keys_are_constructor_arguments(kind: str) -> None:
     """Every key the config passes on is a keyword the backend really takes (the schema cannot drift)."""
     module = importlib.import_module(f"wsgiauth.backends.{kind}")
-    if kind == "ldap":
-        ctor = module.LDAPBackend
-    elif kind == "sql":
-        ctor = module.Backend
-    else:
-        ctor = module.Backend
+    ctor = module.Backend
     params = inspect.signature(ctor).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    takes_any = any(p.kind is p.VAR_KEYWORD and p.annotation == "Any" for p in params.values())
+    pool_options = set(POOL_OPTIONS) if any(
+        p.kind is p.VAR_KEYWORD and p.annotation == "Unpack[PoolOptions]" for p in params.values()) else set()
     keys = {**config._COMMON, **config.SCHEMA[kind]}
     for key, spec in keys.items():
         if spec.arg == "":
             continue
         arg = spec.arg or key
-        assert arg in params or (takes_any and arg in ("label", "on_error", "log_level")), (kind, key)
+        assert arg in params or arg in pool_options or (takes_any and arg in ("label", "on_error", "log_level")), (
+            kind, key)
+
+
+def _around(option: Any) -> tuple[list[Any], list[Any]]:
+    """Values at the edges of an option's range that it must accept, and just outside that it must refuse."""
+    step = 1 if option.integer else 0.001
+    accepted: list[Any] = [option.default]
+    refused: list[Any] = ["5", True]
+    if option.above is not None:
+        accepted.append(option.above + step)
+        refused.append(option.above)
+    if option.low is not None:
+        accepted.append(option.low)
+        refused.append(option.low - step)
+    if option.high is not None:
+        accepted.append(option.high)
+        refused.append(option.high + step)
+    if option.integer:
+        refused.append(float(option.default) + 0.5)
+    return accepted, refused
+
+
+def _numeric_keywords() -> Iterator[tuple[str, str, str, Any, Any]]:
+    """(kind, key, keyword, the config's Option, a constructor taking that keyword) for every numeric backend key."""
+    from wsgiauth.backends import ldap, sql
+
+    def ldap_ctor(**kw: Any) -> Any:
+        return ldap.Backend("ldap://127.0.0.1/dc=example,dc=org", **kw)
+
+    def sql_ctor(**kw: Any) -> Any:
+        return sql.Backend("sqlite:///drift.db", pool_key=("drift", tuple(kw.items())), **kw)
+
+    drivers = {"sqlite": lambda **kw: sql.sqlite("drift.db", pool_key=("drift", tuple(kw.items())), **kw),
+               "postgresql": sql.postgresql, "mysql": sql.mysql}
+    from wsgiauth.adapter import Backend
+    from wsgiauth.cache import Cached
+    from wsgiauth.throttle import Throttled
+
+    def throttle_ctor(**kw: Any) -> Any:
+        return Throttled(Backend(), **({"lockout": 0.0005} if "max_lockout" in kw else {}), **kw)
+
+    tables = (("ldap", config.SCHEMA["ldap"], ldap_ctor), ("sql", config.SCHEMA["sql"], sql_ctor),
+              ("cache", config._CACHE, lambda **kw: Cached(Backend(), **kw)), ("throttle", config._THROTTLE,
+                                                                                  throttle_ctor))
+    for kind, table, ctor in tables:
+        for key, spec in table.items():
+            if spec.option is None:
+                continue
+            if spec.arg != "":
+                yield kind, key, spec.arg or key, spec.option, ctor
+                continue
+            for driver, keywords in config._SQL_TIMEOUT_KEYS.items():
+                if key in keywords:
+                    yield f"sql/{driver}", key, keywords[key], spec.option, drivers[driver]
+
+
+@pytest.mark.parametrize(("kind", "key", "keyword", "option", "ctor"), list(_numeric_keywords()),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_schema_ranges_are_the_constructors(kind: str, key: str, keyword: str, option: Any, ctor: Any) -> None:
+    """The config checks a numeric key with the very range its constructor enforces: every value the config accepts
+    the constructor accepts, every value it refuses the constructor refuses with an error naming the keyword."""
+    from wsgiauth._options import OptionError
+
+    accepted, refused = _around(option)
+    for value in accepted:
+        assert option.problem(value) is None, (key, value)
+        ctor(**{keyword: value}).close()
+    for value in refused:
+        assert option.problem(value) is not None, (key, value)
+        with pytest.raises(OptionError) as info:
+            ctor(**{keyword: value})
+        assert info.value.option == keyword and info.value.reason == option.problem(value)
+
+
+def test_schema_defaults_are_the_constructors() -> None:
+    """Defaults: the config leaves unset keys to the constructors, whose defaults are the specs' (checked here
+    against the signatures, and against the lower-level Pool's own defaults)."""
+    from wsgiauth.backends import ldap, sql
+    from wsgiauth.cache import Cached
+    from wsgiauth.pool import Pool, pool_arguments
+    from wsgiauth.throttle import Throttled
+
+    seen = 0
+    for kind, key, keyword, option, _ in _numeric_keywords():
+        if keyword in POOL_OPTIONS:
+            assert POOL_OPTIONS[keyword] is option
+            continue
+        fn = {"ldap": ldap.Backend, "sql/sqlite": sql.sqlite, "sql/postgresql": sql.postgresql,
+              "sql/mysql": sql.mysql, "cache": Cached, "throttle": Throttled}[kind]
+        assert inspect.signature(fn).parameters[keyword].default == option.default, (kind, key)
+        seen += 1
+    assert seen >= 14
+    pool_defaults = {k: p.default for k, p in inspect.signature(Pool).parameters.items()}
+    for arg, value in pool_arguments({}, what="test").items():
+        assert pool_defaults[arg] == value, arg
+    sq = sql.Backend("sqlite:///drift-defaults.db", pool_key=("drift-defaults",))
+    assert (sq.pool.max_size, sq.pool.timeout, sq.pool.max_idle, sq.pool.check_after, sq.pool.breaker_reset) == (
+        POOL_OPTIONS["pool_size"].default, POOL_OPTIONS["pool_timeout"].default, POOL_OPTIONS["max_idle"].default,
+        POOL_OPTIONS["check_after"].default, POOL_OPTIONS["breaker_reset"].default)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\nmax_depth=21", "backends.x.max_depth: must be at most 20, not 21"),
+    ("[backends.x]\ntype='ldap'\nurl='ldap://h/dc=x'\ntimeout=0", "backends.x.timeout: must be greater than 0, not 0"),
+    ("[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='users'\npool_size=0",
+     "backends.x.pool_size: must be at least 1, not 0"),
+    ("[backends.x]\ntype='sql'\ndriver='postgresql'\nconninfo='x'\ntimeout=-1",
+     "backends.x.timeout: must be greater than 0, not -1"),
+])
+def test_range_errors_name_the_key(store: Path, text: str, expected: str) -> None:
+    assert expected in errors_of(store, text)
+
+
+def test_constructor_errors_are_reported_at_their_key_path(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the schema lets through but the constructor refuses is reported at its key, not at the table."""
+    from wsgiauth import _options
+
+    # As if the schema had drifted: it accepts any depth, the constructor still refuses more than 20.
+    monkeypatch.setitem(config.SCHEMA["ldap"], "max_depth", config.Key(lambda v, p, c: v, "depth"))
+    monkeypatch.setitem(config.SCHEMA["sql"], "timeout", config.Key(lambda v, p, c: v, "timeout", arg=""))
+    errs = errors_of(store, """
+        backend = "dir"
+        [backends.dir]
+        type = "ldap"
+        url = "ldap://127.0.0.1/dc=example,dc=org"
+        max_depth = 99
+        [backends.db]
+        type = "sql"
+        driver = "postgresql"
+        conninfo = "dbname=x"
+        timeout = 0
+        [cache]
+        ttl = 60
+    """)
+    assert errs == [f"backends.dir.max_depth: {_options.LDAP_MAX_DEPTH.problem(99)}",
+                    "backends.db.timeout: must be greater than 0, not 0"]
 
 
 # ---------------------------------------------------------------------------------------------------- real servers
@@ -468,7 +602,7 @@ def test_postgresql_from_config(store: Path) -> None:
 
 def test_redis_shared_cache_from_config(store: Path) -> None:
     from backends import redis as redis_launcher
-    from wsgiauth.cache import CachedBackend
+    from wsgiauth.cache import Cached
 
     if redis_launcher.redis_server_path() is None:
         missing("redis-server is not installed (apt-get install redis-server)")
@@ -486,7 +620,7 @@ def test_redis_shared_cache_from_config(store: Path) -> None:
             url = "{r.url}"
             prefix = "cfgtest"
         """, "redis.toml"))
-        assert isinstance(cfg.backend, CachedBackend)
+        assert isinstance(cfg.backend, Cached)
         check_password = cfg.hooks()[0]
         assert check_password({}, "alice", "wonder") is True
         assert check_password({}, "alice", "wonder") is True
@@ -509,6 +643,48 @@ def test_docs_name_every_key() -> None:
     for keys in tables:
         for key in keys:
             assert f"`{key}`" in text, key
+
+
+@pytest.mark.parametrize("form", ["sqlite:////{abs}", "sqlite:///{rel}", "{rel}"])
+def test_sqlite_database_as_path_or_sqlalchemy_url(store: Path, tmp_path: Path, form: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`database` takes a path or an SQLAlchemy-style URL; a relative one is relative to the configuration file."""
+    import sqlite3
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "db").mkdir()
+    db = tmp_path / "db" / "users.db"
+    conn = sqlite3.connect(db)
+    conn.executescript((root / "backends" / "sql" / "schema.sql").read_text())
+    alice_hash = (store / "users").read_text().splitlines()[0].split(":", 1)[1]  # written by htpasswd -B
+    conn.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES ('alice', ?)", (alice_hash,))
+    conn.commit()
+    conn.close()
+    database = form.format(abs=str(db).lstrip("/"), rel="db/users.db")
+    monkeypatch.chdir("/")  # not the configuration's directory
+    cfg = load(write(tmp_path, f'[backends.db]\ntype = "sql"\ndriver = "sqlite"\ndatabase = "{database}"\n'))
+    try:
+        assert cfg.settings["backends"]["db"]["database"] == str(db)
+        check_password = cfg.hooks()[0]
+        assert check_password({}, "alice", "wonder") is True
+        assert check_password({}, "alice", "wrong") is False
+    finally:
+        cfg.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite://", "sqlite://host/users.db"])
+def test_sqlite_url_errors_name_the_key(store: Path, database: str) -> None:
+    errs = errors_of(store, f"[backends.x]\ntype='sql'\ndriver='sqlite'\ndatabase='{database}'")
+    assert any(e.startswith("backends.x.database: an SQLite URL is sqlite:///relative/path.db or "
+                            "sqlite:////absolute/path.db") for e in errs), errs
+
+
+def test_docs_state_the_constructors_ranges() -> None:
+    text = DOC.read_text()
+    for kind, keys in [*config.SCHEMA.items(), ("cache", config._CACHE), ("throttle", config._THROTTLE)]:
+        for key, spec in keys.items():
+            if spec.option is not None:
+                assert f"| `{key}` |  | {spec.doc} ({spec.option.describe()}) |" in text, (kind, key)
 
 
 def test_docs_examples_are_valid(tmp_path: Path) -> None:
@@ -550,7 +726,7 @@ def test_htdigest_and_htgroup_types(store: Path) -> None:
 
 
 def test_per_backend_cache_with_defaults(store: Path) -> None:
-    from wsgiauth.cache import CachedBackend
+    from wsgiauth.cache import Cached
 
     cfg = load(write(store, """
         on_error = "deny"
@@ -560,7 +736,7 @@ def test_per_backend_cache_with_defaults(store: Path) -> None:
         cache = {}
         canonicalize = { strip_domain = true }
     """, "percache.toml"))
-    assert isinstance(cfg.backend, CachedBackend)  # an empty table: a cache with the default settings
+    assert isinstance(cfg.backend, Cached)  # an empty table: a cache with the default settings
     assert cfg.backend.inner.on_error == "deny"  # type: ignore[attr-defined]
     assert cfg.hooks()[0]({}, "alice@example.org", "wonder") == "alice"
 

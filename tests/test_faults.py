@@ -76,7 +76,7 @@ SCRIPT_HEAD = "import os\nhere = os.path.dirname(__file__)\n"
 SCRIPTS = {
     "ldap": """
 from wsgiauth.backends import ldap
-backend = ldap.LDAPBackend({ldap_url!r}, bind_dn={bind_dn!r}, bind_password={bind_pw!r}, pool_size={pool},
+backend = ldap.Backend({ldap_url!r}, bind_dn={bind_dn!r}, bind_password={bind_pw!r}, pool_size={pool},
                            pool_timeout=1.0, connect_timeout=1.0, timeout=2.0, breaker_threshold=3,
                            breaker_reset=0.5, log_level="error")
 """,
@@ -279,7 +279,7 @@ def site(apache_factory: Any, tmp_path_factory: Any) -> Iterator[Site]:
                                          f"backend = sql.mysql(**{mysql_kwargs!r}, log_level='error')\n"
                                          "check_password = backend.check_password\n")
         files["auth_soak-ldap.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import ldap\n"
-                                        f"backend = ldap.LDAPBackend({fmt['ldap_url']!r}, bind_dn={slapd.service_dn!r}, "
+                                        f"backend = ldap.Backend({fmt['ldap_url']!r}, bind_dn={slapd.service_dn!r}, "
                                         f"bind_password={slapd.service_pw!r}, log_level='error')\n"
                                         "check_password = backend.check_password\n")
         names = [*SCRIPTS, "missing", "soak-pg", "soak-mysql", "soak-ldap"]

@@ -64,7 +64,7 @@ backend = sql.postgresql({conninfo!r}, pool_timeout=2.0, log_level="info")
 """,
     "ldap": """
 from wsgiauth.backends import ldap
-backend = ldap.LDAPBackend({url!r}, bind_dn={bind_dn!r}, bind_password={bind_pw!r}, remote_user_attribute="mail",
+backend = ldap.Backend({url!r}, bind_dn={bind_dn!r}, bind_password={bind_pw!r}, remote_user_attribute="mail",
                            connect_timeout=2.0, timeout=5.0, log_level="info")
 """,
 }

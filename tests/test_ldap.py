@@ -22,7 +22,7 @@ from backends import ldap as slapd_launcher
 from backends._common import require_tool
 from wsgiauth._ldapurl import Host, parse_ldap_url
 from wsgiauth.adapter import Outcome
-from wsgiauth.backends.ldap import LDAPBackend
+from wsgiauth.backends import ldap
 from wsgiauth.exceptions import BackendError, BackendUnavailableError, ConfigError
 
 ENV: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1"}
@@ -73,15 +73,15 @@ def test_url_errors_are_config_errors(url: str) -> None:
 
 def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="URL"):
-        LDAPBackend()
+        ldap.Backend()
     with pytest.raises(ConfigError, match="bind_password"):
-        LDAPBackend("ldap://127.0.0.1/dc=x", bind_dn="cn=svc,dc=x")
+        ldap.Backend("ldap://127.0.0.1/dc=x", bind_dn="cn=svc,dc=x")
     with pytest.raises(ConfigError, match="exclude"):
-        LDAPBackend("ldaps://127.0.0.1/dc=x", starttls=True)
+        ldap.Backend("ldaps://127.0.0.1/dc=x", starttls=True)
     with pytest.raises(ConfigError, match="user"):
-        LDAPBackend("ldap://127.0.0.1/dc=x", bind_template="uid=x,dc=x")
+        ldap.Backend("ldap://127.0.0.1/dc=x", bind_template="uid=x,dc=x")
     with pytest.raises(ConfigError, match="ca_file"):
-        LDAPBackend("ldaps://127.0.0.1/dc=x", ca_file="/nonexistent/ca.pem")
+        ldap.Backend("ldaps://127.0.0.1/dc=x", ca_file="/nonexistent/ca.pem")
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -100,11 +100,11 @@ def slapd() -> Iterator[slapd_launcher.Slapd]:
 
 
 @pytest.fixture(scope="module")
-def make(slapd: slapd_launcher.Slapd) -> Iterator[Callable[..., LDAPBackend]]:
+def make(slapd: slapd_launcher.Slapd) -> Iterator[Callable[..., ldap.Backend]]:
     """Build backends on the module's slapd: the URL of ou=people with the active filter, the service account."""
-    made: list[LDAPBackend] = []
+    made: list[ldap.Backend] = []
 
-    def factory(url: str | None = None, **kw: Any) -> LDAPBackend:
+    def factory(url: str | None = None, **kw: Any) -> ldap.Backend:
         kw.setdefault("bind_dn", slapd.service_dn)
         kw.setdefault("bind_password", slapd.service_pw)
         kw.setdefault("group_base", slapd.groups)
@@ -112,7 +112,7 @@ def make(slapd: slapd_launcher.Slapd) -> Iterator[Callable[..., LDAPBackend]]:
         kw.setdefault("timeout", 2.0)
         if kw["bind_dn"] is None:
             kw.pop("bind_password")
-        backend = LDAPBackend(url or f"{slapd.url}/{slapd.people}?uid?sub?{slapd.active_filter}", **kw)
+        backend = ldap.Backend(url or f"{slapd.url}/{slapd.people}?uid?sub?{slapd.active_filter}", **kw)
         made.append(backend)
         return backend
 
@@ -122,14 +122,14 @@ def make(slapd: slapd_launcher.Slapd) -> Iterator[Callable[..., LDAPBackend]]:
 
 
 @pytest.fixture(scope="module")
-def backend(make: Callable[..., LDAPBackend]) -> LDAPBackend:
+def backend(make: Callable[..., ldap.Backend]) -> ldap.Backend:
     return make()
 
 
 # ---------------------------------------------------------------------- passwords
 
 
-def test_right_wrong_unknown(backend: LDAPBackend) -> None:
+def test_right_wrong_unknown(backend: ldap.Backend) -> None:
     assert backend.check_password(ENV, "alice", "secret") is True
     assert backend.check_password(ENV, "bob", "hunter2") is True
     assert backend.check_password(ENV, "alice", "hunter2") is False
@@ -137,14 +137,14 @@ def test_right_wrong_unknown(backend: LDAPBackend) -> None:
     assert backend.check_password(ENV, "nobody", "secret") is None
 
 
-def test_utf8_name_and_password(backend: LDAPBackend) -> None:
+def test_utf8_name_and_password(backend: ldap.Backend) -> None:
     assert backend.check_password(ENV, w("zoë"), w("ünïcødé")) is True
     assert backend.check_password(ENV, w("zoë"), "unicode") is False
     # the same name in latin-1 bytes is another (unknown) name, not zoë
     assert backend.check_password(ENV, "zoë", w("ünïcødé")) is None
 
 
-def test_invalid_utf8_name_is_unknown_after_equal_work(backend: LDAPBackend) -> None:
+def test_invalid_utf8_name_is_unknown_after_equal_work(backend: ldap.Backend) -> None:
     before = backend.stats()
     assert backend.check_password(ENV, b"zo\xeb".decode("latin-1"), "secret") is None
     after = backend.stats()
@@ -152,7 +152,7 @@ def test_invalid_utf8_name_is_unknown_after_equal_work(backend: LDAPBackend) -> 
     assert after["bind"]["checkouts"] == before["bind"]["checkouts"] + 1
 
 
-def test_unknown_and_wrong_cost_the_same_round_trips(backend: LDAPBackend) -> None:
+def test_unknown_and_wrong_cost_the_same_round_trips(backend: ldap.Backend) -> None:
     """An unknown user costs a search and a (dummy) bind, exactly as a wrong password does."""
     costs = []
     for user, password in (("alice", "wrong"), ("nobody", "wrong")):
@@ -163,7 +163,7 @@ def test_unknown_and_wrong_cost_the_same_round_trips(backend: LDAPBackend) -> No
     assert costs[0] == costs[1] == (1, 1)
 
 
-def test_empty_password_is_denied_before_any_bind(backend: LDAPBackend) -> None:
+def test_empty_password_is_denied_before_any_bind(backend: ldap.Backend) -> None:
     before = backend.stats()
     assert backend.check_password(ENV, "alice", "") is False
     assert backend.check_password(ENV, "nobody", "") is False
@@ -172,7 +172,7 @@ def test_empty_password_is_denied_before_any_bind(backend: LDAPBackend) -> None:
     assert after["search"]["checkouts"] == before["search"]["checkouts"]
 
 
-def test_disabled_account_is_excluded_by_the_filter(make: Callable[..., LDAPBackend],
+def test_disabled_account_is_excluded_by_the_filter(make: Callable[..., ldap.Backend],
                                                    slapd: slapd_launcher.Slapd) -> None:
     active = make()
     assert active.check_password(ENV, "mallory", "disabled.pw") is None
@@ -181,7 +181,7 @@ def test_disabled_account_is_excluded_by_the_filter(make: Callable[..., LDAPBack
     assert everyone.check_password(ENV, "mallory", "disabled.pw") is True
 
 
-def test_canonical_name_from_attribute(make: Callable[..., LDAPBackend]) -> None:
+def test_canonical_name_from_attribute(make: Callable[..., ldap.Backend]) -> None:
     b = make(remote_user_attribute="uid")
     assert b.check_password(ENV, "carol", "Carol.pw") == "Carol"
     assert b.check_password(ENV, "CAROL", "Carol.pw") == "Carol"
@@ -192,7 +192,7 @@ def test_canonical_name_from_attribute(make: Callable[..., LDAPBackend]) -> None
     assert cn.check_password(ENV, w("zoë"), w("ünïcødé")) == "Zoë Ørsted"
 
 
-def test_several_matching_entries_are_unknown(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_several_matching_entries_are_unknown(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     whole = make(f"{slapd.url}/{slapd.suffix}")  # twin exists in ou=people and in ou=contractors
     assert whole.check_password(ENV, "twin", "twin.pw") is None
     people = make(f"{slapd.url}/{slapd.people}")
@@ -204,7 +204,7 @@ INJECTIONS = ["*", "a*", "*e", ")(uid=*", "*)(uid=*))(|(uid=*", "\\", "alice\\",
 
 
 @pytest.mark.parametrize("user", INJECTIONS)
-def test_ldap_injection_never_matches_anyone(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd,
+def test_ldap_injection_never_matches_anyone(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd,
                                              user: str) -> None:
     b = make(f"{slapd.url}/{slapd.suffix}")
     for password in ("secret", "hunter2", "admin.pw", "Carol.pw", "x"):
@@ -215,14 +215,14 @@ def test_ldap_injection_never_matches_anyone(make: Callable[..., LDAPBackend], s
 
 @pytest.mark.parametrize("user", ["alice,ou=people,dc=example,dc=org", "*", "alice+cn=x", "alice\x00", "",
                                   "uid=alice", "alice\\", "#alice", "al*"])
-def test_dn_template_injection_never_binds_as_anyone(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd,
+def test_dn_template_injection_never_binds_as_anyone(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd,
                                                      user: str) -> None:
     b = make(bind_template=f"uid={{user}},{slapd.people}")
     assert b.check_password(ENV, user, "secret") is not True
 
 
 def test_ldap_matching_ignores_case_and_outer_spaces_so_use_the_canonical_name(
-        make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+        make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     """LDAP compares uid values case-insensitively and ignores surrounding spaces (RFC 4518), in searches and in
     DNs alike, as mod_authnz_ldap sees too: " ALICE" is alice. remote_user_attribute makes Apache record the stored
     name instead of what was typed."""
@@ -231,7 +231,7 @@ def test_ldap_matching_ignores_case_and_outer_spaces_so_use_the_canonical_name(
         assert make(remote_user_attribute="uid", **kw).check_password(ENV, " ALICE ", "secret") == "alice"
 
 
-def test_direct_bind_from_template(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_direct_bind_from_template(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     b = make(bind_template=f"uid={{user}},{slapd.people}", bind_dn=None)
     assert b.check_password(ENV, "alice", "secret") is True
     assert b.check_password(ENV, "alice", "wrong") is False
@@ -243,14 +243,14 @@ def test_direct_bind_from_template(make: Callable[..., LDAPBackend], slapd: slap
     assert c.check_password(ENV, "carol", "Carol.pw") == "Carol"
 
 
-def test_anonymous_search(make: Callable[..., LDAPBackend]) -> None:
+def test_anonymous_search(make: Callable[..., ldap.Backend]) -> None:
     b = make(bind_dn=None)
     assert b.check_password(ENV, "alice", "secret") is True
     assert b.check_password(ENV, "alice", "nope") is False
     assert b.check_password(ENV, "nobody", "secret") is None
 
 
-def test_wrong_service_password_is_a_clear_error(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd,
+def test_wrong_service_password_is_a_clear_error(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd,
                                                  ) -> None:
     b = make(bind_password="not-the-password")
     with pytest.raises(BackendError, match=r"service account .*cannot bind.*check bind_dn and bind_password"):
@@ -260,19 +260,19 @@ def test_wrong_service_password_is_a_clear_error(make: Callable[..., LDAPBackend
 
 
 def test_keyword_configuration_without_url(slapd: slapd_launcher.Slapd) -> None:
-    b = LDAPBackend(hosts=[f"127.0.0.1:{slapd.tls_port}"], use_ssl=True, ca_file=slapd.ca_file,
+    b = ldap.Backend(hosts=[f"127.0.0.1:{slapd.tls_port}"], use_ssl=True, ca_file=slapd.ca_file,
                     base_dn=slapd.people, attribute="cn", scope="one", filter=slapd.active_filter,
                     bind_dn=slapd.service_dn, bind_password=slapd.service_pw)
     try:
         assert b.check_password(ENV, "Alice Liddell", "secret") is True  # searched by cn
         assert b.check_password(ENV, "alice", "secret") is None
-        assert repr(b).startswith(f"<LDAPBackend 'ldap' ldaps://127.0.0.1:{slapd.tls_port}/{slapd.people}?cn?one?")
+        assert repr(b).startswith(f"<ldap.Backend 'ldap' ldaps://127.0.0.1:{slapd.tls_port}/{slapd.people}?cn?one?")
         assert slapd.service_pw not in repr(b)
     finally:
         b.close()
 
 
-def test_several_servers_are_tried_in_order(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_several_servers_are_tried_in_order(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     from backends._common import free_port
 
     dead = free_port()  # nothing listens there: refused at once
@@ -285,13 +285,13 @@ def test_several_servers_are_tried_in_order(make: Callable[..., LDAPBackend], sl
 # ---------------------------------------------------------------------- groups
 
 
-def groups(b: LDAPBackend, user: str) -> set[str]:
+def groups(b: ldap.Backend, user: str) -> set[str]:
     found = b.groups_for_user(ENV, w(user))
     assert isinstance(found, list) and all(isinstance(g, str) for g in found)
     return set(found)
 
 
-def test_every_group_style(backend: LDAPBackend) -> None:
+def test_every_group_style(backend: ldap.Backend) -> None:
     # alice: devs (member DN), unixusers (memberUid name), staff (nested: staff holds devs)
     assert groups(backend, "alice") == {"devs", "unixusers", "staff"}
     # bob: staff (member DN), ops (uniqueMember DN), unixusers (memberUid)
@@ -303,7 +303,7 @@ def test_every_group_style(backend: LDAPBackend) -> None:
     assert groups(backend, "nobody") == set()
 
 
-def test_member_of_attribute(make: Callable[..., LDAPBackend]) -> None:
+def test_member_of_attribute(make: Callable[..., ldap.Backend]) -> None:
     only = make(group_attributes=(), group_name_attributes=(), member_of_attribute="memberOf")
     assert groups(only, "alice") == {"devs"}  # memberOf (from the overlay) lists direct groupOfNames only
     assert groups(only, "bob") == {"staff"}
@@ -311,7 +311,7 @@ def test_member_of_attribute(make: Callable[..., LDAPBackend]) -> None:
     assert groups(both, "Carol") == {"devs", "staff"}
 
 
-def test_group_name_attribute(make: Callable[..., LDAPBackend]) -> None:
+def test_group_name_attribute(make: Callable[..., ldap.Backend]) -> None:
     b = make(group_name_attribute="gidNumber")
     assert groups(b, "alice") == {"10000"}  # only the posixGroup has a gidNumber
 
@@ -319,11 +319,11 @@ def test_group_name_attribute(make: Callable[..., LDAPBackend]) -> None:
 @pytest.mark.parametrize(("depth", "expected"), [
     (0, {"chain3"}), (1, {"chain3", "chain2"}), (2, {"chain3", "chain2", "chain1"}), (10, {"chain3", "chain2", "chain1"}),
 ])
-def test_nested_depth_limit(make: Callable[..., LDAPBackend], depth: int, expected: set[str]) -> None:
+def test_nested_depth_limit(make: Callable[..., ldap.Backend], depth: int, expected: set[str]) -> None:
     assert groups(make(max_depth=depth), "dave") == expected
 
 
-def test_group_cycle_terminates(backend: LDAPBackend) -> None:
+def test_group_cycle_terminates(backend: ldap.Backend) -> None:
     t = time.monotonic()
     assert groups(backend, "eve") == {"cycA", "cycB"}
     assert time.monotonic() - t < 2
@@ -332,7 +332,7 @@ def test_group_cycle_terminates(backend: LDAPBackend) -> None:
 # ---------------------------------------------------------------------- Digest
 
 
-def test_digest_from_attribute(make: Callable[..., LDAPBackend], backend: LDAPBackend) -> None:
+def test_digest_from_attribute(make: Callable[..., ldap.Backend], backend: ldap.Backend) -> None:
     b = make(digest_attribute="wsgiauthDigestHA1")
     expected = hashlib.md5(b"alice:ldap realm:secret").hexdigest()  # htdigest's HA1
     assert b.get_realm_hash(ENV, "alice", "ldap realm") == expected
@@ -349,7 +349,7 @@ def test_digest_from_attribute(make: Callable[..., LDAPBackend], backend: LDAPBa
 # ---------------------------------------------------------------------- TLS
 
 
-def test_ldaps_and_starttls(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_ldaps_and_starttls(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     ldaps = make(f"{slapd.ldaps_url}/{slapd.people}", ca_file=slapd.ca_file)
     assert ldaps.check_password(ENV, "alice", "secret") is True
     assert ldaps.check_password(ENV, "alice", "wrong") is False
@@ -359,7 +359,7 @@ def test_ldaps_and_starttls(make: Callable[..., LDAPBackend], slapd: slapd_launc
     assert starttls.check_password(ENV, "bob", "wrong") is False
 
 
-def test_wrong_ca_is_a_clear_error_and_never_a_grant(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd,
+def test_wrong_ca_is_a_clear_error_and_never_a_grant(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd,
                                                      tmp_path: Path) -> None:
     other_ca, _, _ = slapd_launcher.make_ca(tmp_path, name="some other CA")
     for b in (make(f"{slapd.ldaps_url}/{slapd.people}", ca_file=other_ca),
@@ -373,8 +373,8 @@ def test_wrong_ca_is_a_clear_error_and_never_a_grant(make: Callable[..., LDAPBac
 def test_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
     """The right CA, but the certificate names another host: refused (host name checking is on)."""
     with slapd_launcher.Slapd(tmp_path / "other", seed=False, cert_hosts=("ldap.example.invalid",)) as other:
-        for b in (LDAPBackend(f"{other.ldaps_url}/{other.suffix}", ca_file=other.ca_file, connect_timeout=1),
-                  LDAPBackend(f"{other.url}/{other.suffix}", starttls=True, ca_file=other.ca_file, connect_timeout=1)):
+        for b in (ldap.Backend(f"{other.ldaps_url}/{other.suffix}", ca_file=other.ca_file, connect_timeout=1),
+                  ldap.Backend(f"{other.url}/{other.suffix}", starttls=True, ca_file=other.ca_file, connect_timeout=1)):
             try:
                 with pytest.raises(BackendUnavailableError, match="does not name this host"):
                     b.authenticate(b"alice", b"secret")
@@ -382,7 +382,7 @@ def test_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
             finally:
                 b.close()
         # and verify=False (tests only) accepts it
-        insecure = LDAPBackend(f"{other.ldaps_url}/{other.suffix}", verify=False)
+        insecure = ldap.Backend(f"{other.ldaps_url}/{other.suffix}", verify=False)
         try:
             assert insecure.check_password(ENV, "alice", "secret") is None  # no seed: unknown, but connected
             assert insecure.stats()["search"]["opened"] == 1
@@ -390,7 +390,7 @@ def test_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
             insecure.close()
 
 
-def test_no_ca_means_the_system_store_which_refuses_the_test_ca(make: Callable[..., LDAPBackend],
+def test_no_ca_means_the_system_store_which_refuses_the_test_ca(make: Callable[..., ldap.Backend],
                                                                 slapd: slapd_launcher.Slapd) -> None:
     b = make(f"{slapd.ldaps_url}/{slapd.people}")
     with pytest.raises(BackendUnavailableError, match="certificate verification failed"):
@@ -401,7 +401,7 @@ def test_no_ca_means_the_system_store_which_refuses_the_test_ca(make: Callable[.
 
 
 def test_no_connection_growth_over_1000_authentications_and_a_reimport(
-        make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+        make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     url = f"{slapd.url}/{slapd.people}?uid?sub?{slapd.active_filter}"
     b = make(url, pool_size=2)
     assert b.check_password(ENV, "alice", "secret") is True
@@ -413,7 +413,7 @@ def test_no_connection_growth_over_1000_authentications_and_a_reimport(
         assert b.check_password(ENV, user, password) is expected
     assert slapd.connections() == baseline
     # mod_wsgi re-imports a changed script without cleaning up: the new backend finds the same pools
-    again = LDAPBackend(url, bind_dn=slapd.service_dn, bind_password=slapd.service_pw, group_base=slapd.groups,
+    again = ldap.Backend(url, bind_dn=slapd.service_dn, bind_password=slapd.service_pw, group_base=slapd.groups,
                         connect_timeout=1.0, timeout=2.0, pool_size=2)
     for _ in range(50):
         assert again.check_password(ENV, "alice", "secret") is True
@@ -423,7 +423,7 @@ def test_no_connection_growth_over_1000_authentications_and_a_reimport(
     assert stats["search"]["opened"] <= 2 and stats["bind"]["opened"] <= 2
 
 
-def test_threads_share_bounded_pools(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_threads_share_bounded_pools(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     b = make(pool_size=3, breaker_threshold=0)
     results: list[object] = []
     lock = threading.Lock()
@@ -445,7 +445,7 @@ def test_threads_share_bounded_pools(make: Callable[..., LDAPBackend], slapd: sl
     assert s["search"]["opened"] <= 3 and s["bind"]["opened"] <= 3
 
 
-def test_fork_child_opens_its_own_connections(backend: LDAPBackend) -> None:
+def test_fork_child_opens_its_own_connections(backend: ldap.Backend) -> None:
     assert backend.check_password(ENV, "alice", "secret") is True
     parent_opened = backend.stats()["bind"]["opened"]
     pid = os.fork()
@@ -463,7 +463,7 @@ def test_fork_child_opens_its_own_connections(backend: LDAPBackend) -> None:
     assert backend.stats()["bind"]["opened"] == parent_opened
 
 
-def test_outage_fails_fast_and_recovers_after_restart(make: Callable[..., LDAPBackend],
+def test_outage_fails_fast_and_recovers_after_restart(make: Callable[..., ldap.Backend],
                                                       slapd: slapd_launcher.Slapd) -> None:
     b = make(connect_timeout=1.0, timeout=2.0, breaker_threshold=3, breaker_reset=0.5)
     assert b.check_password(ENV, "alice", "secret") is True
@@ -488,7 +488,7 @@ def test_outage_fails_fast_and_recovers_after_restart(make: Callable[..., LDAPBa
     assert b.check_password(ENV, "alice", "wrong") is False
 
 
-def test_hung_server_fails_within_the_timeout(make: Callable[..., LDAPBackend], slapd: slapd_launcher.Slapd) -> None:
+def test_hung_server_fails_within_the_timeout(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     """A server that accepts connections but never answers (SIGSTOP) costs at most the receive timeout per try."""
     b = make(connect_timeout=1.0, timeout=1.0, breaker_threshold=2, breaker_reset=0.5)
     assert b.check_password(ENV, "alice", "secret") is True
@@ -538,7 +538,7 @@ def test_a_server_that_does_not_speak_ldap_is_a_clean_unknown(reply: bytes) -> N
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    b = LDAPBackend(f"ldap://127.0.0.1:{port}/dc=example,dc=org", connect_timeout=1, timeout=1, breaker_threshold=0)
+    b = ldap.Backend(f"ldap://127.0.0.1:{port}/dc=example,dc=org", connect_timeout=1, timeout=1, breaker_threshold=0)
     try:
         t = time.monotonic()
         assert b.check_password(ENV, "alice", "secret") is None

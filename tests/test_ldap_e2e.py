@@ -41,7 +41,7 @@ from wsgiauth.backends import ldap
 print("ldap-e2e: imported " + os.path.basename(__file__), file=sys.stderr)
 
 _here = os.path.dirname(__file__)
-backend = ldap.LDAPBackend(
+backend = ldap.Backend(
     {url!r},
     bind_dn={bind_dn!r}, bind_password={bind_pw!r}, group_base={groups!r},
     connect_timeout=1.0, timeout=3.0, log_level="error",{extra}

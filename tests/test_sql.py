@@ -379,12 +379,47 @@ def test_sqlite_is_opened_read_only(sqlite_path: Path) -> None:
 
 def test_url_forms(sqlite_path: Path, pg_server: pg_launcher.PostgresServer,
                    maria_server: mysql_launcher.MariaDBServer) -> None:
-    for target in (f"sqlite://{sqlite_path}", str(sqlite_path), pg_server.url, maria_server.url):
+    for target in (f"sqlite:///{sqlite_path}", str(sqlite_path), pg_server.url, maria_server.url):
         b = sql.Backend(target, pool_timeout=3)
         try:
             assert b.check_password(environ(), "bob", "hunter2") is True, target
         finally:
             b.close()
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:////srv/site/users.db", "/srv/site/users.db"),  # SQLAlchemy / dj-database-url: four slashes, absolute
+    ("sqlite:///users.db", "users.db"),  # three slashes: relative
+    ("sqlite:///data/users.db", "data/users.db"),
+    ("SQLite:////x.db", "/x.db"),
+])
+def test_sqlite_urls_read_as_sqlalchemy_does(url: str, path: str) -> None:
+    assert sql.sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://localhost/users.db", "sqlite:users.db",
+                                 "postgresql:///x"])
+def test_sqlite_urls_without_a_usable_path_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="SQLite URL"):
+        sql.sqlite_path(url)
+    if url.startswith("sqlite://"):
+        with pytest.raises(ConfigError, match="SQLite URL"):
+            sql.Backend(url)
+
+
+def test_sqlite_url_with_four_slashes_is_absolute_and_three_relative(sqlite_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    absolute = sql.Backend(f"sqlite:///{sqlite_path}", pool_key=("url-test", "absolute"))
+    monkeypatch.chdir(sqlite_path.parent)
+    relative = sql.Backend(f"sqlite:///{sqlite_path.name}", pool_key=("url-test", "relative"))
+    monkeypatch.chdir("/")
+    try:
+        for b in (absolute, relative):  # the relative URL was resolved where it was given, not at first use
+            assert b.check_password(environ(), "bob", "hunter2") is True
+            assert b.check_password(environ(), "bob", "wrong") is False
+    finally:
+        absolute.close()
+        relative.close()
 
 
 # ---------------------------------------------------------------------- the pool against real servers

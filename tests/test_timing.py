@@ -251,7 +251,7 @@ def test_ldap_timing(slapd: Any) -> None:
     from wsgiauth.backends import ldap
 
     url = f"{slapd.url}/{slapd.people}?uid?sub?(objectClass=inetOrgPerson)"
-    backend = ldap.LDAPBackend(url, bind_dn=slapd.service_dn, bind_password=slapd.service_pw, pool_size=2,
+    backend = ldap.Backend(url, bind_dn=slapd.service_dn, bind_password=slapd.service_pw, pool_size=2,
                                connect_timeout=2.0, timeout=5.0)
     try:
         assert backend.check_password(ENVIRON, "user1", password_of(1)) is True  # the store really works

@@ -171,7 +171,7 @@ class FileStore:
         self._edit(user, make, create=must_exist is not True)
 
     def delete(self, user: bytes) -> None:
-        """Remove a user (raises :class:`StoreMissingUser` if absent)."""
+        """Remove a user (raises `StoreMissingUser` if absent)."""
         if self.kind == "htgroup":
             if not self.set_groups(user, [], only_remove=True):
                 raise StoreMissingUser(user.decode("utf-8", "replace"))
@@ -351,8 +351,8 @@ class SqlStore:
 
 
 def sql_store(target: str, dialect: str | None = None) -> SqlStore:
-    """Open wsgiauth's SQL schema at ``target`` (``sqlite:///PATH``, ``postgresql://...``, ``mysql://...``, or a
-    libpq conninfo string with ``dialect="postgresql"``)."""
+    """Open wsgiauth's SQL schema at ``target`` (`sqlite:///relative.db`, `sqlite:////absolute/path.db`, a plain
+    SQLite path, ``postgresql://...``, ``mysql://...``, or a libpq conninfo string with ``dialect="postgresql"``)."""
     return SqlStore(target, dialect)
 
 
@@ -385,7 +385,7 @@ def from_config(settings: dict[str, Any], name: str | None) -> tuple[str, dict[s
     if kind == "sql":
         driver = b["driver"]
         if driver == "sqlite":
-            return "sql", {"target": "sqlite://" + b["database"], "dialect": "sqlite"}
+            return "sql", {"target": b["database"], "dialect": "sqlite"}  # an absolute path
         if driver == "postgresql":
             info = b.get("conninfo", "")
             parts = {"host": b.get("host"), "port": b.get("port"), "dbname": b.get("database"),

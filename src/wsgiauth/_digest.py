@@ -3,12 +3,12 @@ computation.
 
 The pieces are small and named after the RFC:
 
-* :func:`parse_params` reads an ``auth-param`` list (``name=token`` or ``name="quoted string"``);
-* :func:`parse_authorization` turns an ``Authorization: Digest ...`` header into :class:`DigestCredentials`,
-  raising :class:`DigestError` for anything malformed;
-* :class:`NonceKeeper` issues nonces carrying an HMAC-signed timestamp, recognises expired ones
+* `parse_params` reads an ``auth-param`` list (``name=token`` or ``name="quoted string"``);
+* `parse_authorization` turns an ``Authorization: Digest ...`` header into `DigestCredentials`,
+  raising `DigestError` for anything malformed;
+* `NonceKeeper` issues nonces carrying an HMAC-signed timestamp, recognises expired ones
   (``stale=true``) and refuses a nonce-count that was already used with a nonce (replay protection);
-* :data:`ALGORITHMS` maps the algorithm names to hash functions, and :func:`expected_response` computes the
+* `ALGORITHMS` maps the algorithm names to hash functions, and `expected_response` computes the
   ``response`` value a client must send.
 
 Only ``qop=auth`` is supported (``auth-int`` needs the body before the application runs, and RFC 2069's
@@ -263,7 +263,7 @@ def ha1_for(algorithm: str, user: bytes, realm: bytes, password: bytes) -> str:
 
 
 class NonceState:
-    """What :meth:`NonceKeeper.check` concluded about a nonce."""
+    """What `NonceKeeper.check` concluded about a nonce."""
 
     VALID = "valid"
     STALE = "stale"  # well signed but expired (or forgotten): the client should retry with stale=true
@@ -342,7 +342,7 @@ class NonceKeeper:
         return int(struct.unpack(">Q", body[:8])[0])
 
     def check(self, nonce: str, now: float | None = None) -> str:
-        """Whether ``nonce`` is ours and fresh: a :class:`NonceState` value. Does not consume a count."""
+        """Whether ``nonce`` is ours and fresh: a `NonceState` value. Does not consume a count."""
         stamp = self._stamp(nonce)
         if stamp is None:
             return NonceState.INVALID

@@ -1,6 +1,6 @@
 """A file loaded once and reloaded when it changes on disk, safely under many threads.
 
-:class:`WatchedFile` is what the file backends (htpasswd, htdigest, htgroup, DBM) build on: the parsed
+`WatchedFile` is what the file backends (htpasswd, htdigest, htgroup, DBM) build on: the parsed
 content lives in memory, a request costs at most one ``os.stat`` per check interval, and a change on disk
 (written in place, or replaced by an editor's atomic rename) is picked up within that interval. A reload that
 fails keeps the last good copy in force, so a half-written or briefly unreadable file never locks anyone out.
@@ -153,7 +153,7 @@ class WatchedFile(Generic[T]):
 
     @property
     def generation(self) -> int:
-        """How many times the file was reloaded since construction (checked like :meth:`get`)."""
+        """How many times the file was reloaded since construction (checked like `get`)."""
         if time.monotonic() >= self._next_check:
             self._check(blocking=False)
         return self._generation

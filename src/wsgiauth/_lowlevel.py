@@ -2,7 +2,7 @@
 
 Each function checks the types (and NUL bytes where C needs a C string), calls C (cffi releases the GIL for the
 duration of every call) and turns C return codes into Python values or exceptions. Nothing here knows about hash
-formats beyond what the C routine itself validates; :mod:`wsgiauth.hashes` is the user-facing layer.
+formats beyond what the C routine itself validates; `wsgiauth.hashes` is the user-facing layer.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def crypt(password: bytes, setting: bytes) -> str:
 
     Raises:
         ValueError: ``password`` or ``setting`` contains a NUL byte, or ``password`` is longer than libxcrypt takes
-            (:data:`CRYPT_MAX_PASSWORD` bytes).
+            (`CRYPT_MAX_PASSWORD` bytes).
         InvalidHashError: libxcrypt rejects the setting (unknown method, bad salt or cost).
     """
     _no_nul("password", _need_bytes("password", password))
@@ -145,7 +145,7 @@ def crypt(password: bytes, setting: bytes) -> str:
 def crypt_verify(password: bytes, stored: bytes) -> bool:
     """Whether ``password`` matches ``stored`` according to libxcrypt (compared in constant time in C).
 
-    A password longer than :data:`CRYPT_MAX_PASSWORD` bytes (which libxcrypt, and so Apache, refuses) never matches.
+    A password longer than `CRYPT_MAX_PASSWORD` bytes (which libxcrypt, and so Apache, refuses) never matches.
 
     Raises:
         ValueError: ``password`` contains a NUL byte.

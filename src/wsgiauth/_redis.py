@@ -1,16 +1,16 @@
-"""The shared Redis tier used by :mod:`wsgiauth.cache` and :mod:`wsgiauth.throttle`.
+"""The shared Redis tier used by `wsgiauth.cache` and `wsgiauth.throttle`.
 
-A :class:`RedisTier` owns one redis-py client (with redis-py's own connection pool) per process, following the same
-rules as :mod:`wsgiauth.pool`:
+A `RedisTier` owns one redis-py client (with redis-py's own connection pool) per process, following the same
+rules as `wsgiauth.pool`:
 
 * created lazily, on first use in the process that uses it, never at import in Apache's parent;
 * recreated after ``fork``: the owning pid is checked on every use, so a child never touches its parent's sockets;
 * bounded timeouts (connect and read, 0.3 s by default) and one retry on a dead connection only (a connection
   refused or reset, e.g. after a Redis restart), never a retry on a timeout;
-* found again by a re-imported auth script: :func:`get_tier` keeps one tier per (url, prefix, options) in the
-  process-wide registry :func:`wsgiauth.adapter.shared`.
+* found again by a re-imported auth script: `get_tier` keeps one tier per (url, prefix, options) in the
+  process-wide registry `wsgiauth.adapter.shared`.
 
-When Redis cannot be reached the tier goes *down*: callers get :class:`TierDown` at once (no network wait) and fall
+When Redis cannot be reached the tier goes *down*: callers get `TierDown` at once (no network wait) and fall
 back to their per-process tier; the outage is logged once, on the transition, not per request. After ``retry_after``
 seconds the next call tries Redis again; a success logs the recovery once.
 """
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .adapter import shared
+from ._registry import shared
 
 __all__ = ["RedisTier", "TierDown", "get_tier"]
 
@@ -157,7 +157,7 @@ class RedisTier:
         return not (self._down and self._clock() < self._down_until)
 
     def call(self, op: Callable[[Any], T]) -> T:
-        """Run ``op(client)``; on any Redis or socket error go down and raise :class:`TierDown`.
+        """Run ``op(client)``; on any Redis or socket error go down and raise `TierDown`.
 
         Args:
             op: a function of the redis client doing one round trip (a command, a pipeline, a script).
@@ -212,7 +212,7 @@ class RedisTier:
 
 
 def get_tier(url: str, **options: Any) -> RedisTier:
-    """The process-wide :class:`RedisTier` for ``url`` and ``options`` (see :class:`RedisTier` for the options).
+    """The process-wide `RedisTier` for ``url`` and ``options`` (see `RedisTier` for the options).
 
     A re-imported auth script gets the tier (and its open connections) it created before.
 

@@ -35,6 +35,7 @@ import os
 import stat
 from collections.abc import Iterator
 
+from ._value import Value
 from .exceptions import StoreError
 
 __all__ = [
@@ -96,7 +97,7 @@ def config_lines(data: bytes, bufsize: int = LINE_MAX, scan: _Scan | None = None
 
     Args:
         data: the whole file.
-        bufsize: the caller's line buffer (:data:`LINE_MAX` for mod_authn_file, :data:`GROUP_LINE_MAX` for
+        bufsize: the caller's line buffer (`LINE_MAX` for mod_authn_file, `GROUP_LINE_MAX` for
             mod_authz_groupfile).
         scan: receives the number of the physical line at which the scan stopped because it was too long.
 
@@ -253,45 +254,11 @@ def split_conf_words(text: bytes) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------- the three formats
 
 
-class _Frozen:
-    """An immutable record compared, hashed and shown field by field (what ``@dataclass(frozen=True)`` gives,
-    without importing dataclasses, and inspect with it, into every Apache child that loads an auth script)."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def _init(self, *values: object) -> None:
-        for name, value in zip(self.__match_args__, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            assert isinstance(other, _Frozen)
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
-
-
-class PasswdTable(_Frozen):
+class PasswdTable(Value):
     """A parsed htpasswd file.
 
     Attributes:
-        users: user name (raw bytes) -> stored hash (``str``, see :func:`_field_text`), first line wins.
+        users: user name (raw bytes) -> stored hash (``str``, see `_field_text`), first line wins.
         timing_hash: one stored hash of the scheme (and cost) most users have, for unknown-user timing.
         too_long_at: the physical line at which reading stopped because it was too long for Apache, if any.
     """
@@ -307,7 +274,7 @@ class PasswdTable(_Frozen):
         self._init({} if users is None else users, timing_hash, too_long_at)
 
 
-class DigestTable(_Frozen):
+class DigestTable(Value):
     """A parsed htdigest file.
 
     Attributes:
@@ -324,7 +291,7 @@ class DigestTable(_Frozen):
         self._init({} if hashes is None else hashes, too_long_at)
 
 
-class GroupTable(_Frozen):
+class GroupTable(Value):
     """A parsed htgroup file.
 
     Attributes:
@@ -457,21 +424,21 @@ def _warn_too_long(kind: str, path: str, line: int | None) -> None:
 
 
 def load_htpasswd(path: str) -> PasswdTable:
-    """Read and parse an htpasswd file (see :func:`parse_htpasswd`)."""
+    """Read and parse an htpasswd file (see `parse_htpasswd`)."""
     table = parse_htpasswd(read_file(path))
     _warn_too_long("htpasswd", path, table.too_long_at)
     return table
 
 
 def load_htdigest(path: str) -> DigestTable:
-    """Read and parse an htdigest file (see :func:`parse_htdigest`)."""
+    """Read and parse an htdigest file (see `parse_htdigest`)."""
     table = parse_htdigest(read_file(path))
     _warn_too_long("htdigest", path, table.too_long_at)
     return table
 
 
 def load_htgroup(path: str) -> GroupTable:
-    """Read and parse an htgroup file (see :func:`parse_htgroup`)."""
+    """Read and parse an htgroup file (see `parse_htgroup`)."""
     table = parse_htgroup(read_file(path))
     _warn_too_long("htgroup", path, table.too_long_at)
     return table

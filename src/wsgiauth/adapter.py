@@ -20,10 +20,12 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, Literal
 
 from . import hashes
+from ._registry import shared
+from ._value import Value
 from .exceptions import InvalidHashError, WsgiAuthError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "group_names",
     "name_for_apache",
     "shared",
+    "utf8_text",
 ]
 
 logger = logging.getLogger("wsgiauth")
@@ -56,44 +59,16 @@ class Outcome(enum.Enum):
     GRANTED = "granted"  # True, or the canonical name
 
 
-def _frozen(self: object, name: str, value: object = None) -> None:
-    raise AttributeError(f"cannot assign to field {name!r}")
+class _Identity(Value):
+    """The fields `Record` and `Decision` share: the canonical name and the groups the store gave for a user."""
+
+    __slots__ = ("groups", "name")
+
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
 
 
-_set = object.__setattr__
-
-
-class _Value:
-    """Value semantics for an immutable ``__slots__`` class whose fields are named in ``__match_args__``: equality,
-    hashing, repr and pickling as a frozen dataclass has them, without importing dataclasses."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()
-
-    __setattr__ = _frozen
-    __delattr__ = _frozen
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            assert isinstance(other, _Value)
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={v!r}" for n, v in zip(self.__match_args__, self._fields(), strict=True))
-        return f"{type(self).__qualname__}({shown})"
-
-    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
-        return (type(self), self._fields())
-
-
-class Record(_Value):
+class Record(_Identity):
     """What a store holds for one user (immutable; compared, hashed and shown field by field like a dataclass).
 
     Attributes:
@@ -104,29 +79,21 @@ class Record(_Value):
         attributes: further columns or attributes, exported for logging and tests (never the hash).
     """
 
-    # A plain class rather than a dataclass: dataclasses (and the inspect module it imports) would add about 1 MiB
-    # to every Apache child that loads an auth script.
-    __slots__ = ("active", "attributes", "groups", "hash", "name")
+    __slots__ = ("active", "attributes", "hash")
     __match_args__ = ("hash", "name", "groups", "active", "attributes")
 
     hash: str
-    name: bytes | None
-    groups: tuple[bytes, ...] | None
     active: bool
     attributes: Mapping[str, str]
 
     def __init__(self, hash: str, name: bytes | None = None,
                  groups: tuple[bytes, ...] | None = None, active: bool = True,
                  attributes: Mapping[str, str] | None = None) -> None:
-        _set(self, "hash", hash)
-        _set(self, "name", name)
-        _set(self, "groups", groups)
-        _set(self, "active", active)
-        _set(self, "attributes", {} if attributes is None else attributes)
+        self._init(hash, name, groups, active, {} if attributes is None else attributes)
 
 
-class Decision(_Value):
-    """The result of :meth:`Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
+class Decision(_Identity):
+    """The result of `Backend.authenticate` (immutable; compared, hashed and shown like a dataclass).
 
     Attributes:
         outcome: unknown, denied or granted.
@@ -136,28 +103,20 @@ class Decision(_Value):
         reason: a short reason for the log (never a password or a hash).
     """
 
-    __slots__ = ("backend", "groups", "name", "outcome", "reason")
+    __slots__ = ("backend", "outcome", "reason")
     __match_args__ = ("outcome", "name", "groups", "backend", "reason")
 
     outcome: Outcome
-    name: bytes | None
-    groups: tuple[bytes, ...] | None
     backend: str
     reason: str
 
     def __init__(self, outcome: Outcome, name: bytes | None = None, groups: tuple[bytes, ...] | None = None,
                  backend: str = "", reason: str = "") -> None:
-        _set(self, "outcome", outcome)
-        _set(self, "name", name)
-        _set(self, "groups", groups)
-        _set(self, "backend", backend)
-        _set(self, "reason", reason)
+        self._init(outcome, name, groups, backend, reason)
 
     def replace(self, **changes: Any) -> Decision:
-        """A copy with some fields changed (what :func:`dataclasses.replace` does for a dataclass)."""
-        fields = dict(zip(self.__match_args__, self._fields(), strict=True))
-        fields.update(changes)
-        return type(self)(**fields)
+        """A copy with some fields changed (what `dataclasses.replace` does for a dataclass)."""
+        return self._replace(**changes)
 
     @property
     def granted(self) -> bool:
@@ -182,10 +141,19 @@ def name_for_apache(name: bytes) -> str | None:
     mod_wsgi encodes a returned name as UTF-8, so the bytes must be valid UTF-8 (and free of NUL, which would cut the
     name short). Returns ``None`` when the name cannot be expressed; the caller then returns ``True`` instead.
     """
-    if not name or b"\x00" in name:
+    return utf8_text(name)
+
+
+def utf8_text(raw: bytes) -> str | None:
+    """`raw` decoded as UTF-8, or `None` when it is empty, holds a NUL byte or is not valid UTF-8.
+
+    What a store that keeps names as text (LDAP, a returned canonical name) can make of raw request bytes: a name
+    for which this gives `None` cannot name any of its entries.
+    """
+    if not raw or b"\x00" in raw:
         return None
     try:
-        return name.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
@@ -215,7 +183,7 @@ def _printable(user: bytes) -> str:
 class Backend:
     """Base class of every wsgiauth backend, and the mod_wsgi adapter.
 
-    Subclasses implement some of :meth:`lookup`, :meth:`authenticate`, :meth:`groups` and :meth:`realm_hash` (all on
+    Subclasses implement some of `lookup`, `authenticate`, `groups` and `realm_hash` (all on
     raw bytes). Everything else, in particular the four mod_wsgi hooks, is provided here and is not meant to be
     overridden.
 
@@ -225,8 +193,8 @@ class Backend:
             else 401), ``"deny"`` (``False``, 401) or ``"raise"`` (the exception reaches mod_wsgi: 500).
         log_level: the lowest level written to ``environ['wsgi.errors']``: ``"debug"``, ``"info"``, ``"warning"``
             (default), ``"error"`` or ``"off"``.
-        access: an optional callable ``(host: str) -> bool | None`` used by :meth:`allow_access`
-            (see :mod:`wsgiauth.hostaccess`).
+        access: an optional callable ``(host: str) -> bool | None`` used by `allow_access`
+            (see `wsgiauth.hostaccess`).
     """
 
     label: str = "backend"
@@ -287,7 +255,7 @@ class Backend:
         return Decision(Outcome.GRANTED, name=record.name, groups=record.groups, backend=self.label)
 
     def dummy_authenticate(self, user: bytes, password: bytes) -> None:
-        """Do the work :meth:`authenticate` would do for ``user``, and decide nothing.
+        """Do the work `authenticate` would do for ``user``, and decide nothing.
 
         Used where an answer is already known (a locked-out user or address) but must cost what a real check costs,
         so timing does not reveal it. The default looks the user up (the same store round trip) and verifies the
@@ -496,19 +464,3 @@ def group_names(found: Iterable[bytes | str] | None) -> list[str]:
             seen.add(key)
             out.append(text)
     return out
-
-
-# A registry so that a re-imported auth script (mod_wsgi re-imports on mtime change, with no clean-up) finds the
-# backends, pools and caches it created before instead of duplicating them.
-_registry: MutableMapping[tuple[Any, ...], Any] = {}
-_registry_lock = threading.RLock()  # re-entrant: a factory may register what it builds on (a pool)
-
-
-def shared(key: tuple[Any, ...], factory: Callable[[], Any]) -> Any:
-    """Return the process-wide object registered under ``key``, creating it with ``factory`` on first use."""
-    with _registry_lock:
-        obj = _registry.get(key)
-        if obj is None:
-            obj = factory()
-            _registry[key] = obj
-        return obj

@@ -1,7 +1,7 @@
 """A verification cache in front of any backend: a right password checked once costs microseconds afterwards.
 
 mod_wsgi calls the auth hook on every request and nothing in Apache caches its answer, so a slow hash (bcrypt,
-SHA-crypt) or a directory round trip is paid on every request. :func:`cached` wraps a backend and remembers, per user,
+SHA-crypt) or a directory round trip is paid on every request. `cached` wraps a backend and remembers, per user,
 that a given password was *granted*:
 
 * what is kept per user is a keyed digest of the password (keyed BLAKE2s over the user name and the password with a
@@ -10,8 +10,8 @@ that a given password was *granted*:
 * a hit computes one keyed digest and compares digests in constant time: no password hash, no store look-up;
 * only grants are cached. A wrong password always goes to the backend again, so a failure can never turn a later
   right password into a denial (there is no negative cache);
-* an entry lives ``ttl`` seconds at most and dies at once when the backend's :meth:`~wsgiauth.adapter.Backend.
-  generation` changes (file and DBM stores bump it when they reload), or on :meth:`CachedBackend.invalidate`;
+* an entry lives ``ttl`` seconds at most and dies at once when the backend's `generation()`
+  changes (file and DBM stores bump it when they reload), or on `Cached.invalidate`;
 * the per-process tier is a bounded LRU (``max_size`` users), thread-safe;
 * fork: **a child starts empty** (new lock, new random key, no entries), reset by ``os.register_at_fork`` (a pid
   check on every call where that hook does not exist). Nothing verified in the parent is trusted in a child. Apache
@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 import time
-import weakref
 from collections import OrderedDict
 
+from . import _registry
+from ._options import CACHE_MAX_SIZE, CACHE_TTL
+from ._value import Value
 from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
 from .exceptions import ConfigError
 
@@ -62,49 +63,39 @@ else:
     except ImportError:  # pragma: no cover - a Python built without its own hash modules
         from hashlib import blake2s as _blake2s
 
-__all__ = ["CachedBackend", "cached"]
-
-_live: weakref.WeakSet[CachedBackend] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_live):
-        cache._reset_for_process()
-
-
-_FORK_HOOK = hasattr(os, "register_at_fork")
-if _FORK_HOOK:
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
+__all__ = ["Cached", "cached"]
 
 def _frame(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two different part lists give the same bytes."""
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-class _Entry:
-    """One remembered grant; ``decision`` is the (immutable) answer a hit returns, built once at store time."""
+class _Entry(Value):
+    """One remembered grant (immutable); ``decision`` is the answer a hit returns, built once at store time."""
 
     __slots__ = ("decision", "digest", "expires", "generation", "groups", "name")
+    __match_args__ = ("digest", "name", "groups", "generation", "expires", "decision")
+
+    digest: bytes
+    name: bytes | None
+    groups: tuple[bytes, ...] | None
+    generation: int
+    expires: float
+    decision: Decision
 
     def __init__(self, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None, generation: int,
                  expires: float, decision: Decision) -> None:
-        self.digest = digest
-        self.name = name
-        self.groups = groups
-        self.generation = generation
-        self.expires = expires
-        self.decision = decision
+        self._init(digest, name, groups, generation, expires, decision)
 
 
-class CachedBackend(Wrapper):
+class Cached(Wrapper, _registry.PerProcess):
     """A backend whose grants are remembered; see the module documentation for the rules.
 
     Args:
         inner: the backend that really checks passwords.
         ttl: seconds a grant is trusted (per-process and shared tiers).
         max_size: users kept in the per-process tier (least recently used dropped first).
-        redis: a Redis URL (``redis://127.0.0.1:6379/0``) or a :class:`~wsgiauth._redis.RedisTier` for the shared
+        redis: a Redis URL (``redis://127.0.0.1:6379/0``) or a `RedisTier` for the shared
             tier; ``None`` for the per-process tier only.
         key: the shared HMAC key for the Redis tier (at least 16 bytes; a ``str`` is UTF-8 encoded). Required with
             ``redis``; every process and server sharing the tier must use the same key. Keep it secret.
@@ -123,8 +114,8 @@ class CachedBackend(Wrapper):
         self,
         inner: Backend,
         *,
-        ttl: float = 300.0,
-        max_size: int = 10000,
+        ttl: float = CACHE_TTL.default,
+        max_size: int = CACHE_MAX_SIZE.default,
         redis: str | RedisTier | None = None,
         key: bytes | str | None = None,
         local_ttl: float | None = None,
@@ -132,11 +123,8 @@ class CachedBackend(Wrapper):
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        ttl = float(ttl)
-        if not ttl > 0:
-            raise ConfigError(f"cache ttl must be a positive number of seconds, not {ttl!r}")
-        if not isinstance(max_size, int) or max_size < 1:
-            raise ConfigError(f"cache max_size must be a positive integer, not {max_size!r}")
+        ttl = CACHE_TTL.check("ttl", ttl)
+        max_size = CACHE_MAX_SIZE.check("max_size", max_size)
         super().__init__(inner, **backend_kwargs)
         self.ttl = ttl
         self.max_size = max_size
@@ -169,15 +157,12 @@ class CachedBackend(Wrapper):
         self.hits = 0
         self.shared_hits = 0
         self.misses = 0
-        self._reset_for_process()
-        _live.add(self)
+        self._start_per_process()
 
     # ------------------------------------------------------------------ per-process state
 
-    def _reset_for_process(self) -> None:
-        """Fresh state for this process: new lock, new random key, no entries (a forked child starts empty)."""
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+    def _fresh_state(self) -> None:
+        """A new random key and no entries (a forked child starts empty)."""
         self._key = os.urandom(32)
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._groups: OrderedDict[bytes, tuple[int, float, tuple[bytes, ...] | None]] = OrderedDict()
@@ -186,7 +171,7 @@ class CachedBackend(Wrapper):
 
     def _current_generation(self) -> int:
         """The inner backend's generation; a change empties the per-process tier and retires shared entries."""
-        if not _FORK_HOOK and self._pid != os.getpid():
+        if not _registry.AT_FORK and self._pid != os.getpid():
             self._reset_for_process()
         gen = self.inner.generation()
         if gen != self._generation:
@@ -207,8 +192,8 @@ class CachedBackend(Wrapper):
     # ------------------------------------------------------------------ digests
 
     def _local_digest(self, user: bytes, password: bytes) -> bytes:
-        # Keyed BLAKE2s (a MAC by design; about 0.5 µs where HMAC-SHA256 costs 2 µs). The user's length comes
-        # first, so no two (user, password) pairs hash the same bytes.
+        # Keyed BLAKE2s: a MAC by design, and the cheapest one CPython has built in (docs/benchmarks.md, the cache
+        # hit). The user's length comes first, so no two (user, password) pairs hash the same bytes.
         return _blake2s(len(user).to_bytes(4, "big") + user + password, key=self._key).digest()
 
     def _shared_digest(self, user: bytes, password: bytes) -> bytes:
@@ -442,31 +427,16 @@ class CachedBackend(Wrapper):
 
     def __repr__(self) -> str:
         shared = f" shared={self._tier!r}" if self._tier is not None else ""
-        return f"<CachedBackend {self.label!r} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}{shared}>"
+        return f"<Cached {self.label!r} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}{shared}>"
 
 
-def cached(
-    backend: Backend,
-    ttl: float = 300.0,
-    max_size: int = 10000,
-    redis: str | RedisTier | None = None,
-    key: bytes | str | None = None,
-    **options: Any,
-) -> CachedBackend:
-    """Wrap ``backend`` in a verification cache; see :class:`CachedBackend` for every option.
-
-    Args:
-        backend: the backend that really checks passwords.
-        ttl: seconds a grant is trusted.
-        max_size: users kept per process.
-        redis: a Redis URL or tier for the shared tier.
-        key: the shared secret key (required with ``redis``).
-        options: further :class:`CachedBackend` keyword arguments.
+def cached(backend: Backend, **options: Any) -> Cached:
+    """Wrap `backend` in a verification cache: `Cached(backend, **options)`; see `Cached` for every option.
 
     Returns:
-        The caching backend, itself a :class:`~wsgiauth.adapter.Backend` (it has ``check_password`` etc.).
+        The caching backend, itself a `wsgiauth.adapter.Backend` (it has `check_password` etc.).
 
     Raises:
         ConfigError: bad options.
     """
-    return CachedBackend(backend, ttl=ttl, max_size=max_size, redis=redis, key=key, **options)
+    return Cached(backend, **options)

@@ -445,9 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--htdigest", metavar="FILE", help="an htdigest file (user:realm:HA1); needs --realm")
     store.add_argument("--htgroup", metavar="FILE", help="an htgroup file (group: members)")
     store.add_argument("--dbm", metavar="FILE", help="a DBM database as AuthDBMUserFile names it")
-    store.add_argument("--sql", metavar="URL", help="wsgiauth's SQL schema: sqlite:///PATH, postgresql://..., "
-                                                    "mysql://... (a password in the URL is visible in ps: prefer "
-                                                    "--config)")
+    store.add_argument("--sql", metavar="URL", help="wsgiauth's SQL schema: sqlite:///relative.db, "
+                                                    "sqlite:////absolute/path.db, postgresql://..., mysql://... (a "
+                                                    "password in the URL is visible in ps: prefer --config)")
     store.add_argument("--config", metavar="CONFIG", help="the store of a backend of this configuration file "
                                                           "(its paths, connection settings and secrets)")
     stores.add_argument("--backend", metavar="NAME", help="with --config: which backend (default: the only one)")
@@ -533,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command and return its exit code (used by :func:`main` and the tests)."""
+    """Run the command and return its exit code (used by `main` and the tests)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -112,7 +112,19 @@ class Chain(Backend):
 
 
 def chain(*members: Backend, **backend_kwargs: Any) -> Chain:
-    """Ask ``members`` in order, like ``AuthBasicProvider a b``; see :class:`Chain`."""
+    """Ask ``members`` in order, like ``AuthBasicProvider a b``: `Chain(*members, **backend_kwargs)`.
+
+    Args:
+        members: the backends, in the order they are asked.
+        backend_kwargs: passed to `Backend` (``label``, ``on_error``, ``log_level``, ``access``).
+
+    Returns:
+        The chain, itself a backend.
+
+    Raises:
+        ValueError: no member.
+        TypeError: a member is not a wsgiauth backend.
+    """
     return Chain(*members, **backend_kwargs)
 
 
@@ -168,7 +180,7 @@ def canonicalize(
             ``EXAMPLE\\alice`` both become ``alice``).
         func: any further mapping on the name as text (decoded as UTF-8; undecodable bytes are kept as
             surrogates and restored afterwards). Applied last.
-        backend_kwargs: passed to :class:`~wsgiauth.adapter.Backend` (``label``, ``on_error``, ``log_level``...).
+        backend_kwargs: passed to `Backend` (``label``, ``on_error``, ``log_level``...).
 
     Returns:
         A backend whose ``check_password`` returns the canonical name when it differs from the typed one.

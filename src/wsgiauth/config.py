@@ -1,16 +1,16 @@
-"""One TOML file describing a site's credential backends; :func:`load` turns it into the four mod_wsgi hooks.
+"""One TOML file describing a site's credential backends; `load` turns it into the four mod_wsgi hooks.
 
 An ``auth.wsgi`` becomes::
 
     from wsgiauth import load
     check_password, get_realm_hash, groups_for_user, allow_access = load("/etc/wsgiauth/site.toml").hooks()
 
-:func:`load` validates the whole file before building anything and reports **every** problem at once, each with its
-key path (``backends.corp.url: not an ldap:// or ldaps:// URL``), in one :class:`~wsgiauth.exceptions.ConfigError`.
+`load` validates the whole file before building anything and reports **every** problem at once, each with its
+key path (``backends.corp.url: not an ldap:// or ldaps:// URL``), in one `ConfigError`.
 Loading the same file again in the same process (mod_wsgi re-imports a changed script without cleaning up) returns
 the same objects, so pools and caches are never duplicated.
 
-The keys are documented in ``docs/config.md``; :data:`SCHEMA` is the machine-readable version.
+The keys are documented in ``docs/config.md``; `SCHEMA` is the machine-readable version.
 """
 
 from __future__ import annotations
@@ -18,13 +18,47 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .adapter import Backend, shared
+from ._options import (
+    CACHE_MAX_SIZE,
+    CACHE_TTL,
+    LDAP_CONNECT_TIMEOUT,
+    LDAP_MAX_DEPTH,
+    LDAP_TIMEOUT,
+    POOL_OPTIONS,
+    SQL_CONNECT_TIMEOUT,
+    SQL_TIMEOUT,
+    THROTTLE_GROWTH,
+    THROTTLE_LOCKOUT,
+    THROTTLE_MAX_FAILURES,
+    THROTTLE_MAX_LOCKOUT,
+    THROTTLE_WINDOW,
+    OptionError,
+    type_name,
+)
+from ._registry import shared
+from ._validate import (
+    MISSING,
+    Ctx,
+    Errors,
+    Key,
+    boolean,
+    check_section,
+    choice,
+    file_path,
+    host_rules,
+    number,
+    option_key,
+    string,
+    string_list,
+    url,
+)
+from .adapter import Backend
 from .exceptions import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -34,233 +68,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["SCHEMA", "Config", "load", "parse"]
 
-_MISSING: Any = object()
-_load_lock = threading.RLock()
 _LEVELS = ("debug", "info", "warning", "error", "off")
 _ON_ERROR = ("unknown", "deny", "raise")
-
-
-# ---------------------------------------------------------------------------------------------------- checking
-
-
-class _Errors:
-    """Collects every problem found, each with its key path."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-    def raise_if_any(self, source: str) -> None:
-        if self.items:
-            n = len(self.items)
-            head = f"{source}: {n} error{'s' if n > 1 else ''} in the configuration"
-            exc = ConfigError(head + "\n  " + "\n  ".join(self.items))
-            exc.errors = list(self.items)  # type: ignore[attr-defined]
-            raise exc
-
-
-@dataclass
-class _Ctx:
-    base: Path  # directory of the config file: relative paths are resolved against it
-    errors: _Errors
-    environ: Mapping[str, str]
-
-
-Check = Callable[[Any, str, _Ctx], Any]
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def string(value: Any, path: str, ctx: _Ctx) -> Any:
-    if not isinstance(value, str) or not value:
-        ctx.errors.add(path, f"expected a non-empty string, got {_type_name(value)}"
-                       if not isinstance(value, str) else "must not be empty")
-        return _MISSING
-    return value
-
-
-def boolean(value: Any, path: str, ctx: _Ctx) -> Any:
-    if not isinstance(value, bool):
-        ctx.errors.add(path, f"expected true or false, got {_type_name(value)}")
-        return _MISSING
-    return value
-
-
-def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
-           strict_low: bool = False) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            ctx.errors.add(path, f"expected {'an integer' if integer else 'a number'}, got {_type_name(value)}")
-            return _MISSING
-        if low is not None and (value <= low if strict_low else value < low):
-            ctx.errors.add(path, f"must be {'greater than' if strict_low else 'at least'} {low}, not {value}")
-            return _MISSING
-        if high is not None and value > high:
-            ctx.errors.add(path, f"must be at most {high}, not {value}")
-            return _MISSING
-        return value
-    return check
-
-
-def choice(*options: str) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if not isinstance(value, str) or value.lower() not in options:
-            shown = repr(value) if isinstance(value, str) else _type_name(value)
-            ctx.errors.add(path, f"must be one of {', '.join(repr(o) for o in options)}, not {shown}")
-            return _MISSING
-        return value.lower()
-    return check
-
-
-def string_list(value: Any, path: str, ctx: _Ctx) -> Any:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        ctx.errors.add(path, "expected an array of non-empty strings")
-        return _MISSING
-    return list(value)
-
-
-def file_path(must_exist: bool = True) -> Check:
-    """A path, resolved against the config file's directory. Existence is checked by ``wsgiauth doctor`` as the
-    Apache user; here only when ``must_exist`` (a missing credential file is a mistake worth reporting early)."""
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if string(value, path, ctx) is _MISSING:
-            return _MISSING
-        p = Path(value).expanduser()
-        if not p.is_absolute():
-            p = ctx.base / p
-        if must_exist and not p.exists():
-            ctx.errors.add(path, f"{p} does not exist")
-            return _MISSING
-        return str(p)
-    return check
-
-
-def url(*schemes: str, what: str) -> Check:
-    def check(value: Any, path: str, ctx: _Ctx) -> Any:
-        if string(value, path, ctx) is _MISSING:
-            return _MISSING
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme.lower() not in schemes or not rest.strip("/ "):
-            ctx.errors.add(path, f"not {what} URL: {value!r}")
-            return _MISSING
-        return value
-    return check
-
-
-def host_rules(value: Any, path: str, ctx: _Ctx) -> Any:
-    rules = string_list(value, path, ctx)
-    if rules is _MISSING:
-        return _MISSING
-    from .hostaccess import parse_rule
-
-    bad = False
-    for i, rule in enumerate(rules):
-        for word in rule.split():
-            try:
-                parse_rule(word)
-            except ValueError as exc:
-                ctx.errors.add(f"{path}[{i}]", str(exc))
-                bad = True
-    return _MISSING if bad else rules
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key of a section: its check, whether it is required, its default, its constructor argument, its doc."""
-
-    check: Check
-    doc: str
-    required: bool = False
-    default: Any = _MISSING
-    arg: str | None = None  # the constructor keyword (default: the key itself); "" = not passed on
-    secret: bool = False  # also accepted as KEY_file (a file holding it) or KEY_env (an environment variable)
-
-
-def _secret_value(section: Mapping[str, Any], key: str, spec: Key, path: str, ctx: _Ctx) -> Any:
-    forms = [f for f in (key, f"{key}_file", f"{key}_env") if f in section]
-    if len(forms) > 1:
-        ctx.errors.add(f"{path}.{forms[1]}", f"give only one of {', '.join(forms)}")
-        return _MISSING
-    if not forms:
-        return _MISSING
-    form = forms[0]
-    value = section[form]
-    where = f"{path}.{form}"
-    if form == key:
-        return spec.check(value, where, ctx)
-    if string(value, where, ctx) is _MISSING:
-        return _MISSING
-    if form.endswith("_env"):
-        if value not in ctx.environ:
-            ctx.errors.add(where, f"environment variable {value} is not set (for Apache's processes, export it "
-                                  "in /etc/apache2/envvars)")
-            return _MISSING
-        return spec.check(ctx.environ[value], where, ctx)
-    p = Path(value).expanduser()
-    if not p.is_absolute():
-        p = ctx.base / p
-    try:
-        text = p.read_text(encoding="utf-8")
-    except PermissionError:
-        ctx.errors.add(where, f"cannot read {p}: permission denied for uid {os.getuid()}")
-        return _MISSING
-    except OSError as exc:
-        ctx.errors.add(where, f"cannot read {p}: {exc.strerror or exc}")
-        return _MISSING
-    secret = text.rstrip("\r\n")
-    if not secret:
-        ctx.errors.add(where, f"{p} is empty")
-        return _MISSING
-    return spec.check(secret, where, ctx)
-
-
-def _section(section: Any, path: str, keys: Mapping[str, Key], ctx: _Ctx,
-             extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Check a table against ``keys``; returns the checked values (absent optional keys are left out)."""
-    if not isinstance(section, dict):
-        ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
-        return {}
-    out: dict[str, Any] = {}
-    allowed = set(keys) | set(extra)
-    for key, spec in keys.items():
-        if spec.secret:
-            allowed |= {f"{key}_file", f"{key}_env"}
-    for key in section:
-        if key not in allowed:
-            hint = _closest(key, sorted(allowed))
-            ctx.errors.add(f"{path}.{key}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
-    for key, spec in keys.items():
-        if spec.secret:
-            value = _secret_value(section, key, spec, path, ctx)
-            present = any(f in section for f in (key, f"{key}_file", f"{key}_env"))
-        else:
-            present = key in section
-            value = spec.check(section[key], f"{path}.{key}", ctx) if present else _MISSING
-        if not present:
-            if spec.required:
-                forms = f" (or {key}_file / {key}_env)" if spec.secret else ""
-                ctx.errors.add(f"{path}.{key}", f"required{forms}: {spec.doc}")
-            elif spec.default is not _MISSING:
-                out[key] = spec.default
-            continue
-        if value is not _MISSING:
-            out[key] = value
-    return out
-
-
-def _closest(word: str, options: Sequence[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
-    return found[0] if found else None
 
 
 # ---------------------------------------------------------------------------------------------------- the schema
@@ -278,6 +87,9 @@ _FILE_COMMON = {
     "check_interval": Key(number(0), "seconds between checks of the file's modification time"),
     "allow_plaintext": Key(boolean, "accept clear-text stored passwords (Apache on Linux never does)"),
 }
+
+# The pool keys of the backends that keep connections: their ranges and defaults are the constructors' own.
+_POOL_KEYS = {name: option_key(spec) for name, spec in POOL_OPTIONS.items()}
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "htpasswd": {
@@ -306,7 +118,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "sql": {
         "driver": Key(choice("sqlite", "postgresql", "mysql"), "database driver", required=True, arg=""),
-        "database": Key(string, "SQLite file, or the database name (PostgreSQL, MySQL)", arg=""),
+        "database": Key(string, "SQLite file (a path or sqlite:// URL), or the database name (PostgreSQL, MySQL)",
+                        arg=""),
         "conninfo": Key(string, "PostgreSQL connection string (libpq conninfo or URL)", arg=""),
         "host": Key(string, "server host (PostgreSQL, MySQL)", arg=""),
         "port": Key(number(1, 65535, integer=True), "server port", arg=""),
@@ -317,15 +130,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "password_query": Key(string, "query giving the hash (first column) of :user"),
         "groups_query": Key(string, "query giving one group per row for :user (\"\" disables groups)"),
         "realm_query": Key(string, "query giving the HA1 of :user in :realm (\"\" disables Digest)"),
-        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process (DBDMax)"),
-        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
-        "max_idle": Key(number(0, strict_low=True), "seconds an unused connection is kept (DBDExptime)"),
-        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
-        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
-        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
-        "connect_timeout": Key(number(0, strict_low=True), "seconds before a connection attempt gives up", arg=""),
-        "timeout": Key(number(0, strict_low=True), "query timeout (statement_timeout, read_timeout, SQLite lock)",
-                       arg=""),
+        **_POOL_KEYS,
+        # passed on by _build_sql, under the driver's own keyword (_SQL_TIMEOUT_KEYS)
+        "connect_timeout": option_key(SQL_CONNECT_TIMEOUT, arg=""),
+        "timeout": option_key(SQL_TIMEOUT, arg=""),
     },
     "ldap": {
         "url": Key(url("ldap", "ldaps", what="an ldap:// or ldaps://"),
@@ -342,8 +150,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "bind_template": Key(string, "direct bind without a search: a DN with {user}"),
         "ca_file": Key(file_path(), "CA certificates to verify the server with"),
         "verify": Key(boolean, "check the server certificate (false only for tests)"),
-        "connect_timeout": Key(number(0, 60, strict_low=True), "seconds to open a connection"),
-        "timeout": Key(number(0, 300, strict_low=True), "seconds to wait for any answer"),
+        "connect_timeout": option_key(LDAP_CONNECT_TIMEOUT),
+        "timeout": option_key(LDAP_TIMEOUT),
         "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER"),
         "group_base": Key(string, "base DN under which to search groups"),
         "group_filter": Key(string, "which entries are groups"),
@@ -351,14 +159,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "group_name_attributes": Key(string_list, "group attributes holding member names (memberUid)"),
         "member_of_attribute": Key(string, "user attribute holding group DNs (memberOf)"),
         "group_name_attribute": Key(string, "group attribute returned as the group's name (cn)"),
-        "max_depth": Key(number(0, 20, integer=True), "levels of nested groups followed"),
+        "max_depth": option_key(LDAP_MAX_DEPTH),
         "digest_attribute": Key(string, "user attribute holding realm:HA1 values, for Digest"),
-        "pool_size": Key(number(1, 1000, integer=True), "connections per Apache process, per pool"),
-        "pool_timeout": Key(number(0, strict_low=True), "longest wait for a free connection"),
-        "max_idle": Key(number(0, strict_low=True), "seconds an idle connection is kept"),
-        "max_lifetime": Key(number(0, strict_low=True), "seconds a connection is used at most"),
-        "breaker_threshold": Key(number(1, integer=True), "failures in a row that open the circuit breaker"),
-        "breaker_reset": Key(number(0, strict_low=True), "seconds before a broken server is tried again"),
+        **_POOL_KEYS,
     },
     "chain": {
         "members": Key(string_list, "names of the backends asked in order", required=True, arg=""),
@@ -371,8 +174,8 @@ _CANON: dict[str, Key] = {
 }
 
 _CACHE: dict[str, Key] = {
-    "ttl": Key(number(0, strict_low=True), "seconds a verified password stays cached"),
-    "max_size": Key(number(1, integer=True), "users kept per process"),
+    "ttl": option_key(CACHE_TTL),
+    "max_size": option_key(CACHE_MAX_SIZE),
     "redis": Key(boolean, "share entries through the [redis] server", arg=""),
     "key": Key(string, "shared key for the Redis tier (at least 16 characters)", secret=True),
     "enabled": Key(boolean, "false turns the cache off", arg=""),
@@ -380,11 +183,11 @@ _CACHE: dict[str, Key] = {
 
 _THROTTLE: dict[str, Key] = {
     "enabled": Key(boolean, "false turns throttling off", arg=""),
-    "max_failures": Key(number(1, integer=True), "failed attempts allowed per window"),
-    "window": Key(number(0, strict_low=True), "window in seconds"),
-    "lockout": Key(number(0, strict_low=True), "seconds a user (or client) stays refused"),
-    "growth": Key(number(1), "factor applied to each further lockout of the same subject"),
-    "max_lockout": Key(number(0, strict_low=True), "the longest lockout, in seconds"),
+    "max_failures": option_key(THROTTLE_MAX_FAILURES),
+    "window": option_key(THROTTLE_WINDOW),
+    "lockout": option_key(THROTTLE_LOCKOUT),
+    "growth": option_key(THROTTLE_GROWTH),
+    "max_lockout": option_key(THROTTLE_MAX_LOCKOUT),
     "per": Key(choice("user", "address", "both"), "what is counted: user names, client addresses or both"),
     "redis": Key(boolean, "count through the [redis] server (across processes)", arg=""),
 }
@@ -465,8 +268,8 @@ def parse(data: Mapping[str, Any], *, base: Path | str = ".", source: str = "<co
     Raises:
         ConfigError: listing every problem found, one per line, each with its key path.
     """
-    ctx = _Ctx(Path(base), _Errors(), os.environ if environ is None else environ)
-    top = _section(data, "(top level)", _TOP, ctx, extra=_TOP_TABLES)
+    ctx = Ctx(Path(base), Errors(), os.environ if environ is None else environ)
+    top = check_section(data, "(top level)", _TOP, ctx, extra=_TOP_TABLES)
     # key paths of top-level keys read better without a prefix
     ctx.errors.items = [i.replace("(top level).", "", 1) for i in ctx.errors.items]
     out: dict[str, Any] = {"top": top, "backends": {}, "cache": None, "throttle": None, "redis": None,
@@ -476,42 +279,42 @@ def parse(data: Mapping[str, Any], *, base: Path | str = ".", source: str = "<co
         ctx.errors.add("backends", "no backend defined: add a [backends.NAME] table with a type")
         raw_backends = {}
     elif not isinstance(raw_backends, dict):
-        ctx.errors.add("backends", f"expected a table, got {_type_name(raw_backends)}")
+        ctx.errors.add("backends", f"expected a table, got {type_name(raw_backends)}")
         raw_backends = {}
     for name, section in raw_backends.items():
         path = f"backends.{name}"
         if not isinstance(section, dict):
-            ctx.errors.add(path, f"expected a table, got {_type_name(section)}")
+            ctx.errors.add(path, f"expected a table, got {type_name(section)}")
             continue
         kind = section.get("type")
         if not isinstance(kind, str) or kind not in SCHEMA:
             shown = repr(kind) if kind is not None else "missing"
             ctx.errors.add(f"{path}.type", f"must be one of {', '.join(sorted(SCHEMA))} (got {shown})")
             continue
-        checked = _section(section, path, {**_COMMON, **SCHEMA[kind]}, ctx)
+        checked = check_section(section, path, {**_COMMON, **SCHEMA[kind]}, ctx)
         checked["type"] = kind
         if "canonicalize" in section:
-            checked["canonicalize"] = _section(section["canonicalize"], f"{path}.canonicalize", _CANON, ctx)
+            checked["canonicalize"] = check_section(section["canonicalize"], f"{path}.canonicalize", _CANON, ctx)
         if "cache" in section:
-            checked["cache"] = _section(section["cache"], f"{path}.cache", _CACHE, ctx)
+            checked["cache"] = check_section(section["cache"], f"{path}.cache", _CACHE, ctx)
         _check_backend(kind, checked, section, path, ctx)
         out["backends"][name] = checked
     for table, keys in (("cache", _CACHE), ("throttle", _THROTTLE), ("redis", _REDIS), ("access", _ACCESS)):
         if table in data:
-            out[table] = _section(data[table], table, keys, ctx)
+            out[table] = check_section(data[table], table, keys, ctx)
     _check_references(out, data, ctx)
     ctx.errors.raise_if_any(source)
     return out
 
 
-def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any], path: str, ctx: _Ctx) -> None:
+def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any], path: str, ctx: Ctx) -> None:
     if kind == "sql":
         driver = checked.get("driver")
         if driver == "sqlite":
             if "database" not in section:
                 ctx.errors.add(f"{path}.database", "required for driver 'sqlite': the path of the database file")
             elif "database" in checked:
-                checked["database"] = file_path()(section["database"], f"{path}.database", ctx)
+                checked["database"] = _sqlite_database(section["database"], f"{path}.database", ctx)
             for k in ("conninfo", "host", "port", "user", "password"):
                 if k in section:
                     ctx.errors.add(f"{path}.{k}", "not used with driver 'sqlite'")
@@ -547,7 +350,21 @@ def _check_backend(kind: str, checked: dict[str, Any], section: Mapping[str, Any
             ctx.errors.add(f"{path}.starttls", "STARTTLS makes no sense on an ldaps:// URL")
 
 
-def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: _Ctx) -> None:
+def _sqlite_database(value: str, path: str, ctx: Ctx) -> Any:
+    """An SQLite `database`: a path, or an SQLAlchemy-style URL (`sqlite:///relative.db`, `sqlite:////abs.db`);
+    either way a relative path is relative to the configuration file's directory."""
+    if value.lower().startswith("sqlite:"):
+        from .backends.sql import sqlite_path
+
+        try:
+            value = sqlite_path(value)
+        except ConfigError as exc:
+            ctx.errors.add(path, str(exc))
+            return MISSING
+    return file_path()(value, path, ctx)
+
+
+def _check_references(out: dict[str, Any], data: Mapping[str, Any], ctx: Ctx) -> None:
     backends = out["backends"]
     raw_value = data.get("backends")
     raw: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
@@ -640,16 +457,48 @@ def _build_one(name: str, checked: dict[str, Any], settings: dict[str, Any], bui
         members = [_build_one(m, settings["backends"][m], settings, built, top) for m in checked["members"]]
         backend = chain(*members, **kw)
     else:
-        backend = _BUILDERS[kind](checked, kw)
+        renamed = _SQL_TIMEOUT_KEYS[checked["driver"]] if kind == "sql" else {}
+        with _at_key(f"backends.{name}", {**_COMMON, **SCHEMA[kind]}, {v: k for k, v in renamed.items()}):
+            backend = _BUILDERS[kind](checked, kw)
     if checked.get("canonicalize"):
         from .compose import canonicalize
 
         backend = canonicalize(backend, **checked["canonicalize"], label=kw["label"], on_error=kw["on_error"],
                                log_level=kw["log_level"])
     if isinstance(checked.get("cache"), dict) and checked["cache"].get("enabled", True):
-        backend = _cached(backend, checked["cache"], settings)
+        with _at_key(f"backends.{name}.cache", _CACHE):
+            backend = _cached(backend, checked["cache"], settings)
     built[name] = backend
     return backend
+
+
+class _AtKey(ConfigError):
+    """A constructor's refusal of a value, placed at the key path that gave it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@contextmanager
+def _at_key(path: str, keys: Mapping[str, Key], renamed: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn a constructor's `OptionError` into an `_AtKey` at the key that was passed as that keyword.
+
+    Args:
+        path: the key path of the table (`backends.corp`).
+        keys: the table's keys (their `arg` says which keyword each becomes).
+        renamed: keyword -> key, for keywords a builder passes under another name (SQL's `statement_timeout`).
+    """
+    try:
+        yield
+    except OptionError as exc:
+        key = (renamed or {}).get(exc.option)
+        if key is None:
+            key = next((k for k, spec in keys.items() if spec.arg != "" and (spec.arg or k) == exc.option), None)
+        if key is None:
+            raise
+        raise _AtKey(f"{path}.{key}", exc.reason) from exc
 
 
 def _redis_url(settings: Mapping[str, Any]) -> str:
@@ -700,20 +549,22 @@ def _build_dbm(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     return dbm.Backend(path, **kw)
 
 
+# The keyword each driver's constructor takes for the `connect_timeout` and `timeout` keys.
+_SQL_TIMEOUT_KEYS: dict[str, dict[str, str]] = {
+    "sqlite": {"timeout": "timeout"},
+    "postgresql": {"connect_timeout": "connect_timeout", "timeout": "statement_timeout"},
+    "mysql": {"connect_timeout": "connect_timeout", "timeout": "read_timeout"},
+}
+
+
 def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     from .backends import sql
 
     driver = checked["driver"]
-    timeouts: dict[str, Any] = {}
+    timeouts = {arg: checked[key] for key, arg in _SQL_TIMEOUT_KEYS[driver].items() if key in checked}
     if driver == "sqlite":
-        if "timeout" in checked:
-            timeouts["timeout"] = checked["timeout"]
         return sql.sqlite(checked["database"], **timeouts, **kw)
-    if "connect_timeout" in checked:
-        timeouts["connect_timeout"] = checked["connect_timeout"]
     if driver == "postgresql":
-        if "timeout" in checked:
-            timeouts["statement_timeout"] = checked["timeout"]
         conninfo = checked.get("conninfo", "")
         parts = {"host": checked.get("host"), "port": checked.get("port"), "dbname": checked.get("database"),
                  "user": checked.get("user"), "password": checked.get("password")}
@@ -722,8 +573,6 @@ def _build_sql(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
             raise ConfigError("give either a postgresql:// URL in conninfo or host/port/database/user/password")
         conninfo = f"{conninfo} {extra}".strip()
         return sql.postgresql(conninfo, **timeouts, **kw)
-    if "timeout" in checked:
-        timeouts["read_timeout"] = checked["timeout"]
     conn = {k: checked[k] for k in ("host", "port", "user", "password", "database", "unix_socket") if k in checked}
     return sql.mysql(**conn, **timeouts, **kw)
 
@@ -735,7 +584,7 @@ def _pq_escape(value: str) -> str:
 def _build_ldap(checked: Mapping[str, Any], kw: dict[str, Any]) -> Backend:
     from .backends import ldap
 
-    return ldap.LDAPBackend(**kw)
+    return ldap.Backend(**kw)
 
 
 _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {
@@ -749,17 +598,28 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Backend]] = {
 
 
 def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
-    """Build the backends of checked ``settings`` (from :func:`parse`).
+    """Build the backends of checked ``settings`` (from `parse`).
+
+    Args:
+        settings: what `parse` returned.
+        source: name of the file, for the error message.
+
+    Returns:
+        The configuration, its backends built (nothing is opened until the first request).
 
     Raises:
-        ConfigError: a backend refused its options (each reported with its key path).
+        ConfigError: listing every backend that refused its options: a value a constructor refuses is reported at
+            the key path it came from (`backends.corp.max_depth: must be at most 20, not 99`), other refusals at
+            the backend's table.
     """
-    errors = _Errors()
+    errors = Errors()
     built: dict[str, Backend] = {}
     top = settings["top"]
     for name in settings["backends"]:
         try:
             _build_one(name, settings["backends"][name], settings, built, top)
+        except _AtKey as exc:
+            errors.add(exc.path, exc.reason)
         except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
             errors.add(f"backends.{name}", str(exc))
         except ImportError as exc:
@@ -768,9 +628,13 @@ def build(settings: dict[str, Any], *, source: str = "<config>") -> Config:
     backend = built[top["backend"]]
     try:
         if settings["cache"] is not None and settings["cache"].get("enabled", True):
-            backend = _cached(backend, settings["cache"], settings)
+            with _at_key("cache", _CACHE):
+                backend = _cached(backend, settings["cache"], settings)
         if settings["throttle"] is not None and settings["throttle"].get("enabled", True):
-            backend = _throttled(backend, settings["throttle"], settings)
+            with _at_key("throttle", _THROTTLE):
+                backend = _throttled(backend, settings["throttle"], settings)
+    except _AtKey as exc:
+        errors.add(exc.path, exc.reason)
     except (ValueError, TypeError) as exc:
         errors.add("cache" if "cache" in str(exc).lower() else "throttle", str(exc))
     except ImportError as exc:
@@ -793,7 +657,7 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     """Read, check and build a configuration file.
 
     The same file (same absolute path and same content) loaded again in this process returns the same
-    :class:`Config`, with the same backends, pools and caches: mod_wsgi re-imports a changed auth script without
+    `Config`, with the same backends, pools and caches: mod_wsgi re-imports a changed auth script without
     cleaning up, and must not duplicate them.
 
     Args:
@@ -823,15 +687,11 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     key = ("wsgiauth.config", str(p), hashlib.sha256(raw).hexdigest(),
            hashlib.sha256(repr(secret_env).encode()).hexdigest())
 
-    # The table of loaded configurations lives in the process-wide registry; it has its own lock because building
-    # a configuration registers pools through shared() too (whose lock is not re-entrant).
-    loaded: dict[tuple[str, ...], Config] = shared(("wsgiauth.config", "loaded"), dict)
-    with _load_lock:
-        config = loaded.get(key)
-        if config is None:
-            settings = parse(data, base=p.parent, source=str(p), environ=env)
-            config = build(settings, source=str(p))
-            loaded[key] = config
+    # Registered process-wide: building registers pools too, under the same (re-entrant) lock, in the same thread.
+    def factory() -> Config:
+        return build(parse(data, base=p.parent, source=str(p), environ=env), source=str(p))
+
+    config: Config = shared(key, factory)
     return config
 
 

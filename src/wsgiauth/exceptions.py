@@ -1,7 +1,7 @@
 """The exceptions wsgiauth raises.
 
 ``WsgiAuthError`` is the base class and is never raised directly. Errors about bad input (a malformed stored hash, a
-bad configuration value) also subclass :class:`ValueError`, so callers who only know the standard library can still
+bad configuration value) also subclass `ValueError`, so callers who only know the standard library can still
 catch them.
 """
 

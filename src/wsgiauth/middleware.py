@@ -15,7 +15,7 @@ header is a ``401``, never a ``500``.
 
 ``emit_headers=True`` adds ``X-Remote-User`` and ``X-Auth-Type`` to the response so that Apache, running the app
 under mod_wsgi or proxying to it, can record the user in its access log (``%u``) through the mod_lua hook shipped as
-``wsgiauth/data/reflect_user.lua`` (see :func:`lua_script_path`). Apache's log phase runs after the response has been
+``wsgiauth/data/reflect_user.lua`` (see `lua_script_path`). Apache's log phase runs after the response has been
 sent, so the headers must also be removed on the way out with mod_headers (``Header note`` then ``Header unset``;
 ``wsgiauth apache-config`` prints the lines). **Without that configuration the headers reach the client and disclose
 the user name**: emission is off by default.
@@ -65,8 +65,8 @@ class AuthMiddleware:
 
     Args:
         app: the WSGI application to protect.
-        backend: any :class:`wsgiauth.Backend` (file, DBM, SQL or LDAP backend, chain, cached wrapper...), or a
-            configuration returned by :func:`wsgiauth.load` (its ``.backend`` is used).
+        backend: any `wsgiauth.Backend` (file, DBM, SQL or LDAP backend, chain, cached wrapper...), or a
+            configuration returned by `wsgiauth.load` (its ``.backend`` is used).
         realm: the protection space shown to users; Digest hashes are bound to it.
         schemes: ``"Basic"`` and/or ``"Digest"``, in the order the challenges are offered.
         algorithms: Digest algorithms offered, in order of preference: ``"SHA-256"`` and/or ``"MD5"``
@@ -334,11 +334,11 @@ class AuthMiddleware:
 
 
 def BasicAuth(app: WSGIApp, backend: Backend, **options: Any) -> AuthMiddleware:
-    """:class:`AuthMiddleware` with HTTP Basic only (the same keyword options)."""
+    """`AuthMiddleware` with HTTP Basic only (the same keyword options)."""
     return AuthMiddleware(app, backend, schemes=("Basic",), **options)
 
 
 def DigestAuth(app: WSGIApp, backend: Backend, **options: Any) -> AuthMiddleware:
-    """:class:`AuthMiddleware` with HTTP Digest only (the same keyword options)."""
+    """`AuthMiddleware` with HTTP Digest only (the same keyword options)."""
     return AuthMiddleware(app, backend, schemes=("Digest",), **options)
 

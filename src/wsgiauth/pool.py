@@ -2,30 +2,30 @@
 
 What makes it fit mod_wsgi's embedded mode (see design.md §5):
 
-* **Lazy**: constructing a :class:`Pool` opens nothing. The first connection is opened on first use, which
+* **Lazy**: constructing a `Pool` opens nothing. The first connection is opened on first use, which
   happens in an Apache child, never in the parent that imported the script before forking.
 * **Fork-safe**: the pool remembers the pid that owns its connections. Every checkout compares it with
-  :func:`os.getpid`, and an :func:`os.register_at_fork` hook does the same right after a fork. A child
+  `os.getpid`, and an `os.register_at_fork` hook does the same right after a fork. A child
   *drops* the connections it inherited: it never closes them (closing could send a "terminate" message on a
   socket the parent still uses) and never uses them; it keeps a reference so that no destructor runs, and
   opens its own.
 * **Bounded**: at most ``max_size`` connections exist per process (open, being opened or in use, all
   counted). A checkout waits at most ``timeout`` seconds for a free one, then raises
-  :class:`~wsgiauth.exceptions.PoolTimeoutError`. The ``connect`` callable must itself have a bounded
+  `PoolTimeoutError`. The ``connect`` callable must itself have a bounded
   timeout (the drivers' ``connect_timeout``).
 * **Fresh**: a connection idle longer than ``max_idle`` or older than ``max_lifetime`` (jittered by -10%..0
   so that a process's connections do not all expire together) is closed instead of reused; one idle longer
   than ``check_after`` is validated with ``check`` before it is handed out.
-* **Resilient**: :meth:`Pool.run` retries once, on a fresh connection, when a connection turns out dead (an
+* **Resilient**: `Pool.run` retries once, on a fresh connection, when a connection turns out dead (an
   error ``is_dead`` accepts). A dead connection also drops the idle ones (after a server restart they are all
   dead). After ``breaker_threshold`` consecutive failures (connect errors, dead connections) the circuit
   breaker opens: for ``breaker_reset`` seconds every checkout fails at once with
-  :class:`~wsgiauth.exceptions.BackendUnavailableError` (a fast "unknown" instead of a hung Apache thread);
+  `BackendUnavailableError` (a fast "unknown" instead of a hung Apache thread);
   then one trial request is let through, and its success closes the breaker.
-* **Findable**: :func:`get_pool` keeps one pool per key for the whole process, so an auth script that
+* **Findable**: `get_pool` keeps one pool per key for the whole process, so an auth script that
   mod_wsgi re-imports (without cleaning up the old module) finds its pool again instead of opening a second.
 
-Logging goes to the ``wsgiauth.pool`` logger; :meth:`Pool.stats` returns counters.
+Logging goes to the ``wsgiauth.pool`` logger; `Pool.stats` returns counters.
 """
 
 from __future__ import annotations
@@ -35,21 +35,40 @@ import os
 import random
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from .adapter import shared
+from . import _registry
+from ._options import POOL_OPTIONS, PoolOptions, check_options
 from .exceptions import BackendError, BackendUnavailableError, PoolTimeoutError
 
-__all__ = ["Pool", "default_is_dead", "get_pool"]
+__all__ = ["Pool", "default_is_dead", "get_pool", "pool_arguments"]
 
 logger = logging.getLogger("wsgiauth.pool")
 
 C = TypeVar("C")
 T = TypeVar("T")
+
+# The Pool keyword of each backend keyword that is named differently.
+_POOL_ARGUMENT = {"pool_size": "max_size", "pool_timeout": "timeout"}
+
+
+def pool_arguments(options: PoolOptions, *, what: str) -> dict[str, Any]:
+    """Check a backend's pool keywords and return `Pool`'s keyword arguments (defaults filled in).
+
+    Args:
+        options: the keywords of `wsgiauth._options.PoolOptions` the backend received.
+        what: the backend's name, for the error about an unknown keyword.
+
+    Raises:
+        TypeError: a keyword that is not a pool option.
+        OptionError: a value out of range (a `ConfigError`, naming the keyword).
+    """
+    checked = check_options(POOL_OPTIONS, options, what=what)
+    return {_POOL_ARGUMENT.get(name, name): value for name, value in checked.items()}
+
 
 # Connections inherited from a parent process: kept referenced forever so that no destructor (which might
 # close or terminate a socket the parent still uses) ever runs on them in the child. Bounded by max_size.
@@ -103,7 +122,7 @@ class Pool(Generic[C]):
             the pool's lock held.
         name: a label for logs and stats.
         max_size: the most connections this process ever holds open at once (>= 1).
-        timeout: the longest a checkout waits for a free connection before :class:`PoolTimeoutError`.
+        timeout: the longest a checkout waits for a free connection before `PoolTimeoutError`.
         max_idle: an idle connection unused for longer than this is closed instead of reused (<= 0: never).
         max_lifetime: a connection older than this (jittered by -10%..0) is closed instead of reused (<= 0:
             never).
@@ -112,7 +131,7 @@ class Pool(Generic[C]):
         check_after: the idle time after which ``check`` runs.
         close: closes a connection (default: ``conn.close()``). Errors are logged and ignored.
         reset: run on every connection returned to the pool (e.g. rollback); an error discards the connection.
-        is_dead: which exceptions mean "the connection is dead" (default: :func:`default_is_dead`).
+        is_dead: which exceptions mean "the connection is dead" (default: `default_is_dead`).
         breaker_threshold: consecutive failures that open the circuit breaker (<= 0: no breaker).
         breaker_reset: how long the breaker stays open before one trial request is let through.
 
@@ -157,8 +176,7 @@ class Pool(Generic[C]):
         self.breaker_threshold = breaker_threshold
         self.breaker_reset = breaker_reset
         self._closed = False
-        self._init_process_state()
-        _pools.add(self)
+        _registry.per_process(self)  # calls _reset_for_process now and in every forked child
 
     # ------------------------------------------------------------------ per-process state
 
@@ -178,23 +196,24 @@ class Pool(Generic[C]):
             ("opened", "closed", "checkouts", "timeouts", "errors", "retries", "checks_failed", "expired",
              "fast_failures", "breaker_trips"), 0)
 
-    def _after_fork(self) -> None:
-        """In a forked child: drop (never close, never use) the parent's connections and start afresh."""
+    def _reset_for_process(self) -> None:
+        """Fresh per-process state: at creation, and in a forked child, where the parent's connections are dropped
+        (never closed, never used)."""
         inherited = [s.conn for s in getattr(self, "_idle", ())]
         inherited += [s.conn for s in getattr(self, "_in_use", {}).values()]
-        if inherited:
-            _inherited.extend(inherited)
         closed = self._closed
         self._init_process_state()
         self._closed = closed
-        logger.debug("pool %s: forked child %d dropped %d inherited connection(s)", self.name, self._pid,
-                     len(inherited))
+        if inherited:
+            _inherited.extend(inherited)
+            logger.debug("pool %s: forked child %d dropped %d inherited connection(s)", self.name, self._pid,
+                         len(inherited))
 
     def _ensure_pid(self) -> None:
         if self._pid != os.getpid():
-            with _fork_lock():
+            with _registry.lock():
                 if self._pid != os.getpid():
-                    self._after_fork()
+                    self._reset_for_process()
 
     # ------------------------------------------------------------------ checkout / return
 
@@ -249,27 +268,23 @@ class Pool(Generic[C]):
                 the breaker is open.
             Exception: any error of ``fn`` that does not mean a dead connection, unchanged.
         """
-        try:
-            with self.connection() as conn:
-                return fn(conn)
-        except BackendError:
-            raise
-        except Exception as exc:
-            if not self._is_dead(exc):
+        retried = False
+        while True:
+            try:
+                with self.connection() as conn:
+                    return fn(conn)
+            except BackendError:
                 raise
-            logger.info("pool %s: connection dead (%s), retrying once on a fresh one", self.name,
-                        type(exc).__name__)
-            self._count("retries")
-        try:
-            with self.connection() as conn:
-                return fn(conn)
-        except BackendError:
-            raise
-        except Exception as exc:
-            if self._is_dead(exc):
-                raise BackendUnavailableError(
-                    f"pool {self.name}: connection failed twice ({type(exc).__name__}: {exc})") from exc
-            raise
+            except Exception as exc:
+                if not self._is_dead(exc):
+                    raise
+                if retried:
+                    raise BackendUnavailableError(
+                        f"pool {self.name}: connection failed twice ({type(exc).__name__}: {exc})") from exc
+                logger.info("pool %s: connection dead (%s), retrying once on a fresh one", self.name,
+                            type(exc).__name__)
+                self._count("retries")
+                retried = True
 
     def _checkout(self) -> tuple[_Slot[C], bool]:
         self._ensure_pid()
@@ -464,11 +479,9 @@ class Pool(Generic[C]):
         """Counters and gauges of this process's pool.
 
         Returns:
-            ``size`` (open + being opened), ``idle``, ``in_use``, ``opening``, ``waiting``, ``max_size``,
-            ``pid``,
+            ``size`` (open + being opened), ``idle``, ``in_use``, ``opening``, ``waiting``, ``max_size``, ``pid``,
             ``breaker_open`` (0/1), ``failures`` (consecutive), and the running totals ``opened``, ``closed``,
-            ``checkouts``, ``timeouts``, ``errors`` (failed connects), ``retries``, ``checks_failed``,
-            ``expired``,
+            ``checkouts``, ``timeouts``, ``errors`` (failed connects), ``retries``, ``checks_failed``, ``expired``,
             ``fast_failures`` (refused by the open breaker), ``breaker_trips``.
         """
         self._ensure_pid()
@@ -500,59 +513,31 @@ class Pool(Generic[C]):
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close` was called."""
         return self._closed
 
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} size={self._size()}/{self.max_size} pid={self._pid}>"
 
 
-# ---------------------------------------------------------------------- fork hook and registry
-
-_pools: weakref.WeakSet[Pool[Any]] = weakref.WeakSet()
-_fork_lock_holder = [threading.Lock()]
-
-
-def _fork_lock() -> threading.Lock:
-    return _fork_lock_holder[0]
-
-
-def _reinit_after_fork() -> None:
-    _fork_lock_holder[0] = threading.Lock()  # the parent's may have been held by another thread at fork time
-    for pool in list(_pools):
-        pool._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
-
+# ---------------------------------------------------------------------- registry
 
 def get_pool(key: Hashable, factory: Callable[[], Pool[Any]]) -> Pool[Any]:
-    """The process-wide pool registered under ``key``, created by ``factory`` on first use.
+    """The process-wide pool registered under `key`, created by `factory` on first use.
 
-    An auth script that mod_wsgi re-imports finds the pool it created before (and its open connections)
-    instead of
+    An auth script that mod_wsgi re-imports finds the pool it created before (and its open connections) instead of
     opening more. A pool that was closed is replaced by a new one.
 
     Args:
-        key: identifies the pool, e.g. ``("sql", dsn, user)``; must not contain a password in clear if it may
-            be
-            logged (it is not logged here).
+        key: identifies the pool, e.g. `("sql", dsn, user)`; it must not hold a password in clear (it is not logged
+            here, but a key may appear in a debugger or a log of the caller).
         factory: builds the pool (it opens nothing until first use).
 
     Returns:
-        the registered pool.
+        The registered pool, never a closed one.
     """
     full = ("wsgiauth.pool", key)
-    pool: Pool[Any] = shared(full, factory)
+    pool: Pool[Any] = _registry.shared(full, factory)
     if pool.closed:
-        from . import adapter
-
-        with adapter._registry_lock:
-            current = adapter._registry.get(full)
-            if current is pool:
-                pool = factory()
-                adapter._registry[full] = pool
-            else:
-                pool = current if current is not None else factory()
+        pool = _registry.replace(full, pool, factory)
     return pool

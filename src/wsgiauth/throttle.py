@@ -1,6 +1,6 @@
 """Brute-force throttling in front of any backend: too many failures lock a user name and/or a client address out.
 
-:func:`throttled` wraps a backend. Failed attempts (a wrong password, or a user name the backend does not know) are
+`throttled` wraps a backend. Failed attempts (a wrong password, or a user name the backend does not know) are
 counted per user name and per client address (``REMOTE_ADDR``, which the adapter passes as ``client``). When one of
 them reaches ``max_failures`` failures within ``window`` seconds it is refused for ``lockout`` seconds; each further
 lockout of the same subject lasts ``growth`` times longer, up to ``max_lockout`` (a subject is forgiven
@@ -8,7 +8,7 @@ lockout of the same subject lasts ``growth`` times longer, up to ``max_lockout``
 
 While refused, every attempt is denied (the adapter answers ``False``, i.e. 401), **even with the right password**,
 and costs the same time as a normal check: the refused path does the work of a real check without deciding
-anything (:meth:`wsgiauth.adapter.Backend.dummy_authenticate`: the store look-up and a dummy verification, or for
+anything (`wsgiauth.adapter.Backend.dummy_authenticate`: the store look-up and a dummy verification, or for
 LDAP the search and a bind that cannot succeed), so response times do not reveal a lockout. Each lockout is
 logged with the user name and the address (never the password), and the denial's reason (logged by the adapter to
 ``wsgi.errors``) says so.
@@ -32,35 +32,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from . import _registry
+from ._options import (
+    THROTTLE_GROWTH,
+    THROTTLE_LOCKOUT,
+    THROTTLE_MAX_FAILURES,
+    THROTTLE_MAX_LOCKOUT,
+    THROTTLE_MAX_TRACKED,
+    THROTTLE_WINDOW,
+    OptionError,
+)
 from ._redis import RedisTier, TierDown, get_tier
 from .adapter import Backend, Decision, Outcome, Wrapper, _printable, as_bytes
 from .exceptions import ConfigError
 
-__all__ = ["ThrottledBackend", "throttled"]
+__all__ = ["Throttled", "throttled"]
 
 logger = logging.getLogger("wsgiauth.throttle")
 
 Per = Literal["user", "address", "both"]
+T = TypeVar("T")
 _Subject = tuple[str, bytes]  # ("user" | "address", raw value)
-
-_live: weakref.WeakSet[ThrottledBackend] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for t in list(_live):
-        t._reset_for_process()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 # KEYS: (failures, strikes, lock) for each subject. ARGV: max_failures, window_ms, lockout_ms, growth,
 # max_lockout_ms, memory_ms. Returns, per subject: failures counted in the window, and the lockout started (ms, or 0).
@@ -97,18 +94,18 @@ class _Slot:
         self.locked_until = 0.0
 
 
-class ThrottledBackend(Wrapper):
+class Throttled(Wrapper, _registry.PerProcess):
     """A backend that refuses user names and client addresses after repeated failures; see the module docs.
 
     Args:
-        inner: the backend that really checks passwords (typically a :class:`~wsgiauth.cache.CachedBackend`).
+        inner: the backend that really checks passwords (typically a `Cached`).
         max_failures: failures within ``window`` that trigger a lockout.
         window: seconds over which failures are counted (a fixed window opened by the first failure).
         lockout: seconds of the first lockout.
         growth: factor applied to each further lockout of the same subject (1 for constant lockouts).
         max_lockout: the longest lockout, in seconds.
         per: count per ``"user"``, per ``"address"`` or ``"both"`` (either one locked refuses the attempt).
-        redis: a Redis URL or :class:`~wsgiauth._redis.RedisTier` to share counters between processes and servers.
+        redis: a Redis URL or `RedisTier` to share counters between processes and servers.
         namespace: identifies this throttle's counters in Redis (default: the backend's label).
         max_tracked: subjects tracked per process (least recently failed forgotten first).
         clock: a monotonic clock for the per-process tier (injectable for tests); Redis uses its own expiry.
@@ -122,29 +119,28 @@ class ThrottledBackend(Wrapper):
         self,
         inner: Backend,
         *,
-        max_failures: int = 5,
-        window: float = 300.0,
-        lockout: float = 60.0,
-        growth: float = 2.0,
-        max_lockout: float = 3600.0,
+        max_failures: int = THROTTLE_MAX_FAILURES.default,
+        window: float = THROTTLE_WINDOW.default,
+        lockout: float = THROTTLE_LOCKOUT.default,
+        growth: float = THROTTLE_GROWTH.default,
+        max_lockout: float = THROTTLE_MAX_LOCKOUT.default,
         per: Per = "both",
         redis: str | RedisTier | None = None,
         namespace: str | None = None,
-        max_tracked: int = 100000,
+        max_tracked: int = THROTTLE_MAX_TRACKED.default,
         clock: Callable[[], float] = time.monotonic,
         **backend_kwargs: Any,
     ) -> None:
-        if not isinstance(max_failures, int) or max_failures < 1:
-            raise ConfigError(f"throttle max_failures must be a positive integer, not {max_failures!r}")
-        window, lockout, growth, max_lockout = float(window), float(lockout), float(growth), float(max_lockout)
-        if not (window > 0 and lockout > 0 and max_lockout >= lockout):
-            raise ConfigError("throttle window and lockout must be positive seconds, and max_lockout >= lockout")
-        if not growth >= 1.0:
-            raise ConfigError(f"throttle growth must be >= 1, not {growth!r}")
+        max_failures = THROTTLE_MAX_FAILURES.check("max_failures", max_failures)
+        window = THROTTLE_WINDOW.check("window", window)
+        lockout = THROTTLE_LOCKOUT.check("lockout", lockout)
+        growth = THROTTLE_GROWTH.check("growth", growth)
+        max_lockout = THROTTLE_MAX_LOCKOUT.check("max_lockout", max_lockout)
+        max_tracked = THROTTLE_MAX_TRACKED.check("max_tracked", max_tracked)
+        if max_lockout < lockout:
+            raise OptionError("max_lockout", f"must be at least lockout ({lockout:g}), not {max_lockout:g}")
         if per not in ("user", "address", "both"):
             raise ConfigError(f"throttle per must be 'user', 'address' or 'both', not {per!r}")
-        if not isinstance(max_tracked, int) or max_tracked < 1:
-            raise ConfigError(f"throttle max_tracked must be a positive integer, not {max_tracked!r}")
         super().__init__(inner, **backend_kwargs)
         self.max_failures = max_failures
         self.window = window
@@ -160,13 +156,10 @@ class ThrottledBackend(Wrapper):
                                                                     else redis)
         self.refused = 0
         self.lockouts = 0
-        self._reset_for_process()
-        _live.add(self)
+        self._start_per_process()
 
-    def _reset_for_process(self) -> None:
-        """A forked child starts with its own lock and no per-process counters (shared ones stay in Redis)."""
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+    def _fresh_state(self) -> None:
+        """No per-process counters (a forked child starts without its parent's; shared ones stay in Redis)."""
         self._slots: OrderedDict[_Subject, _Slot] = OrderedDict()
 
     def _subjects(self, user: bytes, client: str | None) -> list[_Subject]:
@@ -215,15 +208,23 @@ class ThrottledBackend(Wrapper):
 
     # ------------------------------------------------------------------ lockout state
 
+    def _tiered(self, shared: Callable[[Sequence[_Subject]], T], local: Callable[[Sequence[_Subject]], T],
+                subjects: Sequence[_Subject]) -> T:
+        """`shared(subjects)` when there is a shared tier and Redis answers, else `local(subjects)`."""
+        if self._tier is not None:
+            try:
+                return shared(subjects)
+            except TierDown:
+                pass
+        return local(subjects)
+
     def _locked(self, subjects: Sequence[_Subject]) -> tuple[str, float] | None:
         """``(kind, seconds left)`` of the longest active lockout among ``subjects``, or ``None``."""
         if not subjects:
             return None
-        if self._tier is not None:
-            try:
-                return self._shared_locked(subjects)
-            except TierDown:
-                pass
+        return self._tiered(self._shared_locked, self._local_locked, subjects)
+
+    def _local_locked(self, subjects: Sequence[_Subject]) -> tuple[str, float] | None:
         now = self._clock()
         best: tuple[str, float] | None = None
         with self._lock:
@@ -237,11 +238,9 @@ class ThrottledBackend(Wrapper):
 
     def _fail(self, subjects: Sequence[_Subject]) -> list[tuple[str, float]]:
         """Count one failure for each subject; returns the lockouts this started as ``(kind, seconds)``."""
-        if self._tier is not None:
-            try:
-                return self._shared_fail(subjects)
-            except TierDown:
-                pass
+        return self._tiered(self._shared_fail, self._local_fail, subjects)
+
+    def _local_fail(self, subjects: Sequence[_Subject]) -> list[tuple[str, float]]:
         now = self._clock()
         started: list[tuple[str, float]] = []
         with self._lock:
@@ -387,28 +386,17 @@ class ThrottledBackend(Wrapper):
     # checks the response itself and tells no hook of a failure.
 
     def __repr__(self) -> str:
-        return (f"<ThrottledBackend {self.label!r} {self.max_failures} failures/{self.window:g}s -> "
+        return (f"<Throttled {self.label!r} {self.max_failures} failures/{self.window:g}s -> "
                 f"{self.lockout:g}s per {self.per}>")
 
 
-def throttled(
-    backend: Backend,
-    max_failures: int = 5,
-    window: float = 300.0,
-    lockout: float = 60.0,
-    growth: float = 2.0,
-    max_lockout: float = 3600.0,
-    per: Per = "both",
-    redis: str | RedisTier | None = None,
-    **options: Any,
-) -> ThrottledBackend:
-    """Wrap ``backend`` in brute-force throttling; see :class:`ThrottledBackend` for every option.
+def throttled(backend: Backend, **options: Any) -> Throttled:
+    """Wrap `backend` in brute-force throttling: `Throttled(backend, **options)`; see `Throttled` for every option.
 
     Returns:
-        The throttling backend, itself a :class:`~wsgiauth.adapter.Backend`.
+        The throttling backend, itself a `wsgiauth.adapter.Backend`.
 
     Raises:
         ConfigError: a value out of range.
     """
-    return ThrottledBackend(backend, max_failures=max_failures, window=window, lockout=lockout, growth=growth,
-                            max_lockout=max_lockout, per=per, redis=redis, **options)
+    return Throttled(backend, **options)

@@ -19,8 +19,8 @@ This answers like::
     AuthDBMGroupFile /etc/apache2/users
     Require dbm-group admins
 
-Management (what ``htdbm`` does): :func:`add_user`, :func:`set_password`, :func:`set_groups`, :func:`delete_user`,
-:func:`list_users`, :func:`get_entry`.
+Management (what ``htdbm`` does): `add_user`, `set_password`, `set_groups`, `delete_user`,
+`list_users`, `get_entry`.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Backend(_Backend):
         check_interval: seconds between two checks that the path still names the open file (a replaced database
             is reopened); changes made in place are seen by the next lookup whatever this is.
         lock_timeout: seconds to wait while ``htdbm`` holds a lock before a lookup fails.
-        **backend_kwargs: ``label``, ``on_error``, ``log_level``, ``access`` (see :class:`wsgiauth.Backend`).
+        **backend_kwargs: ``label``, ``on_error``, ``log_level``, ``access`` (see `wsgiauth.Backend`).
 
     Raises:
         StoreError: a database is missing or cannot be opened; the message names the path and this process's uid.
@@ -232,7 +232,7 @@ def add_user(path: str | os.PathLike[str], user: str | bytes, password: str | by
         user: the user name (``str`` is stored as UTF-8 unless it is latin-1 text from mod_wsgi).
         password: the password (``str`` is encoded as UTF-8).
         type: ``"auto"`` (detect; a new database is ``"db"``, Apache's default), ``"sdbm"``, ``"gdbm"``, ``"db"``.
-        scheme: the hash scheme (see :func:`wsgiauth.hashes.hash_password`; ``bcrypt`` default, as ``htdbm -B``;
+        scheme: the hash scheme (see `wsgiauth.hashes.hash_password`; ``bcrypt`` default, as ``htdbm -B``;
             Apache also reads ``apr1``, ``sha1``, ``des``, ``sha256_crypt``, ``sha512_crypt``).
         groups: group names for ``Require dbm-group`` (stored as the second field, comma-separated).
         comment: a free comment, stored as the third field.

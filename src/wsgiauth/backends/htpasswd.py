@@ -10,11 +10,11 @@ An ``auth.wsgi`` in four lines::
 Apache re-reads these files on every request; this backend parses each file once into a dictionary and re-reads it
 only when it changes on disk (its mtime, size or inode: an in-place write or an editor's atomic rename), checking at
 most once per ``check_interval`` seconds. A reload that fails keeps the last good copy; a file missing or unreadable
-at start-up is an immediate :class:`~wsgiauth.exceptions.StoreError` naming the path and the uid of the process.
+at start-up is an immediate `StoreError` naming the path and the uid of the process.
 
 The format rules (comments, blank lines, surrounding whitespace, backslash continuation, CR LF, over-long lines,
 first match wins, case-sensitive raw-byte names, quoted group members, groups merged over several lines) are those of
-:mod:`wsgiauth._textfile`.
+`wsgiauth._textfile`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Backend(adapter.Backend):
         allow_plaintext: accept stored passwords in clear text. Apache on Linux never does (it hands them to
             ``crypt()``, which cannot match), so they are refused unless this is ``True``.
         **backend_kwargs: ``label`` (default ``"htpasswd"``), ``on_error``, ``log_level``, ``access``: see
-            :class:`wsgiauth.adapter.Backend`.
+            `wsgiauth.adapter.Backend`.
 
     Raises:
         ConfigError: none of ``users``, ``digest`` and ``groups`` is given, or ``check_interval`` is negative.

@@ -4,7 +4,7 @@ Usage in an ``auth.wsgi``::
 
     from wsgiauth.backends import ldap
 
-    backend = ldap.LDAPBackend(
+    backend = ldap.Backend(
         "ldap://ldap1.example.org ldap2.example.org/ou=people,dc=example,dc=org?uid?sub?(objectClass=person)",
         bind_dn="cn=wsgiauth,ou=services,dc=example,dc=org", bind_password="...",
         starttls=True, ca_file="/etc/ssl/certs/example-ca.pem",
@@ -22,7 +22,7 @@ How a password is checked (as mod_authnz_ldap does):
    the bind pool are only ever used for credential binds, never for a search, so no user's identity ever serves
    another request; re-binding them spares a TCP connection (and TLS handshake) per request, as mod_ldap does.
 
-Both pools come from :mod:`wsgiauth.pool` (lazy, fork-safe, thread-safe, bounded, circuit breaker) and are shared
+Both pools come from `wsgiauth.pool` (lazy, fork-safe, thread-safe, bounded, circuit breaker) and are shared
 process-wide by configuration, so a re-imported auth script finds its connections again.
 """
 
@@ -36,8 +36,10 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 from .. import adapter
 from .._ldapurl import (
@@ -51,9 +53,11 @@ from .._ldapurl import (
     normalize_filter,
     parse_ldap_url,
 )
-from ..adapter import Decision, OnError, Outcome
+from .._ldapwire import PRESENT_OBJECTCLASS, ConnectionLost, Entry, Wire, and_, eq, or_
+from .._options import LDAP_CONNECT_TIMEOUT, LDAP_MAX_DEPTH, LDAP_TIMEOUT, PoolOptions
+from ..adapter import Decision, OnError, Outcome, utf8_text
 from ..exceptions import BackendError, BackendUnavailableError, ConfigError
-from ..pool import Pool, get_pool
+from ..pool import Pool, get_pool, pool_arguments
 
 try:
     import ldap3
@@ -62,7 +66,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth[ldap]'") from exc
 
-__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "LDAPBackend", "parse_ldap_url"]
+__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "parse_ldap_url"]
 
 #: Which entries count as groups when listing a user's groups (groupOfNames, groupOfUniqueNames, posixGroup and
 #: Active Directory's ``group``).
@@ -86,73 +90,6 @@ def _is_dead(exc: BaseException) -> bool:
                             ldap_exc.LDAPSocketOpenError))
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One search result: the DN and the raw values of the attributes asked for (lower-cased names)."""
-
-    dn: str
-    attributes: dict[str, list[bytes]]
-
-    def first(self, name: str | None) -> bytes | None:
-        if not name:
-            return None
-        values = self.attributes.get(name.lower())
-        return values[0] if values else None
-
-    def all(self, name: str | None) -> list[bytes]:
-        return list(self.attributes.get(name.lower(), ())) if name else []
-
-
-# ---------------------------------------------------------------------- the two hot operations, spoken directly
-#
-# ldap3 opens each connection (TCP, LDAPS or STARTTLS with certificate and host name checks, the service account's
-# bind). The two operations every request makes, the user search and the credential bind, are then written and
-# read here in BER (RFC 4511) on the connection's socket: ldap3 builds each request through pyasn1 and decodes it
-# again for its own bookkeeping, which cost more CPU than everything else per request together. The user name
-# travels as the raw value of an equality assertion (an OCTET STRING), never as filter text, so it cannot change
-# the filter whatever it contains.
-
-
-# No single answer to a user search, bind or group search comes near this; a larger length is a broken or hostile
-# peer, refused before any buffering.
-_MAX_MESSAGE = 16 << 20
-
-
-class _ConnectionLost(ConnectionError):
-    """The connection broke, timed out or spoke something that is not LDAP: discard it."""
-
-
-def _ber_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(raw),)) + raw
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _ber_len(len(content)) + content
-
-
-def _ber_int(tag: int, value: int) -> bytes:
-    return _tlv(tag, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
-
-
-def _eq(attribute: str, value: bytes) -> bytes:
-    """The BER of the filter ``(attribute=value)`` with ``value`` taken literally."""
-    return _tlv(0xA3, _tlv(0x04, attribute.encode("ascii")) + _tlv(0x04, value))
-
-
-def _and(*parts: bytes) -> bytes:
-    return _tlv(0xA0, b"".join(parts))
-
-
-def _or(parts: Sequence[bytes]) -> bytes:
-    return parts[0] if len(parts) == 1 else _tlv(0xA1, b"".join(parts))
-
-
-_PRESENT_OBJECTCLASS = _tlv(0x87, b"objectClass")
-
-
 def _compile_filter(text: str) -> bytes:
     """The BER of a configured filter (compiled once, by ldap3)."""
     from ldap3.operation.search import compile_filter, parse_filter
@@ -163,142 +100,6 @@ def _compile_filter(text: str) -> bytes:
         return bytes(encoder.encode(compile_filter(node.elements[0])))
     except Exception as exc:
         raise ConfigError(f"ldap: cannot parse the filter {text!r}: {exc}") from exc
-
-
-def _tlv_at(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """``(tag, content start, content end)`` of the BER element at ``pos``."""
-    if pos + 2 > end:
-        raise _ConnectionLost("truncated LDAP message")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first >= 0x80:
-        k = first & 0x7F
-        if not 0 < k <= 4 or pos + k > end:
-            raise _ConnectionLost("bad BER length in LDAP message")
-        length = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    else:
-        length = first
-    if pos + length > end:
-        raise _ConnectionLost("truncated LDAP message")
-    return tag, pos, pos + length
-
-
-def _ldap_result(data: bytes, pos: int, end: int) -> tuple[int, str]:
-    """``(resultCode, diagnosticMessage)`` of an LDAPResult."""
-    _, a, b = _tlv_at(data, pos, end)
-    code = int.from_bytes(data[a:b], "big")
-    _, a, b = _tlv_at(data, b, end)  # matchedDN
-    _, a, b = _tlv_at(data, b, end)
-    return code, data[a:b].decode("utf-8", "replace")
-
-
-class _Wire:
-    """A pooled LDAP connection: the ldap3 connection that opened it, and its socket for the hot operations."""
-
-    __slots__ = ("buf", "conn", "mid", "sock")
-
-    def __init__(self, conn: Any, timeout: float) -> None:
-        self.conn = conn
-        self.sock = conn.socket
-        self.sock.settimeout(timeout)
-        self.mid = 1000
-        self.buf = bytearray()
-
-    def send(self, op: bytes) -> int:
-        self.mid = self.mid + 1 if self.mid < 0x7FFFFFFF else 1000
-        self.sock.sendall(_tlv(0x30, _ber_int(0x02, self.mid) + op))
-        return self.mid
-
-    def receive(self, mid: int) -> tuple[int, bytes, int, int]:
-        """The next message for ``mid``: ``(protocolOp tag, message, op content start, op content end)``."""
-        while True:
-            msg = self._message()
-            _, a, b = _tlv_at(msg, 0, len(msg))
-            _, ia, ib = _tlv_at(msg, a, b)
-            got = int.from_bytes(msg[ia:ib], "big")
-            tag, oa, ob = _tlv_at(msg, ib, b)
-            if got == mid:
-                return tag, msg, oa, ob
-            if got == 0:  # unsolicited notification (notice of disconnection)
-                raise _ConnectionLost("the server ended the session")
-            raise _ConnectionLost(f"unexpected LDAP message id {got} (waiting for {mid})")
-
-    def _message(self) -> bytes:
-        buf = self.buf
-        while True:
-            if len(buf) >= 2:
-                first = buf[1]
-                head, length = 2, first
-                if first >= 0x80:
-                    k = first & 0x7F
-                    if not 0 < k <= 4:
-                        raise _ConnectionLost("bad BER length from the server")
-                    head = 2 + k
-                    length = int.from_bytes(buf[2:head], "big") if len(buf) >= head else -1
-                    if length > _MAX_MESSAGE:
-                        raise _ConnectionLost("LDAP message larger than 16 MiB: not buffering it")
-                if length >= 0 and len(buf) >= head + length:
-                    msg = bytes(buf[:head + length])
-                    del buf[:head + length]
-                    return msg
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise _ConnectionLost("the server closed the connection")
-            buf += chunk
-
-    def search(self, base: str, scope: int, size_limit: int, time_limit: int, filt: bytes,
-               attributes: Sequence[str]) -> tuple[list[_Entry], int, str]:
-        attrs = _tlv(0x30, b"".join(_tlv(0x04, a.encode("ascii")) for a in attributes))
-        op = _tlv(0x63, _tlv(0x04, base.encode("utf-8")) + _ber_int(0x0A, scope) + _ber_int(0x0A, 3)
-                  + _ber_int(0x02, size_limit) + _ber_int(0x02, time_limit) + b"\x01\x01\x00" + filt + attrs)
-        mid = self.send(op)
-        entries: list[_Entry] = []
-        while True:
-            tag, msg, a, b = self.receive(mid)
-            if tag == 0x64:  # SearchResultEntry
-                _, na, nb = _tlv_at(msg, a, b)
-                dn = msg[na:nb].decode("utf-8", "replace")
-                _, la, lb = _tlv_at(msg, nb, b)
-                values: dict[str, list[bytes]] = {}
-                pos = la
-                while pos < lb:
-                    _, pa, pb = _tlv_at(msg, pos, lb)
-                    _, ta, tb = _tlv_at(msg, pa, pb)
-                    _, sa, sb = _tlv_at(msg, tb, pb)
-                    vals = values.setdefault(msg[ta:tb].decode("ascii", "replace").lower(), [])
-                    vpos = sa
-                    while vpos < sb:
-                        _, va, vb = _tlv_at(msg, vpos, sb)
-                        vals.append(msg[va:vb])
-                        vpos = vb
-                    pos = pb
-                entries.append(_Entry(dn, values))
-            elif tag == 0x65:  # SearchResultDone
-                code, diag = _ldap_result(msg, a, b)
-                return entries, code, diag
-            elif tag != 0x73:  # anything but a (skipped) referral
-                raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} in a search")
-
-    def bind(self, dn: bytes, password: bytes) -> tuple[int, str]:
-        mid = self.send(_tlv(0x60, b"\x02\x01\x03" + _tlv(0x04, dn) + _tlv(0x80, password)))
-        tag, msg, a, b = self.receive(mid)
-        if tag != 0x61:
-            raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after a bind")
-        return _ldap_result(msg, a, b)
-
-    def who_am_i(self) -> int:
-        mid = self.send(_tlv(0x77, _tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3")))
-        tag, msg, a, b = self.receive(mid)
-        if tag != 0x78:
-            raise _ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after an extended request")
-        return _ldap_result(msg, a, b)[0]
-
-    def close(self) -> None:
-        try:
-            self.conn.unbind()
-        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail, which is fine
-            pass
 
 
 def _dn_rdn_value(dn: str, attribute: str) -> str | None:
@@ -335,7 +136,7 @@ def _unescape_dn_value(value: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-class LDAPBackend(adapter.Backend):
+class Backend(adapter.Backend):
     """Check passwords and list groups against an LDAP directory (OpenLDAP, 389-ds, Active Directory...).
 
     Args:
@@ -358,7 +159,7 @@ class LDAPBackend(adapter.Backend):
         remote_user_attribute: an attribute of the user's entry whose value becomes the canonical user name
             (``AuthLDAPRemoteUserAttribute``), e.g. ``"uid"`` for the name in its stored case.
         group_base: where groups are searched (default: ``base_dn``; set it when groups live elsewhere).
-        group_filter: which entries are groups (default :data:`DEFAULT_GROUP_FILTER`).
+        group_filter: which entries are groups (default `DEFAULT_GROUP_FILTER`).
         group_attributes: group attributes holding member DNs (``AuthLDAPGroupAttribute``, default
             ``("member", "uniqueMember")``).
         group_name_attributes: group attributes holding member *names* (default ``("memberUid",)``), compared
@@ -369,13 +170,14 @@ class LDAPBackend(adapter.Backend):
             0: direct membership only). Cycles are safe.
         digest_attribute: an attribute of the user holding Digest HA1 values as ``realm:HA1`` (or a bare HA1,
             used for any realm). LDAP cannot produce an HA1 from a password, so Digest needs such an attribute.
-        pool_size: connections per process in each of the two pools.
-        pool_timeout: longest wait for a free connection.
-        max_idle, max_lifetime, breaker_threshold, breaker_reset: passed to :class:`wsgiauth.pool.Pool`.
-        label, on_error, log_level, access: see :class:`wsgiauth.adapter.Backend`.
+        **pool: the pool options of `wsgiauth.pool.PoolOptions` (`pool_size`, `pool_timeout`, `max_idle`,
+            `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`), for each of the two pools.
+        label, on_error, log_level, access: see `wsgiauth.adapter.Backend`.
 
     Raises:
-        ConfigError: a setting is wrong (the message names it).
+        ConfigError: a setting is wrong (the message names it); for a number out of range or of the wrong type an
+            `OptionError` whose `option` is the keyword.
+        TypeError: a keyword that is neither a setting above nor a pool option.
     """
 
     label = "ldap"
@@ -396,8 +198,8 @@ class LDAPBackend(adapter.Backend):
         bind_template: str | None = None,
         ca_file: str | os.PathLike[str] | None = None,
         verify: bool = True,
-        connect_timeout: float = 2.0,
-        timeout: float = 5.0,
+        connect_timeout: float = LDAP_CONNECT_TIMEOUT.default,
+        timeout: float = LDAP_TIMEOUT.default,
         remote_user_attribute: str | None = None,
         group_base: str | None = None,
         group_filter: str = DEFAULT_GROUP_FILTER,
@@ -405,18 +207,13 @@ class LDAPBackend(adapter.Backend):
         group_name_attributes: Sequence[str] = ("memberUid",),
         member_of_attribute: str | None = None,
         group_name_attribute: str = "cn",
-        max_depth: int = 10,
+        max_depth: int = LDAP_MAX_DEPTH.default,
         digest_attribute: str | None = None,
-        pool_size: int = 4,
-        pool_timeout: float = 5.0,
-        max_idle: float = 300.0,
-        max_lifetime: float = 3600.0,
-        breaker_threshold: int = 5,
-        breaker_reset: float = 10.0,
         label: str | None = None,
         on_error: OnError = "unknown",
         log_level: str = "warning",
         access: Callable[[str], bool | None] | None = None,
+        **pool: Unpack[PoolOptions],
     ) -> None:
         super().__init__(label=label, on_error=on_error, log_level=log_level, access=access)
         parsed = parse_ldap_url(url) if url is not None else None
@@ -453,10 +250,8 @@ class LDAPBackend(adapter.Backend):
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             raise ConfigError(f"ldap: ca_file {self.ca_file!r} does not exist or is not a file")
         self.verify = verify
-        if not 0 < connect_timeout <= 60 or not 0 < timeout <= 300:
-            raise ConfigError("ldap: connect_timeout must be in (0, 60] and timeout in (0, 300] seconds")
-        self.connect_timeout = float(connect_timeout)
-        self.timeout = float(timeout)
+        self.connect_timeout = LDAP_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+        self.timeout = LDAP_TIMEOUT.check("timeout", timeout)
         # ldap3 sets SO_RCVTIMEO from an integer number of seconds
         self._receive_timeout = max(1, math.ceil(self.timeout))
         self.remote_user_attribute = (check_attribute(remote_user_attribute, "remote_user_attribute")
@@ -470,14 +265,9 @@ class LDAPBackend(adapter.Backend):
         self.member_of_attribute = (check_attribute(member_of_attribute, "member_of_attribute")
                                     if member_of_attribute else None)
         self.group_name_attribute = check_attribute(group_name_attribute, "group_name_attribute")
-        if not isinstance(max_depth, int) or max_depth < 0:
-            raise ConfigError(f"ldap: max_depth must be an integer >= 0, not {max_depth!r}")
-        self.max_depth = max_depth
+        self.max_depth = LDAP_MAX_DEPTH.check("max_depth", max_depth)
         self.digest_attribute = check_attribute(digest_attribute, "digest_attribute") if digest_attribute else None
-        self._pool_args: dict[str, Any] = {
-            "max_size": pool_size, "timeout": pool_timeout, "max_idle": max_idle, "max_lifetime": max_lifetime,
-            "breaker_threshold": breaker_threshold, "breaker_reset": breaker_reset,
-        }
+        self._pool_args = pool_arguments(pool, what="ldap.Backend")
         self._tls = self._make_tls() if (self.use_ssl or self.starttls) else None
         secret = self._bind_password.encode() if isinstance(self._bind_password, str) else self._bind_password
         identity = (
@@ -502,7 +292,7 @@ class LDAPBackend(adapter.Backend):
         except ldap_exc.LDAPSSLConfigurationError as exc:
             raise ConfigError(f"ldap: TLS settings: {exc}") from exc
 
-    def _open(self, *, service: bool) -> _Wire:
+    def _open(self, *, service: bool) -> Wire:
         """Open a connection to the first server that answers (each tried with ``connect_timeout``).
 
         ``service=True``: bound as the service account (or anonymous) for searches; otherwise left unbound for
@@ -541,7 +331,7 @@ class LDAPBackend(adapter.Backend):
                     self._quiet_close(conn)
                     raise BackendError(f"ldap: the service account {self.bind_dn!r} cannot bind on "
                                        f"{self._where(server)}: {desc} (check bind_dn and bind_password)")
-            return _Wire(conn, self.timeout)
+            return Wire(conn, self.timeout)
         raise BackendUnavailableError("ldap: no server reachable: " + "; ".join(errors))
 
     def _where(self, server: Any) -> str:
@@ -566,10 +356,10 @@ class LDAPBackend(adapter.Backend):
             pass
 
     @staticmethod
-    def _check(wire: _Wire) -> None:
+    def _check(wire: Wire) -> None:
         """Validate an idle pooled connection with a Who-am-I (neither a search nor a bind)."""
         if wire.who_am_i() != _SUCCESS:
-            raise _ConnectionLost("who-am-i failed")
+            raise ConnectionLost("who-am-i failed")
 
     def _pool(self, which: str) -> Pool[Any]:
         pool = self._search_pool if which == "search" else self._bind_pool
@@ -581,7 +371,7 @@ class LDAPBackend(adapter.Backend):
 
             def factory() -> Pool[Any]:
                 return Pool(lambda: self._open(service=service), name=f"{self.label}-{which}",
-                            check=self._check, close=_Wire.close, is_dead=_is_dead, **self._pool_args)
+                            check=self._check, close=Wire.close, is_dead=_is_dead, **self._pool_args)
 
             pool = get_pool(key, factory)
             if service:
@@ -602,24 +392,24 @@ class LDAPBackend(adapter.Backend):
 
     # ------------------------------------------------------------------ LDAP operations
 
-    def _search(self, base: str, filt: bytes, scope: str, attributes: Iterable[str], limit: int) -> list[_Entry]:
+    def _search(self, base: str, filt: bytes, scope: str, attributes: Iterable[str], limit: int) -> list[Entry]:
         """Search on a search-pool connection; returns at most ``limit`` entries (0: the server's limit)."""
         attrs = list(attributes) or [_NO_ATTRIBUTES]
 
-        def op(wire: _Wire) -> list[_Entry]:
+        def op(wire: Wire) -> list[Entry]:
             entries, code, diag = wire.search(base, _SCOPE_CODE[scope], limit, self._receive_timeout, filt, attrs)
             if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED, _NO_SUCH_OBJECT):
                 raise BackendError(f"ldap: search in {base!r} failed: result code {code} ({diag or 'no message'})")
             return entries
 
-        result: list[_Entry] = self._pool("search").run(op)
+        result: list[Entry] = self._pool("search").run(op)
         return result
 
     def _bind(self, dn: str, password: bytes) -> bool:
         """A simple bind as ``dn`` on a bind-pool connection: ``True`` (valid), ``False`` (invalid credentials)."""
         raw_dn = dn.encode("utf-8")
 
-        def op(wire: _Wire) -> bool:
+        def op(wire: Wire) -> bool:
             code, diag = wire.bind(raw_dn, password)
             if code == _SUCCESS:
                 return True
@@ -636,21 +426,11 @@ class LDAPBackend(adapter.Backend):
 
     # ------------------------------------------------------------------ users
 
-    @staticmethod
-    def _name(user: bytes) -> str | None:
-        """The user name as text for LDAP (UTF-8), or ``None`` when it cannot name any entry."""
-        if not user or b"\x00" in user:
-            return None
-        try:
-            return user.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
     def _user_filter(self, name: str) -> bytes:
         """``(&(filter)(attribute=name))`` in BER, the name as a literal value."""
-        return _and(self._filter_ber, _eq(self.attribute, name.encode("utf-8")))
+        return and_(self._filter_ber, eq(self.attribute, name.encode("utf-8")))
 
-    def _find(self, name: str | None, attributes: Iterable[str]) -> list[_Entry]:
+    def _find(self, name: str | None, attributes: Iterable[str]) -> list[Entry]:
         """Search the user's entry (at most two entries are fetched: two means ambiguous)."""
         attrs = [a for a in dict.fromkeys(attributes) if a]
         if self.bind_template is not None:
@@ -666,7 +446,7 @@ class LDAPBackend(adapter.Backend):
         """Check ``password`` by binding as the user's entry (see the module docstring)."""
         if not password:
             return Decision(Outcome.DENIED, backend=self.label, reason="empty password refused (no anonymous bind)")
-        name = self._name(user)
+        name = utf8_text(user)
         if self.bind_template is not None:
             return self._authenticate_direct(name, password)
         entries = self._find(name, [self.remote_user_attribute or ""])
@@ -684,7 +464,7 @@ class LDAPBackend(adapter.Backend):
         if not password:
             return
         if self.bind_template is None:
-            self._find(self._name(user), [self.remote_user_attribute or ""])
+            self._find(utf8_text(user), [self.remote_user_attribute or ""])
         self._dummy_bind(password)
 
     def _authenticate_direct(self, name: str | None, password: bytes) -> Decision:
@@ -708,7 +488,7 @@ class LDAPBackend(adapter.Backend):
         """The HA1 for ``realm`` from ``digest_attribute`` (``realm:HA1`` values, or a bare HA1), else ``None``."""
         if self.digest_attribute is None:
             return None
-        entries = self._find(self._name(user), [self.digest_attribute])
+        entries = self._find(utf8_text(user), [self.digest_attribute])
         if len(entries) != 1:
             return None
         bare: bytes | None = None
@@ -732,7 +512,7 @@ class LDAPBackend(adapter.Backend):
 
         Returns ``None`` when the user is unknown here.
         """
-        name = self._name(user)
+        name = utf8_text(user)
         wanted = [self.attribute] + ([self.member_of_attribute] if self.member_of_attribute else [])
         entries = self._find(name, wanted)
         if len(entries) != 1:
@@ -741,10 +521,10 @@ class LDAPBackend(adapter.Backend):
         names: dict[str, bytes] = {}  # group DN (normalized) -> name
         found: dict[str, str] = {}  # normalized DN -> DN
         # 1. direct membership: member/uniqueMember = user DN, memberUid = user name
-        terms = [_eq(a, entry.dn.encode("utf-8")) for a in self.group_attributes]
+        terms = [eq(a, entry.dn.encode("utf-8")) for a in self.group_attributes]
         uid = entry.first(self.attribute)
         if uid is not None:
-            terms += [_eq(a, uid) for a in self.group_name_attributes]
+            terms += [eq(a, uid) for a in self.group_name_attributes]
         frontier: list[str] = []
         if terms:
             for g in self._group_search(terms):
@@ -761,7 +541,7 @@ class LDAPBackend(adapter.Backend):
             if value is not None:
                 names[key] = value.encode("utf-8")
             else:
-                for g in self._search(dn, _PRESENT_OBJECTCLASS, "base", [self.group_name_attribute], 1):
+                for g in self._search(dn, PRESENT_OBJECTCLASS, "base", [self.group_name_attribute], 1):
                     first = g.first(self.group_name_attribute)
                     if first is not None:
                         names[key] = first
@@ -769,7 +549,7 @@ class LDAPBackend(adapter.Backend):
         depth = 0
         while frontier and depth < self.max_depth and self.group_attributes:
             depth += 1
-            terms = [_eq(a, dn.encode("utf-8")) for dn in frontier for a in self.group_attributes]
+            terms = [eq(a, dn.encode("utf-8")) for dn in frontier for a in self.group_attributes]
             frontier = []
             for g in self._group_search(terms):
                 frontier += self._remember(g, names, found)
@@ -779,7 +559,7 @@ class LDAPBackend(adapter.Backend):
     def _norm(dn: str) -> str:
         return ",".join(part.strip() for part in dn.lower().split(","))
 
-    def _remember(self, g: _Entry, names: dict[str, bytes], found: dict[str, str]) -> list[str]:
+    def _remember(self, g: Entry, names: dict[str, bytes], found: dict[str, str]) -> list[str]:
         key = self._norm(g.dn)
         if key in found:
             return []
@@ -789,17 +569,14 @@ class LDAPBackend(adapter.Backend):
             names[key] = first
         return [g.dn]
 
-    def _group_search(self, terms: list[bytes]) -> list[_Entry]:
-        out: list[_Entry] = []
+    def _group_search(self, terms: list[bytes]) -> list[Entry]:
+        out: list[Entry] = []
         for i in range(0, len(terms), 200):  # keep the requests of huge frontiers bounded
-            out += self._search(self.group_base, _and(self._group_filter_ber, _or(terms[i:i + 200])), "sub",
+            out += self._search(self.group_base, and_(self._group_filter_ber, or_(terms[i:i + 200])), "sub",
                                 [self.group_name_attribute], 0)
         return out
 
     def __repr__(self) -> str:
-        return (f"<LDAPBackend {self.label!r} {'ldaps' if self.use_ssl else 'ldap'}://"
+        return (f"<ldap.Backend {self.label!r} {'ldaps' if self.use_ssl else 'ldap'}://"
                 f"{' '.join(str(h) for h in self.hosts)}/{self.base_dn}?{self.attribute}?{self.scope}?{self.filter}>")
 
-
-#: The same name as every other backend module's class: ``from wsgiauth.backends import ldap; ldap.Backend(...)``.
-Backend = LDAPBackend

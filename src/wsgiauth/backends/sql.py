@@ -2,9 +2,9 @@
 
 Any DB-API 2.0 driver works; three are built in:
 
-* **SQLite** (the standard library): :func:`sqlite`, the embedded default, opened read-only;
-* **PostgreSQL** through psycopg 3: :func:`postgresql`;
-* **MariaDB / MySQL** through PyMySQL: :func:`mysql`.
+* **SQLite** (the standard library): `sqlite()`, the embedded default, opened read-only;
+* **PostgreSQL** through psycopg 3: `postgresql()`;
+* **MariaDB / MySQL** through PyMySQL: `mysql()`.
 
 An ``auth.wsgi``::
 
@@ -16,10 +16,10 @@ An ``auth.wsgi``::
 **Queries** are configured as with ``mod_authn_dbd``:
 
 * ``password_query`` (``AuthDBDUserPWQuery``) takes the user name and returns at most one row whose *first column*
-  is the stored hash (any format :mod:`wsgiauth.hashes` verifies). Further columns are exported by name: a column
+  is the stored hash (any format `wsgiauth.hashes` verifies). Further columns are exported by name: a column
   named ``name`` is the canonical user name (what Apache records as REMOTE_USER; NULL: the name typed), a column
   named ``active`` (or ``is_active``) disables the account when false or NULL (it is then answered like an unknown
-  user, after the same hashing work); other columns are kept as :attr:`Record.attributes <wsgiauth.adapter.Record>`.
+  user, after the same hashing work); other columns are kept as `Record.attributes`.
   Two rows for one user are an error (fail closed).
 * ``realm_query`` (``AuthDBDUserRealmQuery``) takes the user and the realm and returns the Digest HA1.
 * ``groups_query`` (``AuthzDBDQuery``) takes the user and returns one group name per row.
@@ -37,8 +37,8 @@ the dummy hash work, so the answer takes as long as any other).
 ``preset="django"`` reads Django's ``auth_user``, ``auth_group`` and ``auth_user_groups`` (``is_active`` honoured,
 ``pbkdf2_sha256$`` hashes verified without importing Django). Explicit ``*_query`` arguments override a preset's.
 
-**Errors**: a failing query is logged and raised as :class:`~wsgiauth.exceptions.BackendError`; the adapter turns it
-into the configured outcome (``on_error``: unknown by default). Connections come from a :class:`wsgiauth.pool.Pool`
+**Errors**: a failing query is logged and raised as `BackendError`; the adapter turns it
+into the configured outcome (``on_error``: unknown by default). Connections come from a `wsgiauth.pool.Pool`
 (lazy, fork-aware, bounded, with a circuit breaker), found again by a re-imported auth script.
 """
 
@@ -52,12 +52,16 @@ import sqlite3
 import urllib.parse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 from .. import adapter
+from .._options import SQL_CONNECT_TIMEOUT, SQL_TIMEOUT, PoolOptions
 from .._watchdog import guard
 from ..exceptions import BackendError, ConfigError, StoreError
-from ..pool import Pool, default_is_dead, get_pool
+from ..pool import Pool, default_is_dead, get_pool, pool_arguments
 
 __all__ = [
     "PRESETS",
@@ -68,6 +72,7 @@ __all__ = [
     "mysql",
     "postgresql",
     "sqlite",
+    "sqlite_path",
 ]
 
 logger = logging.getLogger("wsgiauth.sql")
@@ -141,7 +146,7 @@ def compile_query(query: str, dialect: Dialect, allowed: Sequence[str] = ("user"
         allowed: the parameters this query may use, in the order positional ``%s`` take them.
 
     Returns:
-        the translated :class:`Query`.
+        the translated `Query`.
 
     Raises:
         ConfigError: an unknown ``:name``, too many ``%s``, both styles mixed, an unterminated quote or comment, or
@@ -278,7 +283,7 @@ def is_dead(exc: BaseException) -> bool:
 
     SQLite has no connection to lose. For psycopg, ``OperationalError`` except a cancelled statement (a timeout is not
     a dead connection); for PyMySQL, ``InterfaceError`` and the "server gone / lost connection / killed" codes.
-    Anything else: :func:`wsgiauth.pool.default_is_dead`.
+    Anything else: `wsgiauth.pool.default_is_dead`.
     """
     module = type(exc).__module__ or ""
     if module.startswith("sqlite3"):
@@ -422,6 +427,30 @@ def _mysql_params_from_url(url: str) -> dict[str, Any]:
     return params
 
 
+def sqlite_path(url: str) -> str:
+    """The file an SQLite URL names, read as SQLAlchemy and dj-database-url read it.
+
+    `sqlite:///site.db` is the relative path `site.db`; `sqlite:////srv/site.db` (four slashes) the absolute path
+    `/srv/site.db`. The text after the third slash is the path, taken as it is (no percent-decoding).
+
+    Args:
+        url: an `sqlite://` URL.
+
+    Returns:
+        The path, relative or absolute, as written.
+
+    Raises:
+        ConfigError: not an `sqlite://` URL, a URL with a host, or one without a path.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        raise ConfigError(f"not an SQLite URL: {url!r}")
+    host, _, path = rest.partition("/")
+    if host or not path:
+        raise ConfigError(f"an SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db, not {url!r}")
+    return path
+
+
 def _connector_from_string(target: str, dialect: Dialect | None, readonly: bool,
                            timeout: float) -> tuple[Callable[[], Any], Dialect, Hashable]:
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
@@ -433,13 +462,11 @@ def _connector_from_string(target: str, dialect: Dialect | None, readonly: bool,
                   "write_timeout": timeout, **_mysql_params_from_url(target)}
         return _mysql_connector(params), "mysql", ("mysql", target)
     if scheme == "sqlite" or (not scheme and dialect in (None, "sqlite")):
-        path = target[len("sqlite://"):] if scheme else target
-        if not path:
-            raise ConfigError("an SQLite URL needs a path: sqlite:///absolute/path.db")
+        path = sqlite_path(target) if scheme else target
         return (_sqlite_connector(path, readonly=readonly, timeout=timeout), "sqlite",
                 ("sqlite", os.path.abspath(path), readonly))
-    raise ConfigError(f"cannot tell how to connect to {target!r}: use sqlite:///PATH, postgresql://..., "
-                      "mysql://... or pass a connect callable")
+    raise ConfigError(f"cannot tell how to connect to {target!r}: use sqlite:///relative.db, "
+                      "sqlite:////absolute/path.db, postgresql://..., mysql://... or pass a connect callable")
 
 
 def _callable_key(connect: Callable[[], Any]) -> Hashable:
@@ -462,7 +489,8 @@ class Backend(adapter.Backend):
     """A credential store in an SQL database.
 
     Args:
-        connect: how to get a connection: a URL (``sqlite:///PATH``, a plain SQLite path, ``postgresql://...``,
+        connect: how to get a connection: a URL (`sqlite:///relative.db` or `sqlite:////absolute/path.db` as with
+            SQLAlchemy, a plain SQLite path, ``postgresql://...``,
             ``mysql://USER:PASSWORD@HOST:PORT/DB``; with ``dialect="postgresql"`` also a libpq ``key=value``
             string), or a callable returning a new DB-API connection (it must time out by itself).
         dialect: ``"sqlite"``, ``"postgresql"`` or ``"mysql"``; guessed from the URL, or from the first connection a
@@ -473,24 +501,20 @@ class Backend(adapter.Backend):
         groups_query: overrides the preset's groups query (one group per row). ``""`` disables groups.
         pool_key: the key of the connection pool in the process-wide registry. Default: the URL, or the
             callable's file and qualified name, so that a re-imported auth script finds its pool again.
-        pool_size: the most connections per Apache child process (like ``DBDMax``).
-        pool_timeout: the longest a request waits for a free connection, and the connect/query timeout of the
-            built-in drivers when ``connect`` is a URL.
-        max_idle: close connections unused for this many seconds (like ``DBDExptime``).
-        max_lifetime: close connections older than this (jittered).
-        check_after: validate connections idle longer than this before use.
-        breaker_threshold: consecutive connection failures that open the circuit breaker.
-        breaker_reset: seconds during which an open breaker answers at once, without trying the server.
         readonly: open an SQLite file read-only (default ``True``).
         query_timeout: PostgreSQL only: the longest a query may run, seen from the client, before its connection
             is cut and the request answered as a backend failure (psycopg has no read timeout of its own, so a
             frozen server would otherwise hold the Apache thread). Default: ``pool_timeout + 1`` s (``postgresql()``:
             ``statement_timeout + 1`` s, so the server's own timeout fires first). ``0`` disables it.
-        **backend_kwargs: ``label`` (default ``"sql"``), ``on_error``, ``log_level``, ``access``: see
-            :class:`wsgiauth.adapter.Backend`.
+        label, on_error, log_level, access: see `wsgiauth.adapter.Backend` (the label defaults to `"sql"`).
+        **pool: the pool options of `wsgiauth.pool.PoolOptions`: `pool_size` (like `DBDMax`), `pool_timeout`
+            (also the connect and query timeout of the built-in drivers when `connect` is a URL), `max_idle` (like
+            `DBDExptime`), `max_lifetime`, `check_after`, `breaker_threshold`, `breaker_reset`.
 
     Raises:
-        ConfigError: an unknown preset or dialect, a malformed query, or a URL that cannot be used.
+        ConfigError: an unknown preset or dialect, a malformed query, or a URL that cannot be used; for a pool
+            option out of range an `OptionError` whose `option` is the keyword.
+        TypeError: a keyword that is neither a setting above nor a pool option.
     """
 
     label = "sql"
@@ -505,18 +529,17 @@ class Backend(adapter.Backend):
         realm_query: str | None = None,
         groups_query: str | None = None,
         pool_key: Hashable | None = None,
-        pool_size: int = 4,
-        pool_timeout: float = 5.0,
-        max_idle: float = 300.0,
-        max_lifetime: float = 3600.0,
-        check_after: float = 30.0,
-        breaker_threshold: int = 5,
-        breaker_reset: float = 10.0,
         readonly: bool = True,
         query_timeout: float | None = None,
-        **backend_kwargs: Any,
+        label: str | None = None,
+        on_error: adapter.OnError = "unknown",
+        log_level: str = "warning",
+        access: Callable[[str], bool | None] | None = None,
+        **pool: Unpack[PoolOptions],
     ) -> None:
-        super().__init__(**backend_kwargs)
+        super().__init__(label=label, on_error=on_error, log_level=log_level, access=access)
+        pool_args = pool_arguments(pool, what="sql.Backend")
+        pool_timeout: float = pool_args["timeout"]
         # psycopg has no client-side read timeout: a frozen server would hold the Apache thread (see _watchdog).
         self.query_timeout = query_timeout if query_timeout is not None else pool_timeout + 1.0
         if dialect is not None and dialect not in DIALECTS:
@@ -553,10 +576,8 @@ class Backend(adapter.Backend):
 
         key = ("sql", pool_key if pool_key is not None else default_key)
         name = f"sql:{dialect or 'dbapi'}"
-        self.pool: Pool[Any] = get_pool(key, lambda: Pool(
-            factory, name=name, max_size=pool_size, timeout=pool_timeout, max_idle=max_idle,
-            max_lifetime=max_lifetime, check=_check, check_after=check_after, reset=_reset, is_dead=is_dead,
-            breaker_threshold=breaker_threshold, breaker_reset=breaker_reset))
+        self.pool: Pool[Any] = get_pool(key, lambda: Pool(factory, name=name, check=_check, reset=_reset,
+                                                          is_dead=is_dead, **pool_args))
 
     def _compile(self, dialect: Dialect) -> tuple[Query, Query | None, Query | None]:
         compiled = self._compiled.get(dialect)
@@ -572,7 +593,7 @@ class Backend(adapter.Backend):
     # ------------------------------------------------------------------ running queries
 
     def _deadline(self, conn: Any, dialect: Dialect) -> contextlib.AbstractContextManager[None]:
-        """For PostgreSQL, cut the connection of a query that outlives ``query_timeout`` (see :mod:`._watchdog`)."""
+        """For PostgreSQL, cut the connection of a query that outlives ``query_timeout`` (see `wsgiauth._watchdog`)."""
         if dialect != "postgresql" or not self.query_timeout:
             return contextlib.nullcontext()
         fileno = getattr(conn, "fileno", None)
@@ -611,7 +632,7 @@ class Backend(adapter.Backend):
     # ------------------------------------------------------------------ the backend interface
 
     def lookup(self, user: bytes) -> adapter.Record | None:
-        """The user's row from ``password_query`` as a :class:`~wsgiauth.adapter.Record`, or ``None``.
+        """The user's row from ``password_query`` as a `Record`, or ``None``.
 
         Raises:
             BackendError: the query failed, returned no column, or returned more than one row.
@@ -675,7 +696,7 @@ class Backend(adapter.Backend):
         return [g for g in found if g]
 
     def stats(self) -> dict[str, int | float]:
-        """The connection pool's counters (see :meth:`wsgiauth.pool.Pool.stats`)."""
+        """The connection pool's counters (see `wsgiauth.pool.Pool.stats`)."""
         return self.pool.stats()
 
     def close(self) -> None:
@@ -685,7 +706,7 @@ class Backend(adapter.Backend):
 
 # ---------------------------------------------------------------------- convenient constructors
 
-def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: float = 5.0,
+def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: float = SQL_TIMEOUT.default,
            **kwargs: Any) -> Backend:
     """A backend on an SQLite database file (read-only by default; the file must be readable by Apache's user).
 
@@ -693,31 +714,41 @@ def sqlite(path: str | os.PathLike[str], *, readonly: bool = True, timeout: floa
         path: the database file.
         readonly: open it read-only (``mode=ro``).
         timeout: how long to wait for a lock held by a writer, and for a free pooled connection.
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`.
+        **kwargs: the queries, preset, pool and adapter options of `Backend`.
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
+    timeout = SQL_TIMEOUT.check("timeout", timeout)
     absolute = os.path.abspath(os.fspath(path))
     kwargs.setdefault("pool_key", ("sqlite", absolute, readonly))
     kwargs.setdefault("pool_timeout", timeout)
     return Backend(_sqlite_connector(absolute, readonly=readonly, timeout=timeout), dialect="sqlite", **kwargs)
 
 
-def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_timeout: float | None = 5.0,
-               **kwargs: Any) -> Backend:
+def postgresql(conninfo: str = "", *, connect_timeout: float = SQL_CONNECT_TIMEOUT.default,
+               statement_timeout: float | None = SQL_TIMEOUT.default, **kwargs: Any) -> Backend:
     """A backend on PostgreSQL through psycopg 3.
 
     Args:
         conninfo: a libpq connection string or URL (``"host=127.0.0.1 dbname=site user=auth password=..."``).
         connect_timeout: seconds before a connection attempt gives up (libpq's minimum is 2).
         statement_timeout: seconds before the server cancels a query (``None``: the server's setting).
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`; unknown keys starting with
+        **kwargs: the queries, preset, pool and adapter options of `Backend`; unknown keys starting with
             ``pg_`` are passed to ``psycopg.connect`` without the prefix.
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
+    connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+    if statement_timeout is not None:
+        statement_timeout = SQL_TIMEOUT.check("statement_timeout", statement_timeout)
     options = {k[3:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("pg_")}
     kwargs.setdefault("pool_key", ("postgresql", conninfo, tuple(sorted(options.items()))))
     if statement_timeout:
@@ -728,8 +759,9 @@ def postgresql(conninfo: str = "", *, connect_timeout: float = 3.0, statement_ti
 
 
 def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None, password: str = "",
-          database: str | None = None, unix_socket: str | None = None, connect_timeout: float = 3.0,
-          read_timeout: float = 5.0, **kwargs: Any) -> Backend:
+          database: str | None = None, unix_socket: str | None = None,
+          connect_timeout: float = SQL_CONNECT_TIMEOUT.default, read_timeout: float = SQL_TIMEOUT.default,
+          **kwargs: Any) -> Backend:
     """A backend on MariaDB or MySQL through PyMySQL (utf8mb4, autocommit).
 
     Args:
@@ -741,11 +773,16 @@ def mysql(*, host: str = "127.0.0.1", port: int = 3306, user: str | None = None,
         unix_socket: path of the server's socket, instead of TCP.
         connect_timeout: seconds before a connection attempt gives up.
         read_timeout: seconds before a query waiting for the server gives up (also used for writes).
-        **kwargs: the queries, preset, pool and adapter options of :class:`Backend`.
+        **kwargs: the queries, preset, pool and adapter options of `Backend`.
 
     Returns:
         the backend. Nothing is opened until the first request.
+
+    Raises:
+        ConfigError: a setting is wrong (a timeout out of range is an `OptionError` naming the keyword).
     """
+    connect_timeout = SQL_CONNECT_TIMEOUT.check("connect_timeout", connect_timeout)
+    read_timeout = SQL_TIMEOUT.check("read_timeout", read_timeout)
     params: dict[str, Any] = {"host": host, "port": port, "user": user, "password": password, "database": database,
                               "charset": "utf8mb4", "autocommit": True, "connect_timeout": connect_timeout,
                               "read_timeout": read_timeout, "write_timeout": read_timeout}
