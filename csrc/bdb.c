@@ -4,7 +4,7 @@
  * There is no locking protocol (APR takes none for this type). A reader keeps one handle open and compares the file
  * with the snapshot taken at open before every fetch: a change made in place (htdbm rewrites the file) returns
  * WA_DBM_STALE, so the caller reopens instead of reading through a stale page cache. Buffers Berkeley DB allocates
- * (DB_DBT_MALLOC) are freed here. A handle is not thread-safe: callers serialise access.
+ * (DB_DBT_MALLOC) are freed here. The identity is dbmfile.c's. A handle is not thread-safe: callers serialise access.
  */
 
 #define _GNU_SOURCE
@@ -22,10 +22,8 @@ struct wa_bdb {
     DB *db;
     DBC *cursor;
     int writable;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    char *path;
+    wa_fileid id;
     char err[200];
 };
 
@@ -38,31 +36,17 @@ static int fd_of(wa_bdb *h)
     return fd;
 }
 
-static void snapshot(wa_bdb *h, const struct stat *st)
-{
-    h->dev = st->st_dev;
-    h->ino = st->st_ino;
-    h->size = st->st_size;
-    h->mtime = st->st_mtim;
-}
-
-static int same(const wa_bdb *h, const struct stat *st)
-{
-    return h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
-           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-static int open_once(wa_bdb *h, const char *path, char *err, size_t errcap)
+static int open_once(wa_bdb *h, char *err, size_t errcap)
 {
     int rc;
     if ((rc = db_create(&h->db, NULL, 0)) != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        snprintf(err, errcap, "%s: %s", h->path, db_strerror(rc));
         errno = ENOMEM;
         return -1;
     }
-    rc = h->db->open(h->db, NULL, path, NULL, DB_HASH, h->writable ? DB_CREATE : DB_RDONLY, 0644);
+    rc = h->db->open(h->db, NULL, h->path, NULL, DB_HASH, h->writable ? DB_CREATE : DB_RDONLY, 0644);
     if (rc != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        snprintf(err, errcap, "%s: %s", h->path, db_strerror(rc));
         h->db->close(h->db, 0);
         h->db = NULL;
         errno = rc > 0 ? rc : EIO;
@@ -71,35 +55,42 @@ static int open_once(wa_bdb *h, const char *path, char *err, size_t errcap)
     return 0;
 }
 
-/* There is no lock to take, so a reader compares the file before and after opening and opens again when a writer
- * changed it meanwhile: the snapshot then describes what the handle read. */
-wa_bdb *wa_bdb_open(const char *path, int writable, char *err, size_t errcap)
+static void free_handle(wa_bdb *h)
 {
+    free(h->path);
+    free(h);
+}
+
+/* There is no lock to take (lock_timeout_ms is not used), so a reader compares the file before and after opening
+ * and opens again when a writer changed it meanwhile: the identity then describes what the handle read. */
+wa_bdb *wa_bdb_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
+{
+    (void)lock_timeout_ms;
     wa_bdb *h = calloc(1, sizeof *h);
-    if (h == NULL) {
+    if (h == NULL || (h->path = strdup(path)) == NULL) {
+        free(h);
         snprintf(err, errcap, "out of memory");
+        errno = ENOMEM;
         return NULL;
     }
     h->writable = writable;
     for (int attempt = 0;; attempt++) {
-        struct stat before, after;
+        struct stat before;
         int have_before = stat(path, &before) == 0;
-        if (open_once(h, path, err, errcap) != 0) {
+        if (open_once(h, err, errcap) != 0) {
             int e = errno;
-            free(h);
+            free_handle(h);
             errno = e;
             return NULL;
         }
-        int fd = fd_of(h);
-        if (fd < 0 || fstat(fd, &after) != 0) {
+        if (wa_fileid_take(&h->id, fd_of(h)) != 0) {
             snprintf(err, errcap, "%s: cannot stat", path);
             h->db->close(h->db, 0);
-            free(h);
+            free_handle(h);
             errno = EIO;
             return NULL;
         }
-        snapshot(h, &after);
-        if (writable || !have_before || same(h, &before) || attempt >= 5) {
+        if (writable || !have_before || wa_fileid_same(&h->id, &before, WA_FILEID_CONTENT) || attempt >= 5) {
             return h;
         }
         h->db->close(h->db, 0);
@@ -119,7 +110,7 @@ int wa_bdb_close(wa_bdb *h)
     if (h->db->close(h->db, 0) != 0) { /* syncs a writer's changes */
         rc = -1;
     }
-    free(h);
+    free_handle(h);
     return rc;
 }
 
@@ -128,27 +119,22 @@ const char *wa_bdb_error(wa_bdb *h)
     return h->err;
 }
 
-int wa_bdb_replaced(wa_bdb *h, const char *path)
+/* 1 when the path now names another file than the one open, or the open file changed; 0 otherwise. */
+int wa_bdb_replaced(wa_bdb *h)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        return 1;
-    }
-    return !same(h, &st);
+    return wa_fileid_replaced(&h->id, h->path, WA_FILEID_CONTENT);
 }
 
 static int check_fresh(wa_bdb *h)
 {
-    struct stat st;
     if (h->writable) {
         return 0;
     }
-    int fd = fd_of(h);
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    int rc = wa_fileid_check(&h->id, fd_of(h));
+    if (rc == -1) {
         snprintf(h->err, sizeof h->err, "cannot stat the database");
-        return -1;
     }
-    return same(h, &st) ? 0 : WA_DBM_STALE;
+    return rc;
 }
 
 int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap, size_t *vlen)
