@@ -1,10 +1,13 @@
 /* What the DBM formats (sdbm.c, gdbm.c, bdb.c) share: the identity of an open file, by which a reader notices that
- * its path was replaced or its file changed in place, and the loop that waits, for at most a timeout, for a lock or
- * for anything else another process holds while it writes. Declared in wsgiauth.h; not exposed to Python. */
+ * its path was replaced or its file changed in place; the head every handle starts with (its file, flags and error
+ * message); and the loop that waits, for at most a timeout, for a lock or for anything else another process holds
+ * while it writes. Declared in wsgiauth.h; wa_dbm_error and wa_dbm_replaced are exposed to Python. */
 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -61,6 +64,57 @@ int wa_fileid_replaced(const wa_fileid *id, const char *path, int what)
         return 1;
     }
     return !wa_fileid_same(id, &st, what);
+}
+
+/* ------------------------------------------------------------------ the head of a handle */
+
+/* A zeroed handle of size bytes whose head names the file name + suffix; NULL ("out of memory" in err) on failure. */
+void *wa_dbm_new(size_t size, const char *name, const char *suffix, int id_what, int writable, int lock_timeout_ms,
+                 char *err, size_t errcap)
+{
+    size_t n = strlen(name), s = strlen(suffix);
+    wa_dbm *h = calloc(1, size);
+    if (h == NULL || (h->path = malloc(n + s + 1)) == NULL) {
+        free(h);
+        snprintf(err, errcap, "out of memory");
+        errno = ENOMEM;
+        return NULL;
+    }
+    memcpy(h->path, name, n);
+    memcpy(h->path + n, suffix, s + 1);
+    h->id_what = id_what;
+    h->writable = writable;
+    h->lock_timeout_ms = lock_timeout_ms;
+    return h;
+}
+
+void wa_dbm_free(void *h)
+{
+    free(((wa_dbm *)h)->path);
+    free(h);
+}
+
+const char *wa_dbm_error(void *h)
+{
+    return ((wa_dbm *)h)->err;
+}
+
+/* 1 when the path now names another file than the one open (or, compared by content, the open file changed). */
+int wa_dbm_replaced(void *h)
+{
+    const wa_dbm *d = h;
+    return wa_fileid_replaced(&d->id, d->path, d->id_what);
+}
+
+/* For store and delete: 0 on a writable handle, else -1 with the message (errno EBADF). */
+int wa_dbm_writer(wa_dbm *h)
+{
+    if (h->writable) {
+        return 0;
+    }
+    snprintf(h->err, sizeof h->err, "database opened read-only");
+    errno = EBADF;
+    return -1;
 }
 
 /* ------------------------------------------------------------------ waiting */

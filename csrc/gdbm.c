@@ -2,7 +2,7 @@
  * trailing NUL, the file name used as given.
  *
  * A reader keeps one handle open (GDBM_NOLOCK | GDBM_NOMMAP) and, around each fetch, takes the shared flock() that
- * gdbm's own readers take, then compares the file with the snapshot taken at open: a change made in place (htdbm
+ * gdbm's own readers take, then compares the file with the identity taken at open: a change made in place (htdbm
  * rewrites the file) returns WA_DBM_STALE so the caller reopens. Holding the lock only for a fetch means a writer
  * (htdbm, which takes an exclusive non-blocking lock) is never shut out for longer than one lookup. No mmap: a file
  * truncated by a writer can never fault the reader. The identity and the lock loop are dbmfile.c's. A handle is not
@@ -21,13 +21,9 @@
 #include "wsgiauth.h"
 
 struct wa_gdbm {
+    wa_dbm head; /* the file, its identity (compared by content), flags, error message */
     GDBM_FILE dbf;
-    int writable;
-    int lock_timeout_ms;
-    char *path;
-    wa_fileid id;
     datum cursor; /* the last key next() returned (libgdbm's nextkey starts from it), dptr NULL for none */
-    char err[200];
 };
 
 static void gdbm_msg(char *err, size_t cap, const char *what)
@@ -47,18 +43,18 @@ static void gdbm_msg(char *err, size_t cap, const char *what)
  * same state of the file. 0, -1 (gdbm_open failed), -2 (locked past the timeout), -3 (cannot stat). */
 static int open_reader(wa_gdbm *h)
 {
-    int lfd = open(h->path, O_RDONLY | O_CLOEXEC);
-    if (lfd >= 0 && wa_lock(lfd, WA_LOCK_FLOCK_SH, h->lock_timeout_ms) != 0) {
+    int lfd = open(h->head.path, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0 && wa_lock(lfd, WA_LOCK_FLOCK_SH, h->head.lock_timeout_ms) != 0) {
         close(lfd);
         errno = EWOULDBLOCK;
         return -2;
     }
     errno = 0;
-    h->dbf = gdbm_open(h->path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
+    h->dbf = gdbm_open(h->head.path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
     int rc = 0;
     if (h->dbf == NULL) {
         rc = -1;
-    } else if (wa_fileid_take(&h->id, gdbm_fdesc(h->dbf)) != 0) {
+    } else if (wa_fileid_take(&h->head.id, gdbm_fdesc(h->dbf)) != 0) {
         rc = -3;
     }
     if (lfd >= 0) {
@@ -74,7 +70,7 @@ static int try_open_writer(void *arg)
 {
     wa_gdbm *h = arg;
     errno = 0;
-    h->dbf = gdbm_open(h->path, 0, GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
+    h->dbf = gdbm_open(h->head.path, 0, GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
     if (h->dbf != NULL) {
         return 0;
     }
@@ -85,30 +81,18 @@ static int try_open_writer(void *arg)
  * open_reader() does, a lock held past the timeout being -1 (gdbm's "can't be writer"). */
 static int open_writer(wa_gdbm *h)
 {
-    if (wa_retry(try_open_writer, h, h->lock_timeout_ms, 2) != 0) {
+    if (wa_retry(try_open_writer, h, h->head.lock_timeout_ms, 2) != 0) {
         return -1;
     }
-    return wa_fileid_take(&h->id, gdbm_fdesc(h->dbf)) != 0 ? -3 : 0;
-}
-
-static void free_handle(wa_gdbm *h)
-{
-    free(h->cursor.dptr);
-    free(h->path);
-    free(h);
+    return wa_fileid_take(&h->head.id, gdbm_fdesc(h->dbf)) != 0 ? -3 : 0;
 }
 
 wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
 {
-    wa_gdbm *h = calloc(1, sizeof *h);
-    if (h == NULL || (h->path = strdup(path)) == NULL) {
-        free(h);
-        snprintf(err, errcap, "out of memory");
-        errno = ENOMEM;
+    wa_gdbm *h = wa_dbm_new(sizeof *h, path, "", WA_FILEID_CONTENT, writable, lock_timeout_ms, err, errcap);
+    if (h == NULL) {
         return NULL;
     }
-    h->writable = writable;
-    h->lock_timeout_ms = lock_timeout_ms;
     int rc = writable ? open_writer(h) : open_reader(h);
     if (rc == 0) {
         return h;
@@ -122,7 +106,7 @@ wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char 
         snprintf(err, errcap, "%s: %s", path, strerror(e));
         gdbm_close(h->dbf);
     }
-    free_handle(h);
+    wa_dbm_free(h);
     errno = e;
     return NULL;
 }
@@ -133,41 +117,31 @@ int wa_gdbm_close(wa_gdbm *h)
     if (h == NULL) {
         return 0;
     }
-    if (h->writable && gdbm_sync(h->dbf) != 0) {
+    if (h->head.writable && gdbm_sync(h->dbf) != 0) {
         rc = -1;
     }
     if (gdbm_close(h->dbf) != 0) {
         rc = -1;
     }
-    free_handle(h);
+    free(h->cursor.dptr);
+    wa_dbm_free(h);
     return rc;
-}
-
-const char *wa_gdbm_error(wa_gdbm *h)
-{
-    return h->err;
-}
-
-/* 1 when the path now names another file than the one open, or the open file changed; 0 otherwise. */
-int wa_gdbm_replaced(wa_gdbm *h)
-{
-    return wa_fileid_replaced(&h->id, h->path, WA_FILEID_CONTENT);
 }
 
 /* For readers: lock, then make sure the open handle still describes the file. */
 static int begin_read(wa_gdbm *h)
 {
-    if (h->writable) {
+    if (h->head.writable) {
         return 0;
     }
     int fd = gdbm_fdesc(h->dbf);
-    if (wa_lock(fd, WA_LOCK_FLOCK_SH, h->lock_timeout_ms) != 0) {
-        snprintf(h->err, sizeof h->err, "cannot take a shared lock: %s", strerror(errno));
+    if (wa_lock(fd, WA_LOCK_FLOCK_SH, h->head.lock_timeout_ms) != 0) {
+        snprintf(h->head.err, sizeof h->head.err, "cannot take a shared lock: %s", strerror(errno));
         return -1;
     }
-    int rc = wa_fileid_check(&h->id, fd);
+    int rc = wa_fileid_check(&h->head.id, fd);
     if (rc == -1) {
-        snprintf(h->err, sizeof h->err, "cannot stat: %s", strerror(errno));
+        snprintf(h->head.err, sizeof h->head.err, "cannot stat: %s", strerror(errno));
     }
     if (rc != 0) {
         wa_unlock(fd, WA_LOCK_FLOCK_SH);
@@ -177,7 +151,7 @@ static int begin_read(wa_gdbm *h)
 
 static void end_read(wa_gdbm *h)
 {
-    if (!h->writable) {
+    if (!h->head.writable) {
         wa_unlock(gdbm_fdesc(h->dbf), WA_LOCK_FLOCK_SH);
     }
 }
@@ -190,7 +164,7 @@ static int give(wa_gdbm *h, datum d, gdbm_error ge, const char *what, unsigned c
         if (ge == GDBM_ITEM_NOT_FOUND || ge == GDBM_NO_ERROR) {
             return 0;
         }
-        snprintf(h->err, sizeof h->err, "%s failed: %s", what, gdbm_strerror(ge));
+        snprintf(h->head.err, sizeof h->head.err, "%s failed: %s", what, gdbm_strerror(ge));
         return -1;
     }
     *len = (size_t)d.dsize;
@@ -241,12 +215,11 @@ int wa_gdbm_next(wa_gdbm *h, int first, unsigned char *out, size_t cap, size_t *
 int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen)
 {
     datum k, v;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     if (klen == 0 || klen > 0x7fffffff || vlen > 0x7fffffff) {
-        snprintf(h->err, sizeof h->err, "empty or oversized key");
+        snprintf(h->head.err, sizeof h->head.err, "empty or oversized key");
         return -1;
     }
     k.dptr = (char *)key;
@@ -254,7 +227,7 @@ int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsig
     v.dptr = (char *)val;
     v.dsize = (int)vlen;
     if (gdbm_store(h->dbf, k, v, GDBM_REPLACE) != 0) {
-        snprintf(h->err, sizeof h->err, "store failed: %s", gdbm_strerror(gdbm_errno));
+        snprintf(h->head.err, sizeof h->head.err, "store failed: %s", gdbm_strerror(gdbm_errno));
         return -1;
     }
     return 0;
@@ -263,8 +236,7 @@ int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsig
 int wa_gdbm_delete(wa_gdbm *h, const unsigned char *key, size_t klen)
 {
     datum k;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     k.dptr = (char *)key;
@@ -273,7 +245,7 @@ int wa_gdbm_delete(wa_gdbm *h, const unsigned char *key, size_t klen)
         if (gdbm_errno == GDBM_ITEM_NOT_FOUND) {
             return 0;
         }
-        snprintf(h->err, sizeof h->err, "delete failed: %s", gdbm_strerror(gdbm_errno));
+        snprintf(h->head.err, sizeof h->head.err, "delete failed: %s", gdbm_strerror(gdbm_errno));
         return -1;
     }
     return 1;

@@ -33,16 +33,14 @@
 #define SPLTMAX 10
 
 struct wa_sdbm {
+    wa_dbm head; /* NAME.pag, its identity (compared by file), flags, error message */
+    char *dirpath;
+    wa_fileid dir_id;
     int dirf;
     int pagf;
-    int writable;
-    int lock_timeout_ms;
-    char *dirpath, *pagpath; /* NAME.dir and NAME.pag, one allocation */
-    wa_fileid dir_id, pag_id;
     unsigned long long pos; /* next()'s place: page << 16 | index of the next pair on it */
     long dirbno;            /* which 4096-byte .dir block is in dirbuf, -1 none */
     unsigned char dirbuf[DBLKSIZ];
-    char err[160];
 };
 
 static void set_err(char *err, size_t cap, const char *what, int e)
@@ -290,33 +288,31 @@ static int read_page(wa_sdbm *db, long pagb, unsigned char *pag)
 static void free_handle(wa_sdbm *db)
 {
     free(db->dirpath);
-    free(db);
+    wa_dbm_free(db);
 }
 
 /* The database NAME is the files NAME.dir and NAME.pag. */
 wa_sdbm *wa_sdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
 {
-    wa_sdbm *db = calloc(1, sizeof *db);
-    size_t len = strlen(path);
-    if (db == NULL || (db->dirpath = malloc(2 * (len + 5))) == NULL) {
-        free(db);
-        set_err(err, errcap, "out of memory", ENOMEM);
-        errno = ENOMEM;
+    wa_sdbm *db = wa_dbm_new(sizeof *db, path, ".pag", WA_FILEID_FILE, writable, lock_timeout_ms, err, errcap);
+    if (db == NULL) {
         return NULL;
     }
-    db->pagpath = db->dirpath + len + 5;
+    const char *pagpath = db->head.path;
+    size_t len = strlen(path);
+    db->dirf = db->pagf = -1;
+    db->dirbno = -1;
+    if ((db->dirpath = malloc(len + 5)) == NULL) {
+        set_err(err, errcap, "out of memory", ENOMEM);
+        errno = ENOMEM;
+        goto fail;
+    }
     memcpy(db->dirpath, path, len);
     memcpy(db->dirpath + len, ".dir", 5);
-    memcpy(db->pagpath, path, len);
-    memcpy(db->pagpath + len, ".pag", 5);
     int flags = writable ? (O_RDWR | O_CREAT) : O_RDONLY;
-    db->dirf = db->pagf = -1;
-    db->writable = writable;
-    db->lock_timeout_ms = lock_timeout_ms;
-    db->dirbno = -1;
-    db->pagf = open(db->pagpath, flags | O_CLOEXEC, 0644);
+    db->pagf = open(pagpath, flags | O_CLOEXEC, 0644);
     if (db->pagf < 0) {
-        set_err(err, errcap, db->pagpath, errno);
+        set_err(err, errcap, pagpath, errno);
         goto fail;
     }
     db->dirf = open(db->dirpath, flags | O_CLOEXEC, 0644);
@@ -326,15 +322,15 @@ wa_sdbm *wa_sdbm_open(const char *path, int writable, int lock_timeout_ms, char 
     }
     struct stat sd, sp;
     if (fstat(db->dirf, &sd) != 0 || fstat(db->pagf, &sp) != 0) {
-        set_err(err, errcap, db->pagpath, errno);
+        set_err(err, errcap, pagpath, errno);
         goto fail;
     }
     if (!S_ISREG(sd.st_mode) || !S_ISREG(sp.st_mode)) {
-        set_err(err, errcap, db->pagpath, EINVAL);
+        set_err(err, errcap, pagpath, EINVAL);
         goto fail;
     }
     wa_fileid_set(&db->dir_id, &sd);
-    wa_fileid_set(&db->pag_id, &sp);
+    wa_fileid_set(&db->head.id, &sp);
     if (writable && wa_lock(db->dirf, WA_LOCK_OFD_WR, lock_timeout_ms) != 0) {
         set_err(err, errcap, "cannot lock for writing (another writer?)", errno);
         goto fail;
@@ -359,7 +355,7 @@ int wa_sdbm_close(wa_sdbm *db)
     if (db == NULL) {
         return 0;
     }
-    if (db->writable) {
+    if (db->head.writable) {
         if (fsync(db->pagf) != 0 || fsync(db->dirf) != 0) {
             rc = -1;
         }
@@ -371,28 +367,22 @@ int wa_sdbm_close(wa_sdbm *db)
     return rc;
 }
 
-const char *wa_sdbm_error(wa_sdbm *db)
-{
-    return db->err;
-}
-
 /* 1 when either file's name now names another file than the one open (the database was replaced), 0 otherwise.
  * Every read goes to the files, so a change made in place is not a replacement. */
 int wa_sdbm_replaced(wa_sdbm *db)
 {
-    return wa_fileid_replaced(&db->dir_id, db->dirpath, WA_FILEID_FILE) ||
-           wa_fileid_replaced(&db->pag_id, db->pagpath, WA_FILEID_FILE);
+    return wa_fileid_replaced(&db->dir_id, db->dirpath, WA_FILEID_FILE) || wa_dbm_replaced(db);
 }
 
 static int begin(wa_sdbm *db)
 {
-    if (!db->writable && wa_lock(db->dirf, WA_LOCK_OFD_RD, db->lock_timeout_ms) != 0) {
-        snprintf(db->err, sizeof db->err, "cannot take a shared lock on the .dir file: %s", strerror(errno));
+    if (!db->head.writable && wa_lock(db->dirf, WA_LOCK_OFD_RD, db->head.lock_timeout_ms) != 0) {
+        snprintf(db->head.err, sizeof db->head.err, "cannot take a shared lock on the .dir file: %s", strerror(errno));
         return -1;
     }
     if (refresh_dir(db) != 0) {
-        snprintf(db->err, sizeof db->err, "cannot read the .dir file: %s", strerror(errno));
-        if (!db->writable) {
+        snprintf(db->head.err, sizeof db->head.err, "cannot read the .dir file: %s", strerror(errno));
+        if (!db->head.writable) {
             wa_unlock(db->dirf, WA_LOCK_OFD_RD);
         }
         return -1;
@@ -402,7 +392,7 @@ static int begin(wa_sdbm *db)
 
 static void end(wa_sdbm *db)
 {
-    if (!db->writable) {
+    if (!db->head.writable) {
         wa_unlock(db->dirf, WA_LOCK_OFD_RD);
     }
 }
@@ -410,7 +400,7 @@ static void end(wa_sdbm *db)
 static int io_error(wa_sdbm *db, const char *what)
 {
     int e = errno;
-    snprintf(db->err, sizeof db->err, "%s: %s", what, e == EIO ? "corrupt page" : strerror(e));
+    snprintf(db->head.err, sizeof db->head.err, "%s: %s", what, e == EIO ? "corrupt page" : strerror(e));
     end(db);
     errno = e;
     return -1;
@@ -546,13 +536,11 @@ int wa_sdbm_store(wa_sdbm *db, const unsigned char *key, size_t klen, const unsi
     unsigned char pag[PBLKSIZ];
     long pagb, curbit;
     long long hmask;
-    if (!db->writable) {
-        snprintf(db->err, sizeof db->err, "database opened read-only");
-        errno = EBADF;
+    if (wa_dbm_writer(&db->head) != 0) {
         return -1;
     }
     if (klen == 0 || klen + vlen > PAIRMAX) {
-        snprintf(db->err, sizeof db->err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen, PAIRMAX);
+        snprintf(db->head.err, sizeof db->head.err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen, PAIRMAX);
         errno = EINVAL;
         return -1;
     }
@@ -577,9 +565,7 @@ int wa_sdbm_delete(wa_sdbm *db, const unsigned char *key, size_t klen)
     unsigned char pag[PBLKSIZ];
     long pagb, curbit;
     long long hmask;
-    if (!db->writable) {
-        snprintf(db->err, sizeof db->err, "database opened read-only");
-        errno = EBADF;
+    if (wa_dbm_writer(&db->head) != 0) {
         return -1;
     }
     if (klen == 0) {

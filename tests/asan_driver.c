@@ -104,7 +104,7 @@ static void run_sdbm(const unsigned char *d, size_t n)
                 (void)wa_sdbm_fetch(db, d + i, klen, out, sizeof out, &len);
             }
         }
-        (void)wa_sdbm_error(db);
+        (void)wa_dbm_error(db);
         (void)wa_sdbm_replaced(db);
         wa_sdbm_close(db);
     }

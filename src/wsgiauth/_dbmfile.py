@@ -67,7 +67,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 class _Ops:
     """The C functions of one format, the same signatures for every format (listed in csrc/wsgiauth.h): ``open``,
-    ``close``, ``error``, ``replaced``, ``fetch``, ``next``, ``store``, ``delete``."""
+    ``close``, ``error``, ``replaced``, ``fetch``, ``next``, ``store``, ``delete``; each is ``<prefix><name>``, or
+    the one all formats share (``wa_dbm_<name>``, csrc/dbmfile.c) where the format has none of its own."""
 
     __slots__ = ("close", "delete", "error", "fetch", "next", "open", "replaced", "store")
     close: Any
@@ -81,7 +82,7 @@ class _Ops:
 
     def __init__(self, lib: Any, prefix: str) -> None:
         for name in self.__slots__:
-            setattr(self, name, getattr(lib, prefix + name))
+            setattr(self, name, getattr(lib, prefix + name, None) or getattr(lib, "wa_dbm_" + name))
 
 
 def _load(c_name: str) -> _Ops:
@@ -95,7 +96,6 @@ class _Format:
     first opened).
 
     Args:
-        name: the type's name.
         c_name: the C file, ``csrc/<c_name>.c``, whose functions are ``wa_<c_name>_*``.
         suffixes: the database ``PATH`` is the files ``PATH + suffix``.
         fresh_reads: every read goes to the files (SDBM): a file written within one mtime tick needs no reopen, and
@@ -104,11 +104,9 @@ class _Format:
         pair_max: the largest key + value, if the format has a limit.
     """
 
-    __slots__ = ("_ops", "c_name", "fresh_reads", "name", "pair_max", "suffixes")
+    __slots__ = ("_ops", "c_name", "fresh_reads", "pair_max", "suffixes")
 
-    def __init__(self, name: DbmType, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool,
-                 pair_max: int | None = None) -> None:
-        self.name = name
+    def __init__(self, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool, pair_max: int | None = None) -> None:
         self.c_name = c_name
         self.suffixes = suffixes
         self.fresh_reads = fresh_reads
@@ -127,9 +125,9 @@ class _Format:
 
 
 _FORMATS: dict[DbmType, _Format] = {
-    "sdbm": _Format("sdbm", "sdbm", (".dir", ".pag"), fresh_reads=True, pair_max=PAIR_MAX),
-    "gdbm": _Format("gdbm", "gdbm", ("",), fresh_reads=False),
-    "db": _Format("db", "bdb", ("",), fresh_reads=False),
+    "sdbm": _Format("sdbm", (".dir", ".pag"), fresh_reads=True, pair_max=PAIR_MAX),
+    "gdbm": _Format("gdbm", ("",), fresh_reads=False),
+    "db": _Format("bdb", ("",), fresh_reads=False),
 }
 
 
