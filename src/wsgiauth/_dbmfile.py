@@ -106,7 +106,8 @@ class _Format:
 
     __slots__ = ("_ops", "c_name", "fresh_reads", "pair_max", "suffixes")
 
-    def __init__(self, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool, pair_max: int | None = None) -> None:
+    def __init__(self, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool,
+                 pair_max: int | None = None) -> None:
         self.c_name = c_name
         self.suffixes = suffixes
         self.fresh_reads = fresh_reads
