@@ -303,7 +303,7 @@ wa_sdbm *wa_sdbm_open(const char *path, int writable, int lock_timeout_ms, char 
     db->dirf = db->pagf = -1;
     db->dirbno = -1;
     if ((db->dirpath = malloc(len + 5)) == NULL) {
-        set_err(err, errcap, "out of memory", ENOMEM);
+        snprintf(err, errcap, "out of memory");
         errno = ENOMEM;
         goto fail;
     }
@@ -377,7 +377,8 @@ int wa_sdbm_replaced(wa_sdbm *db)
 static int begin(wa_sdbm *db)
 {
     if (!db->head.writable && wa_lock(db->dirf, WA_LOCK_OFD_RD, db->head.lock_timeout_ms) != 0) {
-        snprintf(db->head.err, sizeof db->head.err, "cannot take a shared lock on the .dir file: %s", strerror(errno));
+        snprintf(db->head.err, sizeof db->head.err, "cannot take a shared lock on the .dir file: %s",
+                 strerror(errno));
         return -1;
     }
     if (refresh_dir(db) != 0) {
@@ -540,7 +541,8 @@ int wa_sdbm_store(wa_sdbm *db, const unsigned char *key, size_t klen, const unsi
         return -1;
     }
     if (klen == 0 || klen + vlen > PAIRMAX) {
-        snprintf(db->head.err, sizeof db->head.err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen, PAIRMAX);
+        snprintf(db->head.err, sizeof db->head.err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen,
+                 PAIRMAX);
         errno = EINVAL;
         return -1;
     }
