@@ -31,8 +31,8 @@ void wa_hex(const unsigned char *data, size_t len, char *out);
  * libxcrypt's CRYPT_MAX_PASSPHRASE_SIZE: longer phrases are refused. */
 #include "cdef_xcrypt.h"
 
-/* sdbm.c, gdbm.c, bdb.c: the DBM types htdbm writes, one set of functions each with the same signatures (the
- * operations table of apr-util's apr_dbm_type_t, taken as prefix wa_sdbm_, wa_gdbm_, wa_bdb_):
+/* sdbm.c, gdbm.c, bdb.c: the DBM types htdbm writes. Each offers the same operations with the same signatures (those
+ * of apr-util's apr_dbm_type_t), named wa_sdbm_<op>, wa_gdbm_<op>, wa_bdb_<op>:
  *   open(path, writable, lock_timeout_ms, err, errcap)  the database as AuthDBMUserFile names it; NULL on failure
  *                                                       (message in err, errno set)
  *   close(h)              0, or -1 when flushing a writer's changes failed
