@@ -2,9 +2,9 @@
  * environment, the file name used as given, key and value without a trailing NUL; DB_RDONLY for readers.
  *
  * There is no locking protocol (APR takes none for this type). A reader keeps one handle open and compares the file
- * with the snapshot taken at open before every fetch: a change made in place (htdbm rewrites the file) returns
+ * with the identity taken at open before every fetch: a change made in place (htdbm rewrites the file) returns
  * WA_DBM_STALE, so the caller reopens instead of reading through a stale page cache. Buffers Berkeley DB allocates
- * (DB_DBT_MALLOC) are freed here. A handle is not thread-safe: callers serialise access.
+ * (DB_DBT_MALLOC) are freed here. The identity is dbmfile.c's. A handle is not thread-safe: callers serialise access.
  */
 
 #define _GNU_SOURCE
@@ -19,14 +19,9 @@
 #include "wsgiauth.h"
 
 struct wa_bdb {
+    wa_dbm head; /* the file, its identity (compared by content), flags, error message */
     DB *db;
     DBC *cursor;
-    int writable;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    char err[200];
 };
 
 static int fd_of(wa_bdb *h)
@@ -38,31 +33,17 @@ static int fd_of(wa_bdb *h)
     return fd;
 }
 
-static void snapshot(wa_bdb *h, const struct stat *st)
-{
-    h->dev = st->st_dev;
-    h->ino = st->st_ino;
-    h->size = st->st_size;
-    h->mtime = st->st_mtim;
-}
-
-static int same(const wa_bdb *h, const struct stat *st)
-{
-    return h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
-           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-static int open_once(wa_bdb *h, const char *path, char *err, size_t errcap)
+static int open_once(wa_bdb *h, char *err, size_t errcap)
 {
     int rc;
     if ((rc = db_create(&h->db, NULL, 0)) != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        snprintf(err, errcap, "%s: %s", h->head.path, db_strerror(rc));
         errno = ENOMEM;
         return -1;
     }
-    rc = h->db->open(h->db, NULL, path, NULL, DB_HASH, h->writable ? DB_CREATE : DB_RDONLY, 0644);
+    rc = h->db->open(h->db, NULL, h->head.path, NULL, DB_HASH, h->head.writable ? DB_CREATE : DB_RDONLY, 0644);
     if (rc != 0) {
-        snprintf(err, errcap, "%s: %s", path, db_strerror(rc));
+        snprintf(err, errcap, "%s: %s", h->head.path, db_strerror(rc));
         h->db->close(h->db, 0);
         h->db = NULL;
         errno = rc > 0 ? rc : EIO;
@@ -71,35 +52,31 @@ static int open_once(wa_bdb *h, const char *path, char *err, size_t errcap)
     return 0;
 }
 
-/* There is no lock to take, so a reader compares the file before and after opening and opens again when a writer
- * changed it meanwhile: the snapshot then describes what the handle read. */
-wa_bdb *wa_bdb_open(const char *path, int writable, char *err, size_t errcap)
+/* There is no lock to take (the lock timeout is not used), so a reader compares the file before and after opening
+ * and opens again when a writer changed it meanwhile: the identity then describes what the handle read. */
+wa_bdb *wa_bdb_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
 {
-    wa_bdb *h = calloc(1, sizeof *h);
+    wa_bdb *h = wa_dbm_new(sizeof *h, path, "", WA_FILEID_CONTENT, writable, lock_timeout_ms, err, errcap);
     if (h == NULL) {
-        snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    h->writable = writable;
     for (int attempt = 0;; attempt++) {
-        struct stat before, after;
+        struct stat before;
         int have_before = stat(path, &before) == 0;
-        if (open_once(h, path, err, errcap) != 0) {
+        if (open_once(h, err, errcap) != 0) {
             int e = errno;
-            free(h);
+            wa_dbm_free(h);
             errno = e;
             return NULL;
         }
-        int fd = fd_of(h);
-        if (fd < 0 || fstat(fd, &after) != 0) {
+        if (wa_fileid_take(&h->head.id, fd_of(h)) != 0) {
             snprintf(err, errcap, "%s: cannot stat", path);
             h->db->close(h->db, 0);
-            free(h);
+            wa_dbm_free(h);
             errno = EIO;
             return NULL;
         }
-        snapshot(h, &after);
-        if (writable || !have_before || same(h, &before) || attempt >= 5) {
+        if (writable || !have_before || wa_fileid_same(&h->head.id, &before, WA_FILEID_CONTENT) || attempt >= 5) {
             return h;
         }
         h->db->close(h->db, 0);
@@ -119,36 +96,20 @@ int wa_bdb_close(wa_bdb *h)
     if (h->db->close(h->db, 0) != 0) { /* syncs a writer's changes */
         rc = -1;
     }
-    free(h);
+    wa_dbm_free(h);
     return rc;
-}
-
-const char *wa_bdb_error(wa_bdb *h)
-{
-    return h->err;
-}
-
-int wa_bdb_replaced(wa_bdb *h, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        return 1;
-    }
-    return !same(h, &st);
 }
 
 static int check_fresh(wa_bdb *h)
 {
-    struct stat st;
-    if (h->writable) {
+    if (h->head.writable) {
         return 0;
     }
-    int fd = fd_of(h);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(h->err, sizeof h->err, "cannot stat the database");
-        return -1;
+    int rc = wa_fileid_check(&h->head.id, fd_of(h));
+    if (rc == -1) {
+        snprintf(h->head.err, sizeof h->head.err, "cannot stat the database");
     }
-    return same(h, &st) ? 0 : WA_DBM_STALE;
+    return rc;
 }
 
 int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap, size_t *vlen)
@@ -168,7 +129,7 @@ int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char
         return 0;
     }
     if (rc != 0) {
-        snprintf(h->err, sizeof h->err, "fetch failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "fetch failed: %s", db_strerror(rc));
         return -1;
     }
     *vlen = v.size;
@@ -196,7 +157,7 @@ int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *kl
             h->cursor = NULL;
         }
         if ((rc = h->db->cursor(h->db, NULL, &h->cursor, 0)) != 0) {
-            snprintf(h->err, sizeof h->err, "cannot iterate: %s", db_strerror(rc));
+            snprintf(h->head.err, sizeof h->head.err, "cannot iterate: %s", db_strerror(rc));
             return -1;
         }
     }
@@ -219,11 +180,11 @@ int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *kl
     }
     if (rc == DB_BUFFER_SMALL) {
         *klen = k.size;
-        snprintf(h->err, sizeof h->err, "a key of %u bytes is larger than the iteration buffer", k.size);
+        snprintf(h->head.err, sizeof h->head.err, "a key of %u bytes is larger than the iteration buffer", k.size);
         return -3;
     }
     if (rc != 0) {
-        snprintf(h->err, sizeof h->err, "iteration failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "iteration failed: %s", db_strerror(rc));
         return -1;
     }
     *klen = k.size;
@@ -234,12 +195,11 @@ int wa_bdb_store(wa_bdb *h, const unsigned char *key, size_t klen, const unsigne
 {
     DBT k, v;
     int rc;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     if (klen == 0 || klen > 0xffffffffu || vlen > 0xffffffffu) {
-        snprintf(h->err, sizeof h->err, "empty or oversized key");
+        snprintf(h->head.err, sizeof h->head.err, "empty or oversized key");
         return -1;
     }
     memset(&k, 0, sizeof k);
@@ -249,7 +209,7 @@ int wa_bdb_store(wa_bdb *h, const unsigned char *key, size_t klen, const unsigne
     v.data = (void *)val;
     v.size = (u_int32_t)vlen;
     if ((rc = h->db->put(h->db, NULL, &k, &v, 0)) != 0) {
-        snprintf(h->err, sizeof h->err, "store failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "store failed: %s", db_strerror(rc));
         return -1;
     }
     return 0;
@@ -259,8 +219,7 @@ int wa_bdb_delete(wa_bdb *h, const unsigned char *key, size_t klen)
 {
     DBT k;
     int rc;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     memset(&k, 0, sizeof k);
@@ -271,7 +230,7 @@ int wa_bdb_delete(wa_bdb *h, const unsigned char *key, size_t klen)
         return 0;
     }
     if (rc != 0) {
-        snprintf(h->err, sizeof h->err, "delete failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "delete failed: %s", db_strerror(rc));
         return -1;
     }
     return 1;

@@ -3,8 +3,9 @@
 Two modules, so that an auth script maps only the libraries it uses (every Apache child pays for them):
 
 * ``wsgiauth._native``: the hash core (every ``csrc/*.c`` file but the DBM ones), linked with libcrypt;
-* ``wsgiauth._native_dbm``: the DBM formats (``sdbm.c``, ``gdbm.c``, ``bdb.c``), linked with libgdbm and
-  Berkeley DB; imported only by :mod:`wsgiauth._dbmfile`. An htpasswd, SQL or LDAP script does not load them.
+* ``wsgiauth._native_dbm``: the DBM formats (``sdbm.c``, ``gdbm.c``, ``bdb.c`` and what they share, ``dbmfile.c``),
+  linked with libgdbm and Berkeley DB; imported only by :mod:`wsgiauth._dbmfile`. An htpasswd, SQL or LDAP script
+  does not load them.
 
 Every ``csrc/cdef_<name>.h`` file holds the declarations cffi exposes for ``<name>.c`` (plain C prototypes, no
 preprocessor), so a new C routine needs no change here: a new file goes to the hash core unless it is listed in
@@ -22,7 +23,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The C files of the DBM module and the Debian -dev library each needs (installed by the Makefile).
-DBM_FILES = {"sdbm": None, "gdbm": "gdbm", "bdb": "db-5.3"}
+DBM_FILES = {"dbmfile": None, "sdbm": None, "gdbm": "gdbm", "bdb": "db-5.3"}
 
 
 def _build(module: str, names: list[str], libraries: list[str]) -> FFI:

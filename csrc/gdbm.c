@@ -2,10 +2,11 @@
  * trailing NUL, the file name used as given.
  *
  * A reader keeps one handle open (GDBM_NOLOCK | GDBM_NOMMAP) and, around each fetch, takes the shared flock() that
- * gdbm's own readers take, then compares the file with the snapshot taken at open: a change made in place (htdbm
+ * gdbm's own readers take, then compares the file with the identity taken at open: a change made in place (htdbm
  * rewrites the file) returns WA_DBM_STALE so the caller reopens. Holding the lock only for a fetch means a writer
  * (htdbm, which takes an exclusive non-blocking lock) is never shut out for longer than one lookup. No mmap: a file
- * truncated by a writer can never fault the reader. A handle is not thread-safe: callers serialise access.
+ * truncated by a writer can never fault the reader. The identity and the lock loop are dbmfile.c's. A handle is not
+ * thread-safe: callers serialise access.
  */
 
 #define _GNU_SOURCE
@@ -15,37 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "wsgiauth.h"
 
 struct wa_gdbm {
+    wa_dbm head; /* the file, its identity (compared by content), flags, error message */
     GDBM_FILE dbf;
-    int writable;
-    int lock_timeout_ms;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    char err[200];
+    datum cursor; /* the last key next() returned (libgdbm's nextkey starts from it), dptr NULL for none */
 };
-
-static void snapshot(wa_gdbm *h, const struct stat *st)
-{
-    h->dev = st->st_dev;
-    h->ino = st->st_ino;
-    h->size = st->st_size;
-    h->mtime = st->st_mtim;
-}
-
-static int same(const wa_gdbm *h, const struct stat *st)
-{
-    return h->dev == st->st_dev && h->ino == st->st_ino && h->size == st->st_size &&
-           h->mtime.tv_sec == st->st_mtim.tv_sec && h->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
 
 static void gdbm_msg(char *err, size_t cap, const char *what)
 {
@@ -60,97 +39,76 @@ static void gdbm_msg(char *err, size_t cap, const char *what)
 }
 
 /* A reader opens under a shared flock() taken on a descriptor of its own (flock locks belong to the open file
- * description, so it conflicts with a writer's lock), so the header it reads and the snapshot it takes describe the
- * same state of the file. */
-static int open_locked_reader(wa_gdbm *h, const char *path, int flags)
+ * description, so it conflicts with a writer's lock), so the header it reads and the identity it takes describe the
+ * same state of the file. 0, -1 (gdbm_open failed), -2 (locked past the timeout), -3 (cannot stat). */
+static int open_reader(wa_gdbm *h)
 {
-    struct timespec pause = {0, 1000000};
-    int lfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (lfd >= 0) {
-        for (int waited = 0; flock(lfd, LOCK_SH | LOCK_NB) != 0; waited++) {
-            if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= h->lock_timeout_ms) {
-                close(lfd);
-                errno = EWOULDBLOCK;
-                return -2;
-            }
-            nanosleep(&pause, NULL);
-        }
+    int lfd = open(h->head.path, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0 && wa_lock(lfd, WA_LOCK_FLOCK_SH, h->head.lock_timeout_ms) != 0) {
+        close(lfd);
+        errno = EWOULDBLOCK;
+        return -2;
     }
     errno = 0;
-    h->dbf = gdbm_open(path, 0, flags, 0644, NULL);
+    h->dbf = gdbm_open(h->head.path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
     int rc = 0;
     if (h->dbf == NULL) {
         rc = -1;
-    } else {
-        struct stat st;
-        if (fstat(gdbm_fdesc(h->dbf), &st) != 0) {
-            rc = -3;
-        } else {
-            snapshot(h, &st);
-        }
+    } else if (wa_fileid_take(&h->head.id, gdbm_fdesc(h->dbf)) != 0) {
+        rc = -3;
     }
     if (lfd >= 0) {
         int saved = errno;
-        flock(lfd, LOCK_UN);
+        wa_unlock(lfd, WA_LOCK_FLOCK_SH);
         close(lfd);
         errno = saved;
     }
     return rc;
 }
 
+static int try_open_writer(void *arg)
+{
+    wa_gdbm *h = arg;
+    errno = 0;
+    h->dbf = gdbm_open(h->head.path, 0, GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
+    if (h->dbf != NULL) {
+        return 0;
+    }
+    return gdbm_errno == GDBM_CANT_BE_WRITER ? WA_BUSY : -1;
+}
+
+/* A writer needs gdbm's exclusive lock: retry (2 ms steps) while a reader's short shared lock is held. Returns as
+ * open_reader() does, a lock held past the timeout being -1 (gdbm's "can't be writer"). */
+static int open_writer(wa_gdbm *h)
+{
+    if (wa_retry(try_open_writer, h, h->head.lock_timeout_ms, 2) != 0) {
+        return -1;
+    }
+    return wa_fileid_take(&h->head.id, gdbm_fdesc(h->dbf)) != 0 ? -3 : 0;
+}
+
 wa_gdbm *wa_gdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
 {
-    wa_gdbm *h = calloc(1, sizeof *h);
-    struct timespec pause = {0, 2000000}; /* 2 ms */
+    wa_gdbm *h = wa_dbm_new(sizeof *h, path, "", WA_FILEID_CONTENT, writable, lock_timeout_ms, err, errcap);
     if (h == NULL) {
-        snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    h->writable = writable;
-    h->lock_timeout_ms = lock_timeout_ms;
-    if (!writable) {
-        int rc = open_locked_reader(h, path, GDBM_READER | GDBM_NOLOCK | GDBM_NOMMAP | GDBM_CLOEXEC);
-        if (rc == 0) {
-            return h;
-        }
-        int e = errno ? errno : EIO;
-        if (rc == -1) {
-            gdbm_msg(err, errcap, path);
-        } else if (rc == -2) {
-            snprintf(err, errcap, "%s: locked by a writer for longer than the lock timeout", path);
-        } else {
-            snprintf(err, errcap, "%s: %s", path, strerror(e));
-            gdbm_close(h->dbf);
-        }
-        free(h);
-        errno = e;
-        return NULL;
+    int rc = writable ? open_writer(h) : open_reader(h);
+    if (rc == 0) {
+        return h;
     }
-    /* a writer needs gdbm's exclusive lock: retry while a reader's short shared lock is held */
-    for (int waited = 0;; waited += 2) {
-        errno = 0;
-        h->dbf = gdbm_open(path, 0, GDBM_WRCREAT | GDBM_NOMMAP | GDBM_CLOEXEC, 0644, NULL);
-        if (h->dbf != NULL) {
-            break;
-        }
-        if (gdbm_errno != GDBM_CANT_BE_WRITER || waited >= lock_timeout_ms) {
-            gdbm_msg(err, errcap, path);
-            int e = errno ? errno : EIO;
-            free(h);
-            errno = e;
-            return NULL;
-        }
-        nanosleep(&pause, NULL);
-    }
-    struct stat st;
-    if (fstat(gdbm_fdesc(h->dbf), &st) != 0) {
-        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+    int e = errno ? errno : EIO;
+    if (rc == -1) {
+        gdbm_msg(err, errcap, path);
+    } else if (rc == -2) {
+        snprintf(err, errcap, "%s: locked by a writer for longer than the lock timeout", path);
+    } else {
+        snprintf(err, errcap, "%s: %s", path, strerror(e));
         gdbm_close(h->dbf);
-        free(h);
-        return NULL;
     }
-    snapshot(h, &st);
-    return h;
+    wa_dbm_free(h);
+    errno = e;
+    return NULL;
 }
 
 int wa_gdbm_close(wa_gdbm *h)
@@ -159,79 +117,62 @@ int wa_gdbm_close(wa_gdbm *h)
     if (h == NULL) {
         return 0;
     }
-    if (h->writable && gdbm_sync(h->dbf) != 0) {
+    if (h->head.writable && gdbm_sync(h->dbf) != 0) {
         rc = -1;
     }
     if (gdbm_close(h->dbf) != 0) {
         rc = -1;
     }
-    free(h);
+    free(h->cursor.dptr);
+    wa_dbm_free(h);
     return rc;
-}
-
-const char *wa_gdbm_error(wa_gdbm *h)
-{
-    return h->err;
-}
-
-/* 1 when path now names another file than the one open, or the open file changed; 0 otherwise. */
-int wa_gdbm_replaced(wa_gdbm *h, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        return 1;
-    }
-    return !same(h, &st);
-}
-
-static int lock_shared(wa_gdbm *h)
-{
-    struct timespec pause = {0, 1000000};
-    int fd = gdbm_fdesc(h->dbf);
-    for (int waited = 0;; waited++) {
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            return 0;
-        }
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            break;
-        }
-        if (waited >= h->lock_timeout_ms) {
-            errno = EWOULDBLOCK;
-            break;
-        }
-        nanosleep(&pause, NULL);
-    }
-    snprintf(h->err, sizeof h->err, "cannot take a shared lock: %s", strerror(errno));
-    return -1;
 }
 
 /* For readers: lock, then make sure the open handle still describes the file. */
 static int begin_read(wa_gdbm *h)
 {
-    if (h->writable) {
+    if (h->head.writable) {
         return 0;
     }
-    if (lock_shared(h) != 0) {
+    int fd = gdbm_fdesc(h->dbf);
+    if (wa_lock(fd, WA_LOCK_FLOCK_SH, h->head.lock_timeout_ms) != 0) {
+        snprintf(h->head.err, sizeof h->head.err, "cannot take a shared lock: %s", strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (fstat(gdbm_fdesc(h->dbf), &st) != 0) {
-        snprintf(h->err, sizeof h->err, "cannot stat: %s", strerror(errno));
-        flock(gdbm_fdesc(h->dbf), LOCK_UN);
-        return -1;
+    int rc = wa_fileid_check(&h->head.id, fd);
+    if (rc == -1) {
+        snprintf(h->head.err, sizeof h->head.err, "cannot stat: %s", strerror(errno));
     }
-    if (!same(h, &st)) {
-        flock(gdbm_fdesc(h->dbf), LOCK_UN);
-        return WA_DBM_STALE;
+    if (rc != 0) {
+        wa_unlock(fd, WA_LOCK_FLOCK_SH);
     }
-    return 0;
+    return rc;
 }
 
 static void end_read(wa_gdbm *h)
 {
-    if (!h->writable) {
-        flock(gdbm_fdesc(h->dbf), LOCK_UN);
+    if (!h->head.writable) {
+        wa_unlock(gdbm_fdesc(h->dbf), WA_LOCK_FLOCK_SH);
     }
+}
+
+/* Copy a datum libgdbm returned into the caller's buffer; d.dptr NULL is "none" or an error, as ge (gdbm_errno right
+ * after the call) tells. The datum stays the caller's to free. */
+static int give(wa_gdbm *h, datum d, gdbm_error ge, const char *what, unsigned char *out, size_t cap, size_t *len)
+{
+    if (d.dptr == NULL) {
+        if (ge == GDBM_ITEM_NOT_FOUND || ge == GDBM_NO_ERROR) {
+            return 0;
+        }
+        snprintf(h->head.err, sizeof h->head.err, "%s failed: %s", what, gdbm_strerror(ge));
+        return -1;
+    }
+    *len = (size_t)d.dsize;
+    if (*len > cap) {
+        return WA_DBM_SMALL;
+    }
+    memcpy(out, d.dptr, *len);
+    return 1;
 }
 
 int wa_gdbm_fetch(wa_gdbm *h, const unsigned char *key, size_t klen, unsigned char *out, size_t cap,
@@ -247,68 +188,38 @@ int wa_gdbm_fetch(wa_gdbm *h, const unsigned char *key, size_t klen, unsigned ch
     v = gdbm_fetch(h->dbf, k);
     gdbm_error ge = gdbm_errno;
     end_read(h);
-    if (v.dptr == NULL) {
-        if (ge == GDBM_ITEM_NOT_FOUND || ge == GDBM_NO_ERROR) {
-            return 0;
-        }
-        snprintf(h->err, sizeof h->err, "fetch failed: %s", gdbm_strerror(ge));
-        return -1;
-    }
-    *vlen = (size_t)v.dsize;
-    if (*vlen > cap) {
-        free(v.dptr);
-        return -3;
-    }
-    memcpy(out, v.dptr, *vlen);
+    rc = give(h, v, ge, "fetch", out, cap, vlen);
     free(v.dptr);
-    return 1;
+    return rc;
 }
 
-/* Iterate over the keys. prev/prevlen is the previous key (NULL for the first). 1 with a key, 0 at the end. */
-int wa_gdbm_next(wa_gdbm *h, const unsigned char *prev, size_t prevlen, unsigned char *out, size_t cap,
-                 size_t *klen)
+/* Iterate over the keys (gdbm_firstkey, then gdbm_nextkey from the key kept in the handle). */
+int wa_gdbm_next(wa_gdbm *h, int first, unsigned char *out, size_t cap, size_t *klen)
 {
     datum k;
+    if (!first && h->cursor.dptr == NULL) {
+        return 0;
+    }
     int rc = begin_read(h);
     if (rc != 0) {
         return rc;
     }
-    if (prev == NULL) {
-        k = gdbm_firstkey(h->dbf);
-    } else {
-        datum p;
-        p.dptr = (char *)prev;
-        p.dsize = (int)prevlen;
-        k = gdbm_nextkey(h->dbf, p);
-    }
+    k = first ? gdbm_firstkey(h->dbf) : gdbm_nextkey(h->dbf, h->cursor);
     gdbm_error ge = gdbm_errno;
     end_read(h);
-    if (k.dptr == NULL) {
-        if (ge == GDBM_ITEM_NOT_FOUND || ge == GDBM_NO_ERROR) {
-            return 0;
-        }
-        snprintf(h->err, sizeof h->err, "iteration failed: %s", gdbm_strerror(ge));
-        return -1;
-    }
-    *klen = (size_t)k.dsize;
-    if (*klen > cap) {
-        free(k.dptr);
-        return -3;
-    }
-    memcpy(out, k.dptr, *klen);
-    free(k.dptr);
-    return 1;
+    free(h->cursor.dptr);
+    h->cursor = k;
+    return give(h, k, ge, "iteration", out, cap, klen);
 }
 
 int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsigned char *val, size_t vlen)
 {
     datum k, v;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     if (klen == 0 || klen > 0x7fffffff || vlen > 0x7fffffff) {
-        snprintf(h->err, sizeof h->err, "empty or oversized key");
+        snprintf(h->head.err, sizeof h->head.err, "empty or oversized key");
         return -1;
     }
     k.dptr = (char *)key;
@@ -316,7 +227,7 @@ int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsig
     v.dptr = (char *)val;
     v.dsize = (int)vlen;
     if (gdbm_store(h->dbf, k, v, GDBM_REPLACE) != 0) {
-        snprintf(h->err, sizeof h->err, "store failed: %s", gdbm_strerror(gdbm_errno));
+        snprintf(h->head.err, sizeof h->head.err, "store failed: %s", gdbm_strerror(gdbm_errno));
         return -1;
     }
     return 0;
@@ -325,8 +236,7 @@ int wa_gdbm_store(wa_gdbm *h, const unsigned char *key, size_t klen, const unsig
 int wa_gdbm_delete(wa_gdbm *h, const unsigned char *key, size_t klen)
 {
     datum k;
-    if (!h->writable) {
-        snprintf(h->err, sizeof h->err, "database opened read-only");
+    if (wa_dbm_writer(&h->head) != 0) {
         return -1;
     }
     k.dptr = (char *)key;
@@ -335,7 +245,7 @@ int wa_gdbm_delete(wa_gdbm *h, const unsigned char *key, size_t klen)
         if (gdbm_errno == GDBM_ITEM_NOT_FOUND) {
             return 0;
         }
-        snprintf(h->err, sizeof h->err, "delete failed: %s", gdbm_strerror(gdbm_errno));
+        snprintf(h->head.err, sizeof h->head.err, "delete failed: %s", gdbm_strerror(gdbm_errno));
         return -1;
     }
     return 1;

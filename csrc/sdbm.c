@@ -9,8 +9,9 @@
  * is at most 1008 bytes.
  *
  * Locking follows APR: a reader takes a shared lock on NAME.dir around each operation, a writer holds an exclusive
- * lock from open to close. We use open-file-description locks (F_OFD_SETLK), which conflict with APR's classic fcntl
- * locks and, unlike them, are not dropped when another descriptor of the same file is closed in this process.
+ * lock from open to close. We use open-file-description locks (F_OFD_SETLK, dbmfile.c's wa_lock), which conflict with
+ * APR's classic fcntl locks and, unlike them, are not dropped when another descriptor of the same file is closed in
+ * this process.
  * Every read goes to the files (pread), so changes made in place by htdbm are seen by the next lookup. A handle is
  * not thread-safe: callers serialise access to one handle (the Python wrapper holds a lock).
  */
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "wsgiauth.h"
@@ -33,15 +33,14 @@
 #define SPLTMAX 10
 
 struct wa_sdbm {
+    wa_dbm head; /* NAME.pag, its identity (compared by file), flags, error message */
+    char *dirpath;
+    wa_fileid dir_id;
     int dirf;
     int pagf;
-    int writable;
-    int lock_timeout_ms;
-    dev_t dir_dev, pag_dev;
-    ino_t dir_ino, pag_ino;
-    long dirbno;      /* which 4096-byte .dir block is in dirbuf, -1 none */
+    unsigned long long pos; /* next()'s place: page << 16 | index of the next pair on it */
+    long dirbno;            /* which 4096-byte .dir block is in dirbuf, -1 none */
     unsigned char dirbuf[DBLKSIZ];
-    char err[160];
 };
 
 static void set_err(char *err, size_t cap, const char *what, int e)
@@ -60,51 +59,16 @@ long long wa_sdbm_hash(const unsigned char *key, size_t len)
     return (long long)n;
 }
 
-/* ------------------------------------------------------------------ locking */
-
-static int lock_file(int fd, short type, int timeout_ms)
-{
-    struct flock fl;
-    struct timespec pause = {0, 1000000}; /* 1 ms */
-    int waited = 0;
-    for (;;) {
-        memset(&fl, 0, sizeof fl);
-        fl.l_type = type;
-        fl.l_whence = SEEK_SET;
-        fl.l_start = 0;
-        fl.l_len = 0;
-        if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
-            return 0;
-        }
-        if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-            return -1;
-        }
-        if (waited >= timeout_ms) {
-            errno = EWOULDBLOCK;
-            return -1;
-        }
-        nanosleep(&pause, NULL);
-        waited += 1;
-    }
-}
-
-static void unlock_file(int fd)
-{
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;
-    (void)fcntl(fd, F_OFD_SETLK, &fl);
-}
-
 /* ------------------------------------------------------------------ raw I/O */
 
-/* Read len bytes at off; bytes past the end of the file read as zeros (as APR's read_from does). */
-static int read_at(int fd, unsigned char *buf, size_t len, off_t off)
+/* Read len bytes at off into in, or write len bytes at off from out (the other is NULL). Bytes past the end of the
+ * file read as zeros (as APR's read_from does); a write that makes no progress fails with EIO. */
+static int transfer(int fd, unsigned char *in, const unsigned char *out, size_t len, off_t off)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
+    size_t done = 0;
+    while (done < len) {
+        off_t at = off + (off_t)done;
+        ssize_t r = in != NULL ? pread(fd, in + done, len - done, at) : pwrite(fd, out + done, len - done, at);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
@@ -112,29 +76,20 @@ static int read_at(int fd, unsigned char *buf, size_t len, off_t off)
             return -1;
         }
         if (r == 0) {
-            memset(buf + got, 0, len - got);
+            if (in == NULL) {
+                errno = EIO;
+                return -1;
+            }
+            memset(in + done, 0, len - done);
             break;
         }
-        got += (size_t)r;
+        done += (size_t)r;
     }
     return 0;
 }
 
-static int write_at(int fd, const unsigned char *buf, size_t len, off_t off)
-{
-    size_t put = 0;
-    while (put < len) {
-        ssize_t r = pwrite(fd, buf + put, len - put, off + (off_t)put);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        put += (size_t)r;
-    }
-    return 0;
-}
+#define read_at(fd, buf, len, off) transfer((fd), (buf), NULL, (len), (off))
+#define write_at(fd, buf, len, off) transfer((fd), NULL, (buf), (len), (off))
 
 /* ------------------------------------------------------------------ page primitives */
 
@@ -246,8 +201,9 @@ static void splpage(unsigned char *pag, unsigned char *new, long long sbit)
 
 /* ------------------------------------------------------------------ the split bitmap */
 
-/* Bit dbit of the .dir bitmap; dirbuf caches one 4096-byte block (dirbno), refreshed by the caller per operation. */
-static int getdbit(wa_sdbm *db, long dbit, int *bit)
+/* The .dir block holding bit dbit of the bitmap, read into dirbuf; dirbuf caches one 4096-byte block (dirbno),
+ * refreshed by the caller per operation. The byte of the bit goes to *byte. */
+static int dir_block(wa_sdbm *db, long dbit, unsigned char **byte)
 {
     long c = dbit / 8;
     long dirb = c / DBLKSIZ;
@@ -257,22 +213,28 @@ static int getdbit(wa_sdbm *db, long dbit, int *bit)
         }
         db->dirbno = dirb;
     }
-    *bit = (db->dirbuf[c % DBLKSIZ] >> (dbit % 8)) & 1;
+    *byte = &db->dirbuf[c % DBLKSIZ];
+    return 0;
+}
+
+static int getdbit(wa_sdbm *db, long dbit, int *bit)
+{
+    unsigned char *byte;
+    if (dir_block(db, dbit, &byte) != 0) {
+        return -1;
+    }
+    *bit = (*byte >> (dbit % 8)) & 1;
     return 0;
 }
 
 static int setdbit(wa_sdbm *db, long dbit)
 {
-    long c = dbit / 8;
-    long dirb = c / DBLKSIZ;
-    if (dirb != db->dirbno) {
-        if (read_at(db->dirf, db->dirbuf, DBLKSIZ, (off_t)dirb * DBLKSIZ) != 0) {
-            return -1;
-        }
-        db->dirbno = dirb;
+    unsigned char *byte;
+    if (dir_block(db, dbit, &byte) != 0) {
+        return -1;
     }
-    db->dirbuf[c % DBLKSIZ] |= (unsigned char)(1u << (dbit % 8));
-    return write_at(db->dirf, db->dirbuf, DBLKSIZ, (off_t)dirb * DBLKSIZ);
+    *byte |= (unsigned char)(1u << (dbit % 8));
+    return write_at(db->dirf, db->dirbuf, DBLKSIZ, (off_t)db->dirbno * DBLKSIZ);
 }
 
 /* Forget the cached .dir block at the start of an operation (htdbm may have split pages since). No fstat is
@@ -323,27 +285,39 @@ static int read_page(wa_sdbm *db, long pagb, unsigned char *pag)
 
 /* ------------------------------------------------------------------ open / close */
 
-wa_sdbm *wa_sdbm_open(const char *dirpath, const char *pagpath, int writable, int lock_timeout_ms,
-                      char *err, size_t errcap)
+static void free_handle(wa_sdbm *db)
 {
-    wa_sdbm *db = calloc(1, sizeof *db);
+    free(db->dirpath);
+    wa_dbm_free(db);
+}
+
+/* The database NAME is the files NAME.dir and NAME.pag. */
+wa_sdbm *wa_sdbm_open(const char *path, int writable, int lock_timeout_ms, char *err, size_t errcap)
+{
+    wa_sdbm *db = wa_dbm_new(sizeof *db, path, ".pag", WA_FILEID_FILE, writable, lock_timeout_ms, err, errcap);
     if (db == NULL) {
-        set_err(err, errcap, "out of memory", ENOMEM);
         return NULL;
     }
-    int flags = writable ? (O_RDWR | O_CREAT) : O_RDONLY;
+    const char *pagpath = db->head.path;
+    size_t len = strlen(path);
     db->dirf = db->pagf = -1;
-    db->writable = writable;
-    db->lock_timeout_ms = lock_timeout_ms;
     db->dirbno = -1;
+    if ((db->dirpath = malloc(len + 5)) == NULL) {
+        snprintf(err, errcap, "out of memory");
+        errno = ENOMEM;
+        goto fail;
+    }
+    memcpy(db->dirpath, path, len);
+    memcpy(db->dirpath + len, ".dir", 5);
+    int flags = writable ? (O_RDWR | O_CREAT) : O_RDONLY;
     db->pagf = open(pagpath, flags | O_CLOEXEC, 0644);
     if (db->pagf < 0) {
         set_err(err, errcap, pagpath, errno);
         goto fail;
     }
-    db->dirf = open(dirpath, flags | O_CLOEXEC, 0644);
+    db->dirf = open(db->dirpath, flags | O_CLOEXEC, 0644);
     if (db->dirf < 0) {
-        set_err(err, errcap, dirpath, errno);
+        set_err(err, errcap, db->dirpath, errno);
         goto fail;
     }
     struct stat sd, sp;
@@ -355,15 +329,11 @@ wa_sdbm *wa_sdbm_open(const char *dirpath, const char *pagpath, int writable, in
         set_err(err, errcap, pagpath, EINVAL);
         goto fail;
     }
-    db->dir_dev = sd.st_dev;
-    db->dir_ino = sd.st_ino;
-    db->pag_dev = sp.st_dev;
-    db->pag_ino = sp.st_ino;
-    if (writable) {
-        if (lock_file(db->dirf, F_WRLCK, lock_timeout_ms) != 0) {
-            set_err(err, errcap, "cannot lock for writing (another writer?)", errno);
-            goto fail;
-        }
+    wa_fileid_set(&db->dir_id, &sd);
+    wa_fileid_set(&db->head.id, &sp);
+    if (writable && wa_lock(db->dirf, WA_LOCK_OFD_WR, lock_timeout_ms) != 0) {
+        set_err(err, errcap, "cannot lock for writing (another writer?)", errno);
+        goto fail;
     }
     return db;
 fail:;
@@ -374,7 +344,7 @@ fail:;
     if (db->dirf >= 0) {
         close(db->dirf);
     }
-    free(db);
+    free_handle(db);
     errno = saved;
     return NULL;
 }
@@ -385,44 +355,36 @@ int wa_sdbm_close(wa_sdbm *db)
     if (db == NULL) {
         return 0;
     }
-    if (db->writable) {
+    if (db->head.writable) {
         if (fsync(db->pagf) != 0 || fsync(db->dirf) != 0) {
             rc = -1;
         }
-        unlock_file(db->dirf);
+        wa_unlock(db->dirf, WA_LOCK_OFD_WR);
     }
     close(db->pagf); /* closing releases an OFD lock too */
     close(db->dirf);
-    free(db);
+    free_handle(db);
     return rc;
 }
 
-const char *wa_sdbm_error(wa_sdbm *db)
+/* 1 when either file's name now names another file than the one open (the database was replaced), 0 otherwise.
+ * Every read goes to the files, so a change made in place is not a replacement. */
+int wa_sdbm_replaced(wa_sdbm *db)
 {
-    return db->err;
-}
-
-/* 1 when either path now names another file than the one open (the database was replaced), 0 otherwise. */
-int wa_sdbm_replaced(wa_sdbm *db, const char *dirpath, const char *pagpath)
-{
-    struct stat sd, sp;
-    if (stat(dirpath, &sd) != 0 || stat(pagpath, &sp) != 0) {
-        return 1;
-    }
-    return !(sd.st_dev == db->dir_dev && sd.st_ino == db->dir_ino && sp.st_dev == db->pag_dev &&
-             sp.st_ino == db->pag_ino);
+    return wa_fileid_replaced(&db->dir_id, db->dirpath, WA_FILEID_FILE) || wa_dbm_replaced(db);
 }
 
 static int begin(wa_sdbm *db)
 {
-    if (!db->writable && lock_file(db->dirf, F_RDLCK, db->lock_timeout_ms) != 0) {
-        snprintf(db->err, sizeof db->err, "cannot take a shared lock on the .dir file: %s", strerror(errno));
+    if (!db->head.writable && wa_lock(db->dirf, WA_LOCK_OFD_RD, db->head.lock_timeout_ms) != 0) {
+        snprintf(db->head.err, sizeof db->head.err, "cannot take a shared lock on the .dir file: %s",
+                 strerror(errno));
         return -1;
     }
     if (refresh_dir(db) != 0) {
-        snprintf(db->err, sizeof db->err, "cannot read the .dir file: %s", strerror(errno));
-        if (!db->writable) {
-            unlock_file(db->dirf);
+        snprintf(db->head.err, sizeof db->head.err, "cannot read the .dir file: %s", strerror(errno));
+        if (!db->head.writable) {
+            wa_unlock(db->dirf, WA_LOCK_OFD_RD);
         }
         return -1;
     }
@@ -431,15 +393,15 @@ static int begin(wa_sdbm *db)
 
 static void end(wa_sdbm *db)
 {
-    if (!db->writable) {
-        unlock_file(db->dirf);
+    if (!db->head.writable) {
+        wa_unlock(db->dirf, WA_LOCK_OFD_RD);
     }
 }
 
 static int io_error(wa_sdbm *db, const char *what)
 {
     int e = errno;
-    snprintf(db->err, sizeof db->err, "%s: %s", what, e == EIO ? "corrupt page" : strerror(e));
+    snprintf(db->head.err, sizeof db->head.err, "%s: %s", what, e == EIO ? "corrupt page" : strerror(e));
     end(db);
     errno = e;
     return -1;
@@ -479,12 +441,17 @@ int wa_sdbm_fetch(wa_sdbm *db, const unsigned char *key, size_t klen, unsigned c
     return 1;
 }
 
-/* Iterate over the keys, page by page. *pos starts at 0 and is advanced; returns 1 with a key, 0 at the end.
- * A key is reported only on the page the bitmap maps it to, so a stale copy can never appear twice. */
-int wa_sdbm_next(wa_sdbm *db, unsigned long long *pos, unsigned char *out, size_t cap, size_t *klen)
+/* Iterate over the keys, page by page, from the place kept in the handle (first != 0 starts over); returns 1 with a
+ * key, 0 at the end. A key is reported only on the page the bitmap maps it to, so a stale copy can never appear
+ * twice. */
+int wa_sdbm_next(wa_sdbm *db, int first, unsigned char *out, size_t cap, size_t *klen)
 {
     unsigned char pag[PBLKSIZ];
     struct stat st;
+    unsigned long long *pos = &db->pos;
+    if (first) {
+        *pos = 0;
+    }
     if (begin(db) != 0) {
         return -1;
     }
@@ -570,13 +537,12 @@ int wa_sdbm_store(wa_sdbm *db, const unsigned char *key, size_t klen, const unsi
     unsigned char pag[PBLKSIZ];
     long pagb, curbit;
     long long hmask;
-    if (!db->writable) {
-        snprintf(db->err, sizeof db->err, "database opened read-only");
-        errno = EBADF;
+    if (wa_dbm_writer(&db->head) != 0) {
         return -1;
     }
     if (klen == 0 || klen + vlen > PAIRMAX) {
-        snprintf(db->err, sizeof db->err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen, PAIRMAX);
+        snprintf(db->head.err, sizeof db->head.err, "key + value is %zu bytes; SDBM allows 1 to %d", klen + vlen,
+                 PAIRMAX);
         errno = EINVAL;
         return -1;
     }
@@ -601,9 +567,7 @@ int wa_sdbm_delete(wa_sdbm *db, const unsigned char *key, size_t klen)
     unsigned char pag[PBLKSIZ];
     long pagb, curbit;
     long long hmask;
-    if (!db->writable) {
-        snprintf(db->err, sizeof db->err, "database opened read-only");
-        errno = EBADF;
+    if (wa_dbm_writer(&db->head) != 0) {
         return -1;
     }
     if (klen == 0) {

@@ -1,6 +1,6 @@
 /* A standalone fuzz driver for wsgiauth's C core, built with -fsanitize=address,undefined by `make asan` and by
- * tests/test_fuzz.py::test_c_core_under_asan (see asan_build() there). It links csrc/sdbm.c, apr1.c, md5.c, ct.c and
- * xcrypt.c directly, so no sanitizer runtime has to be preloaded into a Python interpreter.
+ * tests/test_fuzz.py::test_c_core_under_asan (see asan_build() there). It links csrc/sdbm.c, dbmfile.c, apr1.c, md5.c,
+ * ct.c and xcrypt.c directly, so no sanitizer runtime has to be preloaded into a Python interpreter.
  *
  * Usage: asan_driver SECONDS SEED WORKDIR CORPUS_FILE...
  *
@@ -37,7 +37,7 @@
 #define MAX_CORPUS 4096
 
 static uint64_t rng_state;
-static char dirpath[4096], pagpath[4096];
+static char dbpath[4096], dirpath[4096], pagpath[4096];
 
 static uint64_t rnd(void)
 {
@@ -85,12 +85,11 @@ static void run_sdbm(const unsigned char *d, size_t n)
     write_file(dirpath, d, dirlen);
     write_file(pagpath, d + dirlen, n - dirlen);
 
-    wa_sdbm *db = wa_sdbm_open(dirpath, pagpath, 0, 0, err, sizeof err);
+    wa_sdbm *db = wa_sdbm_open(dbpath, 0, 0, err, sizeof err);
     if (db != NULL) {
-        unsigned long long pos = 0;
         for (int guard = 0; guard < 4096; guard++) {
             size_t klen = 0;
-            int rc = wa_sdbm_next(db, &pos, out, sizeof out, &klen);
+            int rc = wa_sdbm_next(db, guard == 0, out, sizeof out, &klen);
             if (rc != 1) {
                 break;
             }
@@ -105,12 +104,12 @@ static void run_sdbm(const unsigned char *d, size_t n)
                 (void)wa_sdbm_fetch(db, d + i, klen, out, sizeof out, &len);
             }
         }
-        (void)wa_sdbm_error(db);
-        (void)wa_sdbm_replaced(db, dirpath, pagpath);
+        (void)wa_dbm_error(db);
+        (void)wa_sdbm_replaced(db);
         wa_sdbm_close(db);
     }
 
-    db = wa_sdbm_open(dirpath, pagpath, 1, 0, err, sizeof err);
+    db = wa_sdbm_open(dbpath, 1, 0, err, sizeof err);
     if (db != NULL) {
         const unsigned char *key = n > 4 ? d + (n / 2) : (const unsigned char *)"alice";
         size_t klen = n > 4 ? 1 + (d[n / 2] % 8) : 5;
@@ -343,6 +342,7 @@ int main(int argc, char **argv)
     }
     double seconds = atof(argv[1]);
     rng_state = strtoull(argv[2], NULL, 10) | 1;
+    snprintf(dbpath, sizeof dbpath, "%s/fuzz", argv[3]);
     snprintf(dirpath, sizeof dirpath, "%s/fuzz.dir", argv[3]);
     snprintf(pagpath, sizeof pagpath, "%s/fuzz.pag", argv[3]);
 

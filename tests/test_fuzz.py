@@ -432,7 +432,7 @@ def test_middleware_random_basic_is_401(protected: AuthMiddleware, raw: bytes) -
 # ---------------------------------------------------------------------------------------------- C core under ASan
 
 
-ASAN_SOURCES = ["sdbm.c", "apr1.c", "md5.c", "ct.c", "xcrypt.c"]
+ASAN_SOURCES = ["sdbm.c", "dbmfile.c", "apr1.c", "md5.c", "ct.c", "xcrypt.c"]
 
 
 def asan_build(workdir: Path) -> Path:

@@ -1,13 +1,15 @@
 """Low-level typed access to the DBM databases Apache's ``htdbm`` writes: SDBM, GDBM and Berkeley DB.
 
-The C core does the work (``csrc/sdbm.c``, ``csrc/gdbm.c``, ``csrc/bdb.c``); this module checks types, turns return
-codes into exceptions and keeps one handle usable across threads, forks and changes on disk:
+The C core does the work (``csrc/sdbm.c``, ``csrc/gdbm.c``, ``csrc/bdb.c``, each with the same set of functions);
+this module checks types, turns return codes into exceptions and keeps one handle usable across threads, forks and
+changes on disk:
 
 * keys and values are raw bytes with no trailing NUL, exactly as APR's ``apr_dbm`` stores them;
 * a path is given as in ``AuthDBMUserFile``: for SDBM the files are ``PATH.pag`` and ``PATH.dir``, for GDBM and DB
   the file is ``PATH`` itself;
 * :func:`detect_type` tells the type from the files on disk (SDBM by its ``.pag`` file, GDBM and DB by their magic
-  numbers);
+  numbers), and the type picks one :class:`_Format`, the format's table of operations (as apr-util's
+  ``apr_dbm_type_t``), once, when the database is opened;
 * a read-only :class:`DbmFile` reads changes made in place (``htdbm`` rewrites its files) on the next call and
   reopens when the path is replaced; each call is serialised by a lock (libgdbm and Berkeley DB handles are not
   thread-safe, and a call costs microseconds).
@@ -63,6 +65,73 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Ops:
+    """The C functions of one format, the same signatures for every format (listed in csrc/wsgiauth.h): ``open``,
+    ``close``, ``error``, ``replaced``, ``fetch``, ``next``, ``store``, ``delete``; each is ``<prefix><name>``, or
+    the one all formats share (``wa_dbm_<name>``, csrc/dbmfile.c) where the format has none of its own."""
+
+    __slots__ = ("close", "delete", "error", "fetch", "next", "open", "replaced", "store")
+    close: Any
+    delete: Any
+    error: Any
+    fetch: Any
+    next: Any
+    open: Any
+    replaced: Any
+    store: Any
+
+    def __init__(self, lib: Any, prefix: str) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(lib, prefix + name, None) or getattr(lib, "wa_dbm_" + name))
+
+
+def _load(c_name: str) -> _Ops:
+    """The C functions of ``csrc/<c_name>.c``; the one place that knows where they come from. All three formats are
+    in the cffi module ``wsgiauth._native_dbm``, which links libgdbm and Berkeley DB."""
+    return _Ops(lib, f"wa_{c_name}_")
+
+
+class _Format:
+    """One DBM format: its files and its operations (looked up by :func:`_load` when a database of the format is
+    first opened).
+
+    Args:
+        c_name: the C file, ``csrc/<c_name>.c``, whose functions are ``wa_<c_name>_*``.
+        suffixes: the database ``PATH`` is the files ``PATH + suffix``.
+        fresh_reads: every read goes to the files (SDBM): a file written within one mtime tick needs no reopen, and
+            the files already open stay readable while a replaced database is briefly missing. Otherwise (GDBM, DB)
+            the library reads through its own cache, which a change in place makes stale.
+        pair_max: the largest key + value, if the format has a limit.
+    """
+
+    __slots__ = ("_ops", "c_name", "fresh_reads", "pair_max", "suffixes")
+
+    def __init__(self, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool,
+                 pair_max: int | None = None) -> None:
+        self.c_name = c_name
+        self.suffixes = suffixes
+        self.fresh_reads = fresh_reads
+        self.pair_max = pair_max
+        self._ops: _Ops | None = None
+
+    @property
+    def ops(self) -> _Ops:
+        ops = self._ops
+        if ops is None:
+            ops = self._ops = _load(self.c_name)
+        return ops
+
+    def files(self, path: str) -> tuple[str, ...]:
+        return tuple(path + suffix for suffix in self.suffixes)
+
+
+_FORMATS: dict[DbmType, _Format] = {
+    "sdbm": _Format("sdbm", (".dir", ".pag"), fresh_reads=True, pair_max=PAIR_MAX),
+    "gdbm": _Format("gdbm", ("",), fresh_reads=False),
+    "db": _Format("bdb", ("",), fresh_reads=False),
+}
+
+
 def normalize_type(type: str) -> DbmType | Literal["auto"]:
     """Turn a type name as Apache spells it (``SDBM``, ``GDBM``, ``DB``, ``default``) into ours.
 
@@ -74,16 +143,14 @@ def normalize_type(type: str) -> DbmType | Literal["auto"]:
         return "auto"
     if t == "default":
         return "db"  # Debian's APR is built with Berkeley DB as the default type
-    if t in ("sdbm", "gdbm", "db"):
-        return t  # type: ignore[return-value]
+    if t in _FORMATS:
+        return t
     raise ValueError(f"DBM type must be 'auto', 'sdbm', 'gdbm' or 'db' (Apache's 'default' is 'db'), not {type!r}")
 
 
 def files_of(path: str, type: DbmType) -> tuple[str, ...]:
     """The files a database is made of: ``(PATH.dir, PATH.pag)`` for SDBM, ``(PATH,)`` otherwise."""
-    if type == "sdbm":
-        return (path + ".dir", path + ".pag")
-    return (path,)
+    return _FORMATS[type].files(path)
 
 
 def _fail(what: str, path: str, reason: str) -> StoreError:
@@ -148,6 +215,8 @@ class DbmFile:
             else:
                 t = detect_type(self.path)
         self.type: DbmType = t
+        self._format = _FORMATS[t]
+        self._ops = self._format.ops
         self.writable = writable
         check_interval = float(check_interval)
         if not check_interval >= 0.0:
@@ -161,12 +230,12 @@ class DbmFile:
         self._handle: Any = None
         self._pid = os.getpid()
         self._epoch = _fork_epoch
-        self._cfetch: Any = {"sdbm": lib.wa_sdbm_fetch, "gdbm": lib.wa_gdbm_fetch, "db": lib.wa_bdb_fetch}[self.type]
+        self._cfetch: Any = self._ops.fetch
         self._next_check = 0.0
         self._racy = False
         self.reopens = 0
         if not writable:
-            for f in files_of(self.path, self.type):
+            for f in self._format.files(self.path):
                 if not os.path.exists(f):
                     raise _fail("open", self.path, f"{f} does not exist")
         self._handle = self._open()
@@ -175,14 +244,7 @@ class DbmFile:
 
     def _open(self) -> Any:
         err = ffi.new("char[]", _ERRBUF)
-        w = 1 if self.writable else 0
-        if self.type == "sdbm":
-            d, p = (os.fsencode(f) for f in files_of(self.path, "sdbm"))
-            h = lib.wa_sdbm_open(d, p, w, self._timeout_ms, err, _ERRBUF)
-        elif self.type == "gdbm":
-            h = lib.wa_gdbm_open(os.fsencode(self.path), w, self._timeout_ms, err, _ERRBUF)
-        else:
-            h = lib.wa_bdb_open(os.fsencode(self.path), w, err, _ERRBUF)
+        h = self._ops.open(os.fsencode(self.path), 1 if self.writable else 0, self._timeout_ms, err, _ERRBUF)
         if h == ffi.NULL:
             errno = ffi.errno
             reason = ffi.string(err).decode("utf-8", "replace")
@@ -192,12 +254,12 @@ class DbmFile:
         self._pid = os.getpid()
         self._epoch = _fork_epoch
         self._next_check = time.monotonic() + self.check_interval
-        self._racy = self.type != "sdbm" and self._recently_written()
+        self._racy = not self._format.fresh_reads and self._recently_written()
         return h
 
     def _recently_written(self) -> bool:
         try:
-            mtime = max(os.stat(f).st_mtime_ns for f in files_of(self.path, self.type))
+            mtime = max(os.stat(f).st_mtime_ns for f in self._format.files(self.path))
         except OSError:
             return False
         return abs(time.time_ns() - mtime) < _RACY_NS
@@ -205,30 +267,10 @@ class DbmFile:
     def _close_handle(self, h: Any) -> int:
         if h is None:
             return 0
-        if self.type == "sdbm":
-            return int(lib.wa_sdbm_close(h))
-        if self.type == "gdbm":
-            return int(lib.wa_gdbm_close(h))
-        return int(lib.wa_bdb_close(h))
+        return int(self._ops.close(h))
 
     def _error(self) -> str:
-        h = self._handle
-        if self.type == "sdbm":
-            msg = lib.wa_sdbm_error(h)
-        elif self.type == "gdbm":
-            msg = lib.wa_gdbm_error(h)
-        else:
-            msg = lib.wa_bdb_error(h)
-        return str(ffi.string(msg).decode("utf-8", "replace"))
-
-    def _replaced(self) -> bool:
-        h = self._handle
-        if self.type == "sdbm":
-            d, p = (os.fsencode(f) for f in files_of(self.path, "sdbm"))
-            return bool(lib.wa_sdbm_replaced(h, d, p))
-        if self.type == "gdbm":
-            return bool(lib.wa_gdbm_replaced(h, os.fsencode(self.path)))
-        return bool(lib.wa_bdb_replaced(h, os.fsencode(self.path)))
+        return str(ffi.string(self._ops.error(self._handle)).decode("utf-8", "replace"))
 
     def _reopen(self) -> None:
         new = self._open()  # raises StoreError, keeping the old handle in place
@@ -253,11 +295,11 @@ class DbmFile:
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + self.check_interval
-            if self._racy or self._replaced():
+            if self._racy or self._ops.replaced(self._handle):
                 try:
                     self._reopen()
                 except StoreError:
-                    if self.type == "sdbm":
+                    if self._format.fresh_reads:
                         return  # a replaced file briefly missing: keep reading the files we have open
                     raise
 
@@ -312,33 +354,11 @@ class DbmFile:
         cap = 65536
         buf = ffi.new("unsigned char[]", cap)
         n = ffi.new("size_t *")
-        h = self._handle
-        if self.type == "sdbm":
-            pos = ffi.new("unsigned long long *", 0)
-            while True:
-                rc = lib.wa_sdbm_next(h, pos, buf, cap, n)
-                if rc != 1:
-                    break
-                out.append(bytes(ffi.buffer(buf, n[0])))
-        elif self.type == "gdbm":
-            prev: bytes | None = None
-            while True:
-                if prev is None:
-                    rc = lib.wa_gdbm_next(h, ffi.NULL, 0, buf, cap, n)
-                else:
-                    rc = lib.wa_gdbm_next(h, prev, len(prev), buf, cap, n)
-                if rc != 1:
-                    break
-                prev = bytes(ffi.buffer(buf, n[0]))
-                out.append(prev)
-        else:
-            first = 1
-            while True:
-                rc = lib.wa_bdb_next(h, first, buf, cap, n)
-                first = 0
-                if rc != 1:
-                    break
-                out.append(bytes(ffi.buffer(buf, n[0])))
+        h, next_key = self._handle, self._ops.next
+        first = 1
+        while (rc := next_key(h, first, buf, cap, n)) == 1:
+            first = 0
+            out.append(bytes(ffi.buffer(buf, n[0])))
         if rc == _STALE:
             raise _Stale
         if rc != 0:
@@ -356,18 +376,13 @@ class DbmFile:
         _check_key(value)
         if not key:
             raise ValueError("a DBM key cannot be empty")
-        if self.type == "sdbm" and len(key) + len(value) > PAIR_MAX:
-            raise ValueError(f"SDBM holds at most {PAIR_MAX} bytes of key + value; this record has "
+        limit = self._format.pair_max
+        if limit is not None and len(key) + len(value) > limit:
+            raise ValueError(f"{self.type.upper()} holds at most {limit} bytes of key + value; this record has "
                              f"{len(key) + len(value)} (use GDBM or DB for longer records)")
         with self._lock:
             self._writer()
-            if self.type == "sdbm":
-                rc = lib.wa_sdbm_store(self._handle, key, len(key), value, len(value))
-            elif self.type == "gdbm":
-                rc = lib.wa_gdbm_store(self._handle, key, len(key), value, len(value))
-            else:
-                rc = lib.wa_bdb_store(self._handle, key, len(key), value, len(value))
-            if rc != 0:
+            if self._ops.store(self._handle, key, len(key), value, len(value)) != 0:
                 raise _fail("write", self.path, self._error())
 
     def delete(self, key: bytes) -> bool:
@@ -381,12 +396,7 @@ class DbmFile:
             return False
         with self._lock:
             self._writer()
-            if self.type == "sdbm":
-                rc = lib.wa_sdbm_delete(self._handle, key, len(key))
-            elif self.type == "gdbm":
-                rc = lib.wa_gdbm_delete(self._handle, key, len(key))
-            else:
-                rc = lib.wa_bdb_delete(self._handle, key, len(key))
+            rc = self._ops.delete(self._handle, key, len(key))
             if rc < 0:
                 raise _fail("write", self.path, self._error())
             return bool(rc)
@@ -399,7 +409,7 @@ class DbmFile:
     def identity(self) -> tuple[int, ...]:
         """``(mtime_ns, size, inode)`` of each of the database's files, ``()`` when one is missing."""
         out: list[int] = []
-        for f in files_of(self.path, self.type):
+        for f in self._format.files(self.path):
             try:
                 st = os.stat(f)
             except OSError:
