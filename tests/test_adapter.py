@@ -182,8 +182,10 @@ def test_hooks_tuple(backend):
 
 def test_authenticate_decision_fields(backend):
     d = backend.authenticate(b"bob", b"secret", "10.0.0.1")
-    assert d == Decision(Outcome.GRANTED, name=b"Bob", backend="dict")
-    assert backend.authenticate(b"bob", b"nope").outcome is Outcome.DENIED
+    assert d == Decision(Outcome.GRANTED, name=b"Bob", backend="dict", identity=b"Bob")
+    wrong = backend.authenticate(b"bob", b"nope")
+    assert wrong.outcome is Outcome.DENIED and wrong.identity == b"Bob"  # the account the store resolved
+    assert backend.authenticate(b"nobody", b"nope").identity is None
 
 
 def test_bad_options_are_refused():
@@ -245,7 +247,7 @@ def test_record_and_decision_are_immutable_values() -> None:
     assert d != Decision(Outcome.DENIED, name=b"Bob", backend="dict")
     assert d != (Outcome.GRANTED, b"Bob", None, "dict", "")
     assert hash(d) == hash(Decision(Outcome.GRANTED, name=b"Bob", backend="dict"))
-    assert repr(d) == "Decision(outcome=<Outcome.GRANTED: 'granted'>, name=b'Bob', groups=None, backend='dict', reason='')"
+    assert repr(d) == "Decision(outcome=<Outcome.GRANTED: 'granted'>, name=b'Bob', groups=None, backend='dict', reason='', identity=None)"
     with pytest.raises(AttributeError):
         d.reason = "changed"  # type: ignore[misc]
     with pytest.raises(AttributeError):

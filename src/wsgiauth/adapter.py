@@ -101,18 +101,22 @@ class Decision(_Identity):
         groups: the user's groups (raw bytes each) when they came with the same lookup.
         backend: the label of the backend that answered.
         reason: a short reason for the log (never a password or a hash).
+        identity: the store's own key of the account this decision is about, when the store resolved one (an LDAP
+            entry's DN, a row's user name as stored): every spelling the store matches to that account yields the
+            same identity. Throttling counts failures under it. ``None`` when the store found no account.
     """
 
-    __slots__ = ("backend", "outcome", "reason")
-    __match_args__ = ("outcome", "name", "groups", "backend", "reason")
+    __slots__ = ("backend", "identity", "outcome", "reason")
+    __match_args__ = ("outcome", "name", "groups", "backend", "reason", "identity")
 
     outcome: Outcome
     backend: str
     reason: str
+    identity: bytes | None
 
     def __init__(self, outcome: Outcome, name: bytes | None = None, groups: tuple[bytes, ...] | None = None,
-                 backend: str = "", reason: str = "") -> None:
-        self._init(outcome, name, groups, backend, reason)
+                 backend: str = "", reason: str = "", identity: bytes | None = None) -> None:
+        self._init(outcome, name, groups, backend, reason, identity)
 
     def replace(self, **changes: Any) -> Decision:
         """A copy with some fields changed (what `dataclasses.replace` does for a dataclass)."""
@@ -242,17 +246,20 @@ class Backend:
             hashes.dummy_verify(password, self.timing_hash)
             return Decision(Outcome.UNKNOWN, backend=self.label, reason="no such user")
         self.timing_hash = record.hash
+        identity = record.name or user
         try:
             ok = hashes.verify(password, record.hash, allow_plaintext=self.allow_plaintext)
         except InvalidHashError as exc:
             # Still cost a verification, so a broken entry does not stand out by its speed.
             hashes.dummy_verify(password, None)
-            return Decision(Outcome.DENIED, backend=self.label, reason=f"unusable stored hash: {exc}")
+            return Decision(Outcome.DENIED, backend=self.label, reason=f"unusable stored hash: {exc}",
+                            identity=identity)
         if not record.active:
-            return Decision(Outcome.UNKNOWN, backend=self.label, reason="account disabled")
+            return Decision(Outcome.UNKNOWN, backend=self.label, reason="account disabled", identity=identity)
         if not ok:
-            return Decision(Outcome.DENIED, backend=self.label, reason="wrong password")
-        return Decision(Outcome.GRANTED, name=record.name, groups=record.groups, backend=self.label)
+            return Decision(Outcome.DENIED, backend=self.label, reason="wrong password", identity=identity)
+        return Decision(Outcome.GRANTED, name=record.name, groups=record.groups, backend=self.label,
+                        identity=identity)
 
     def dummy_authenticate(self, user: bytes, password: bytes) -> None:
         """Do the work `authenticate` would do for ``user``, and decide nothing.
@@ -275,6 +282,15 @@ class Backend:
     def realm_hash(self, user: bytes, realm: bytes) -> str | None:
         """The Digest HA1 (lowercase hex MD5 of ``user:realm:password``) or ``None`` when unknown here."""
         return None
+
+    def user_key(self, user: bytes) -> bytes:
+        """``user`` as this store matches names, without asking the store: every spelling that could match the same
+        account maps to the same bytes (case and width folding where the store matches loosely, as LDAP does).
+
+        Throttling counts failures of names the store did not resolve under this key. The default is the name as
+        typed, for stores that match names byte for byte (htpasswd, DBM). It must be cheap and must not fail.
+        """
+        return user
 
     def generation(self) -> int:
         """A number that changes whenever the store's content may have changed (used to invalidate caches)."""
@@ -418,6 +434,9 @@ class Wrapper(Backend):
 
     def lookup(self, user: bytes) -> Record | None:
         return self.inner.lookup(user)
+
+    def user_key(self, user: bytes) -> bytes:
+        return self.inner.user_key(user)
 
     def groups(self, user: bytes) -> Sequence[bytes] | None:
         return self.inner.groups(user)
