@@ -2,8 +2,9 @@
 
 Debian's binaries (``initdb``, ``postgres`` from /usr/lib/postgresql/VERSION/bin) refuse to run as root, so when
 we are root the temp dir is chowned to the ``postgres`` user and the server runs as that user. The cluster is
-created once (:meth:`PostgresServer.start`); :meth:`~PostgresServer.stop` / :meth:`~PostgresServer.restart` keep
-the data and the port, for outage tests.
+created once (:meth:`Postgres.start`); :meth:`~Postgres.stop` / :meth:`~Postgres.restart` keep the data and the
+port, and :meth:`~Postgres.kill` crashes the postmaster, for outage tests; the life cycle is
+:class:`backends._common.Launcher`'s.
 
 Authentication (pg_hba.conf): the superuser ``postgres`` is trusted on loopback and on the Unix socket (the launcher
 uses it to load schemas and count connections); the application role (``wsgiauth`` by default) must give its
@@ -11,10 +12,13 @@ password (SCRAM), as in production. The server is tuned for throw-away use (fsyn
 
 Usage::
 
-    with PostgresServer() as pg:
-        pg.load_sql(SCHEMA, SEED)              # backends/sql/schema.sql, seed.sql by default: pg.load_seed()
+    with Postgres() as pg:
+        pg.load_seed()                         # load_sql(SCHEMA, SEED): wsgiauth/data/sql/schema.sql + the seed users
         conninfo = pg.conninfo                 # "host=127.0.0.1 port=... dbname=wsgiauth user=wsgiauth ..."
         pg.count_connections()                 # client connections of the application role (pg_stat_activity)
+
+``python -m backends.postgres`` runs a seeded one by hand until SIGTERM or Ctrl-C (then stops it and removes its
+temp dir).
 """
 
 from __future__ import annotations
@@ -24,17 +28,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._common import LOOPBACK, Launcher, ServerError, free_port, port_open, wait_until
+from ._common import LOOPBACK, SQL_SCHEMA, SQL_SEED, Launcher, ServerError, free_port, port_open, wait_until
 
-__all__ = ["SCHEMA", "SEED", "PostgresServer", "postgres_bindir"]
+__all__ = ["SCHEMA", "SEED", "Postgres", "postgres_bindir"]
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-SCHEMA = SQL_DIR / "schema.sql"
-SEED = SQL_DIR / "seed.sql"
+SCHEMA = SQL_SCHEMA
+SEED = SQL_SEED
 
 
 def postgres_bindir() -> Path | None:
@@ -47,7 +51,7 @@ def postgres_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-class PostgresServer(Launcher):
+class Postgres(Launcher):
     """One throw-away PostgreSQL cluster.
 
     Args:
@@ -61,6 +65,10 @@ class PostgresServer(Launcher):
     Raises:
         ServerError: the binaries are missing, or the server did not start or answer in time.
     """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: clients are disconnected; SIGTERM would wait for them to leave
+    stop_timeout = 15.0
 
     def __init__(self, port: int | None = None, *, user: str = "wsgiauth", password: str = "wsgiauth-pw",
                  database: str = "wsgiauth", bindir: str | Path | None = None, max_connections: int = 60) -> None:
@@ -139,7 +147,7 @@ class PostgresServer(Launcher):
             "-c", "log_connections=off", "-c", "log_min_messages=warning",
         ]
 
-    def start(self) -> PostgresServer:
+    def start(self) -> Postgres:
         """Create the cluster (first time), start the server, and wait until it accepts connections.
 
         Returns:
@@ -148,15 +156,16 @@ class PostgresServer(Launcher):
         Raises:
             ServerError: initdb failed, the server exited, or it did not answer within 30 s (with the log tail).
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
             return self
         first = not self._initialized
         if first:
             self._init_cluster()
         log = open(self.log, "ab")  # handed to the child
         try:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                         start_new_session=True, **self._run_as)
+            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.dir, start_new_session=True,
+                                         **self._run_as)
         finally:
             log.close()
         wait_until(self._ready, timeout=30.0, proc=self.proc, what=f"postgres on port {self.port}", log=self.log)
@@ -187,29 +196,7 @@ class PostgresServer(Launcher):
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(
                 sql.Identifier(self.database), sql.Identifier(self.user)))
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: clients are disconnected) and wait until the port is closed."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # "fast" shutdown; SIGTERM would wait for clients to leave
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"postgres port {self.port} to close")
-
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL of the postmaster: a crash, not a shutdown), for outage tests."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"postgres port {self.port} to close")
+    def _after_kill(self) -> None:
         # orphaned backends may linger a moment; remove a stale pid file so that start() works
         (self.data / "postmaster.pid").unlink(missing_ok=True)
 
@@ -234,7 +221,7 @@ class PostgresServer(Launcher):
                 conn.execute(Path(f).read_text(encoding="utf-8").encode())
 
     def load_seed(self) -> None:
-        """Create wsgiauth's minimal schema and the seed users (backends/sql/schema.sql, seed.sql)."""
+        """Create wsgiauth's minimal schema and the seed users (:data:`SCHEMA`, :data:`SEED`)."""
         self.load_sql(SCHEMA, SEED)
 
     def add_user(self, name: str, password: str) -> str:
@@ -269,14 +256,10 @@ class PostgresServer(Launcher):
         return int(rows[0][0])
 
 
-if __name__ == "__main__":  # manual use: python -m backends.postgres
-    import time
+def _banner(srv: Postgres) -> str:
+    srv.load_seed()
+    return f"  {srv.url}   (seeded)\nCtrl-C (or SIGTERM) stops it."
 
-    with PostgresServer() as srv:
-        srv.load_seed()
-        print(f"postgres on {srv.url} (dir {srv.dir}); Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+
+if __name__ == "__main__":
+    sys.exit(Postgres().serve(_banner))

@@ -370,7 +370,7 @@ def test_demo_main_runs_until_ctrl_c(apache_available):
 
     from backends import demo
 
-    proc = subprocess.Popen([sys.executable, "-m", "backends.demo", "--port", "0"], cwd=str(demo.DEMO_DIR.parents[1]),
+    proc = subprocess.Popen([sys.executable, "-m", "backends.demo", "--port", "0"], cwd=str(demo.DEMO_DIR.parents[2]),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines: list[str] = []
