@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -173,19 +174,7 @@ class Launcher:
         Raises:
             ServerError: a port was still open 10 s after the server exited.
         """
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) server could not act on the stop signal
-            proc.send_signal(self.stop_signal)
-            try:
-                proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                proc.wait(timeout=5)
-        self._wait_closed()
+        self._end(graceful=True)
 
     def kill(self) -> None:
         """Kill the server abruptly (SIGKILL to its process group), for fault tests; :meth:`start` recovers.
@@ -193,21 +182,32 @@ class Launcher:
         Raises:
             ServerError: a port was still open 10 s after the server died.
         """
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            _kill_group(proc)
-            proc.wait(timeout=10)
-        self._wait_closed()
-        self._after_kill()
+        if self._end(graceful=False):
+            self._after_kill()
 
     def _after_kill(self) -> None:
         """What a server needs after a crash before :meth:`start` works again (e.g. removing a stale pid file)."""
 
-    def _wait_closed(self) -> None:
+    def _end(self, *, graceful: bool) -> bool:
+        """Stop (``graceful``) or kill the process, then wait until the ports are closed; False when none ran."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return False
+        if proc.poll() is None:
+            if graceful:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) server could not act on the stop signal
+                proc.send_signal(self.stop_signal)
+            else:
+                _kill_group(proc)
+            try:
+                proc.wait(timeout=self.stop_timeout if graceful else 10.0)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait(timeout=5)
         for port in self.ports():
             wait_until(lambda port=port: not port_open(port), timeout=10.0, what=f"{self.name} port {port} to close")
+        return True
 
     def restart(self) -> Self:
         """Stop, then start again on the same port with the same data."""
@@ -265,6 +265,58 @@ class Launcher:
                     signal.signal(s, handler)
         print("stopped.", flush=True)
         return status
+
+
+class Database(Launcher):
+    """What the database launchers (:mod:`backends.postgres`, :mod:`backends.mariadb`) share: the application account
+    and database they create on the first start, their URL, and wsgiauth's schema with the seed users.
+
+    Args:
+        port: the TCP port on 127.0.0.1 (default: a free one). Kept across :meth:`restart`.
+        user: the application account, created with ``password`` on the first start.
+        password: the application account's password.
+        database: the application database, created on the first start.
+        max_connections: the server's ``max_connections``.
+        prefix: the temp dir's name prefix.
+
+    Subclasses check that their programs exist before calling ``__init__`` (which makes the temp dir), set
+    :attr:`scheme` and :attr:`schema`, and implement ``load_sql(*files)``.
+    """
+
+    scheme = ""
+    """The URL scheme: ``"postgresql"``, ``"mysql"``."""
+    schema = SQL_SCHEMA
+    """wsgiauth's schema in this server's dialect."""
+
+    def __init__(self, port: int | None, *, user: str, password: str, database: str, max_connections: int,
+                 prefix: str) -> None:
+        self.port = port or free_port()
+        self.host = LOOPBACK
+        self.user = user
+        self.password = password
+        self.database = database
+        self.max_connections = max_connections
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.data = self.dir / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._initialized = False
+
+    @property
+    def url(self) -> str:
+        """``SCHEME://user:password@127.0.0.1:PORT/database`` (the application account)."""
+        return f"{self.scheme}://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+
+    def load_sql(self, *files: str | Path) -> None:
+        raise NotImplementedError
+
+    def load_seed(self) -> None:
+        """Create wsgiauth's minimal schema (:attr:`schema`) and the seed users (:data:`SQL_SEED`)."""
+        self.load_sql(self.schema, SQL_SEED)
+
+    def seeded(self) -> str:
+        """The banner of ``python -m backends.NAME`` (:meth:`serve`): loads the seed, says where the server is."""
+        self.load_seed()
+        return f"  {self.url}   (wsgiauth's schema and the seed users)\nCtrl-C (or SIGTERM) stops it."
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

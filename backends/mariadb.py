@@ -13,7 +13,7 @@ its password, as in production.
 Usage::
 
     with MariaDB() as db:
-        db.load_seed()                        # wsgiauth/data/sql/schema.mysql.sql + backends/data/sql/seed.sql
+        db.load_seed()                        # wsgiauth/data/sql/schema.mysql.sql (db.schema) + the seed users
         kwargs = db.connect_kwargs            # host, port, user, password, database for PyMySQL / sql.mysql()
         db.count_connections()                # information_schema.processlist rows of the application user
 
@@ -27,26 +27,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._common import (
-    LOOPBACK,
-    SQL_SCHEMA_MYSQL,
-    SQL_SEED,
-    Launcher,
-    ServerError,
-    find_tool,
-    free_port,
-    port_open,
-    wait_until,
-)
+from ._common import SQL_SCHEMA_MYSQL, Database, ServerError, find_tool, port_open, wait_until
 
-__all__ = ["SCHEMA", "SEED", "MariaDB", "mariadbd_path"]
-
-SCHEMA = SQL_SCHEMA_MYSQL
-SEED = SQL_SEED
+__all__ = ["MariaDB", "mariadbd_path"]
 
 
 def mariadbd_path() -> str | None:
@@ -54,21 +40,19 @@ def mariadbd_path() -> str | None:
     return find_tool("mariadbd") or find_tool("mysqld")
 
 
-class MariaDB(Launcher):
+class MariaDB(Database):
     """One throw-away MariaDB instance.
 
-    Args:
-        port: the TCP port on 127.0.0.1 (default: a free one). Kept across :meth:`restart`.
-        user: the application user, created with ``password`` and all rights on ``database``.
-        password: the application user's password.
-        database: the application database.
-        max_connections: the server's ``max_connections``.
+    Args: those of :class:`backends._common.Database` (``port``, ``user``, ``password``, ``database``,
+    ``max_connections``); the application user gets all rights on ``database``.
 
     Raises:
         ServerError: the binaries are missing, or the server did not start or answer in time.
     """
 
     name = "mariadbd"
+    scheme = "mysql"
+    schema = SQL_SCHEMA_MYSQL
     stop_timeout = 30.0  # SIGTERM: clients are disconnected, InnoDB flushes
 
     def __init__(self, port: int | None = None, *, user: str = "wsgiauth", password: str = "wsgiauth-pw",
@@ -77,18 +61,10 @@ class MariaDB(Launcher):
         self.install_db = find_tool("mariadb-install-db") or find_tool("mysql_install_db")
         if self.binary is None or self.install_db is None:
             raise ServerError("MariaDB is not installed (apt-get install mariadb-server)")
-        self.port = port or free_port()
-        self.host = LOOPBACK
-        self.user = user
-        self.password = password
-        self.database = database
-        self.max_connections = max_connections
-        self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-mariadb-"))
-        self.data = self.dir / "data"
+        super().__init__(port, user=user, password=password, database=database, max_connections=max_connections,
+                         prefix="wsgiauth-mariadb-")
         self.socket = self.dir / "mysqld.sock"
         self.log = self.dir / "mariadb.err"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._initialized = False
         self._os_user = "mysql" if os.geteuid() == 0 else None
 
     # ------------------------------------------------------------------ connection parameters
@@ -98,11 +74,6 @@ class MariaDB(Launcher):
         """Keyword arguments for ``pymysql.connect`` and ``wsgiauth.backends.sql.mysql`` (application user, TCP)."""
         return {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
                 "database": self.database}
-
-    @property
-    def url(self) -> str:
-        """``mysql://user:password@127.0.0.1:PORT/database``."""
-        return f"mysql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,10 +180,6 @@ class MariaDB(Launcher):
             if out.returncode != 0:
                 raise ServerError(f"loading {f} failed: {out.stderr.decode(errors='replace')[-2000:]}")
 
-    def load_seed(self) -> None:
-        """Create wsgiauth's minimal schema and the seed users (:data:`SCHEMA`, :data:`SEED`)."""
-        self.load_sql(SCHEMA, SEED)
-
     def add_user(self, name: str, password: str) -> dict[str, Any]:
         """Create an account that may only read the application database (as Apache's should).
 
@@ -245,10 +212,5 @@ class MariaDB(Launcher):
         return len(rows)
 
 
-def _banner(srv: MariaDB) -> str:
-    srv.load_seed()
-    return f"  {srv.url}   (socket {srv.socket}; seeded)\nCtrl-C (or SIGTERM) stops it."
-
-
 if __name__ == "__main__":
-    sys.exit(MariaDB().serve(_banner))
+    sys.exit(MariaDB().serve(MariaDB.seeded))

@@ -13,7 +13,7 @@ password (SCRAM), as in production. The server is tuned for throw-away use (fsyn
 Usage::
 
     with Postgres() as pg:
-        pg.load_seed()                         # load_sql(SCHEMA, SEED): wsgiauth/data/sql/schema.sql + the seed users
+        pg.load_seed()                         # wsgiauth/data/sql/schema.sql (pg.schema) + backends/data/sql/seed.sql
         conninfo = pg.conninfo                 # "host=127.0.0.1 port=... dbname=wsgiauth user=wsgiauth ..."
         pg.count_connections()                 # client connections of the application role (pg_stat_activity)
 
@@ -29,16 +29,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._common import LOOPBACK, SQL_SCHEMA, SQL_SEED, Launcher, ServerError, free_port, port_open, wait_until
+from ._common import SQL_SCHEMA, Database, ServerError, port_open, wait_until
 
-__all__ = ["SCHEMA", "SEED", "Postgres", "postgres_bindir"]
-
-SCHEMA = SQL_SCHEMA
-SEED = SQL_SEED
+__all__ = ["Postgres", "postgres_bindir"]
 
 
 def postgres_bindir() -> Path | None:
@@ -51,22 +47,20 @@ def postgres_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-class Postgres(Launcher):
+class Postgres(Database):
     """One throw-away PostgreSQL cluster.
 
-    Args:
-        port: the TCP port on 127.0.0.1 (default: a free one). Kept across :meth:`restart`.
-        user: the application role, created with ``password`` and owning ``database``.
-        password: the application role's password.
-        database: the application database.
+    Args: those of :class:`backends._common.Database` (``port``, ``user``, ``password``, ``database``,
+    ``max_connections``; the application role owns ``database``), and
         bindir: where ``initdb`` and ``postgres`` live (default: :func:`postgres_bindir`).
-        max_connections: the server's ``max_connections``.
 
     Raises:
         ServerError: the binaries are missing, or the server did not start or answer in time.
     """
 
     name = "postgres"
+    scheme = "postgresql"
+    schema = SQL_SCHEMA
     stop_signal = signal.SIGINT  # "fast" shutdown: clients are disconnected; SIGTERM would wait for them to leave
     stop_timeout = 15.0
 
@@ -76,18 +70,10 @@ class Postgres(Launcher):
         if found is None or not (found / "postgres").exists():
             raise ServerError("PostgreSQL is not installed (apt-get install postgresql)")
         self.bindir = found
-        self.port = port or free_port()
-        self.host = LOOPBACK
-        self.user = user
-        self.password = password
-        self.database = database
-        self.max_connections = max_connections
-        self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-pg-"))
-        self.data = self.dir / "data"
+        super().__init__(port, user=user, password=password, database=database, max_connections=max_connections,
+                         prefix="wsgiauth-pg-")
         self.sockdir = self.dir / "sock"
         self.log = self.dir / "postgres.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._initialized = False
         self._run_as: dict[str, Any] = {}
         if os.geteuid() == 0:
             self._run_as = {"user": "postgres", "group": "postgres", "extra_groups": []}
@@ -99,11 +85,6 @@ class Postgres(Launcher):
         """libpq conninfo of the application role (what psycopg and the SQL backend take)."""
         return (f"host={self.host} port={self.port} dbname={self.database} user={self.user} "
                 f"password={self.password}")
-
-    @property
-    def url(self) -> str:
-        """``postgresql://user:password@127.0.0.1:PORT/database``."""
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     @property
     def admin_conninfo(self) -> str:
@@ -220,10 +201,6 @@ class Postgres(Launcher):
             for f in files:
                 conn.execute(Path(f).read_text(encoding="utf-8").encode())
 
-    def load_seed(self) -> None:
-        """Create wsgiauth's minimal schema and the seed users (:data:`SCHEMA`, :data:`SEED`)."""
-        self.load_sql(SCHEMA, SEED)
-
     def add_user(self, name: str, password: str) -> str:
         """Create a login role that may only read the application database's tables (as Apache's should).
 
@@ -256,10 +233,5 @@ class Postgres(Launcher):
         return int(rows[0][0])
 
 
-def _banner(srv: Postgres) -> str:
-    srv.load_seed()
-    return f"  {srv.url}   (seeded)\nCtrl-C (or SIGTERM) stops it."
-
-
 if __name__ == "__main__":
-    sys.exit(Postgres().serve(_banner))
+    sys.exit(Postgres().serve(Postgres.seeded))

@@ -15,12 +15,18 @@ temp dir removed) when the module ends. A server that is not installed skips the
 * ``apache_available`` (session) / :func:`require_apache`: skip locally, fail in CI, when a real Apache with
   mod_wsgi-express cannot be started here.
 * ``apache_factory``: ``apache_factory(**kwargs)`` starts a :class:`backends.apache.Apache` (``launch(Apache, ...)``).
+
+:func:`run_entry` runs a launcher's ``python -m backends.NAME`` and returns once it has printed its banner.
 """
 
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -34,6 +40,29 @@ from backends.slapd import Slapd
 
 L = TypeVar("L", bound=Launcher)
 Launch = Callable[..., Any]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_entry(module: str, *args: str, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m MODULE ARGS`` in the checkout and read its output up to the banner's ``Ctrl-C`` line.
+
+    Returns:
+        The running process (stdout still open: ``communicate()`` reads the rest) and what it printed so far (up to
+        end of file, or ``timeout`` seconds, when the line does not come).
+    """
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return proc, "".join(lines)
 
 
 def require_apache() -> None:

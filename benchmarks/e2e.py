@@ -345,12 +345,12 @@ def servers(cases: Sequence[Case]) -> Iterator[Servers]:
         modules = ["authn_file", "authn_dbm"]
         ldap_conf: dict[str, str] = {}
         if "postgres" in needs:
-            from backends.postgres import SCHEMA, Postgres
+            from backends.postgres import Postgres
 
             pg = stack.enter_context(Postgres(max_connections=100))
             seed = Path(stack.enter_context(_tempdir())) / "bench-seed.sql"
             seed.write_text(_sql_seed(db_hash))
-            pg.load_sql(SCHEMA, seed)
+            pg.load_sql(pg.schema, seed)
             files["pg.conninfo"] = pg.conninfo
             params = pg.conninfo.replace('"', "")
             include.insert(0, f'DBDriver pgsql\nDBDParams "{params}"\n'

@@ -506,7 +506,7 @@ def test_user_sql_postgresql(work: Path) -> None:
     if postgres.postgres_bindir() is None:
         missing("PostgreSQL is not installed (apt-get install postgresql)")
     with postgres.Postgres() as pg:
-        pg.load_sql(postgres.SCHEMA)
+        pg.load_sql(pg.schema)
         r = run("user", "add", "--sql", pg.url, "ruth", "--group", "ops", "--realm", "Staff", stdin="pg pw\n")
         assert r.returncode == 0, r.stderr
         assert run("user", "passwd", "--sql", pg.url, "ruth", "--scheme", "bcrypt", "--cost", "4",

@@ -8,16 +8,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from backends._common import port_open, require_tool
+from backends.postgres import Postgres
+from backends.pytest_plugin import run_entry
 from backends.redis import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
 # python -m backends.NAME -> the tool it needs
 ENTRIES = {"redis": "redis-server", "slapd": "slapd"}
 
@@ -64,19 +63,7 @@ def test_stop_start_kill_restart_and_close_keep_the_promises() -> None:
 def _start_entry(name: str) -> tuple[subprocess.Popen[str], int, Path, int, str]:
     """Run ``python -m backends.NAME``; return it, the server's pid, its temp dir, its port and what it printed."""
     require_tool(ENTRIES[name])
-    proc = subprocess.Popen([sys.executable, "-m", f"backends.{name}"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("Ctrl-C"):
-            break
-    text = "".join(lines)
+    proc, text = run_entry(f"backends.{name}")
     running = re.search(r"running \(pid (\d+)\) in (\S+)", text)
     port = re.search(r"://127\.0\.0\.1:(\d+)", text)
     if running is None or port is None:
@@ -117,3 +104,19 @@ def test_python_m_entry_says_when_its_server_dies_and_still_cleans_up() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_killed_postgres_starts_again_on_its_port_with_its_data(postgres: Postgres) -> None:
+    users = postgres.execute("SELECT count(*) FROM wsgiauth_user")[0][0]
+    assert users > 0  # the seed
+    # The throw-away cluster commits asynchronously (synchronous_commit=off): a crash loses what the WAL writer has
+    # not written yet. A checkpoint makes the seed durable first.
+    postgres.execute("CHECKPOINT")
+    port, pid = postgres.port, postgres.pid
+    assert pid is not None
+    postgres.kill()  # SIGKILL to the postmaster's process group: a crash
+    assert not postgres.running and not port_open(port) and not _alive(pid)
+    postgres.start()  # crash recovery, on the same port
+    assert postgres.port == port
+    assert postgres.execute("SELECT count(*) FROM wsgiauth_user")[0][0] == users
+    assert postgres.count_connections() == 0
