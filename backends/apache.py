@@ -64,8 +64,9 @@ Example (a native provider and wsgiauth side by side)::
 API summary (see each docstring):
 
 * ``Apache(...)`` creates the temp dir and writes the files (no process yet);
-* ``start()``, ``stop()``, ``restart()`` (SIGHUP), ``graceful()`` (SIGUSR1), ``close()`` (stop and
-  remove the temp dir); ``with Apache(...) as server`` starts, then closes;
+* the life cycle of :class:`backends._common.Launcher`: ``start()``, ``stop()``, ``kill()``, ``close()`` (stop
+  and remove the temp dir), ``with Apache(...) as server`` (starts, then closes); here ``restart()`` is Apache's
+  own (SIGHUP: the parent and its port stay), and ``graceful()`` (SIGUSR1) is added;
 * ``url`` (``http://127.0.0.1:PORT/``), ``port``, ``host``, ``realm``, ``root``, ``site``, ``pid``,
   ``running``, ``error_log`` / ``access_log`` (paths), ``error_log_text()``, ``access_log_text()``;
 * ``path(name)``, ``write(name, data)`` (atomic replace, readable by www-data);
@@ -98,10 +99,9 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from backends._common import LOOPBACK, ServerError, free_port, wait_until
+from backends._common import LOOPBACK, Launcher, ServerError, free_port, wait_until
 
 __all__ = [
     "DEFAULT_APP",
@@ -196,7 +196,7 @@ class Response:
         return f"<Response {self.status} {self.body[:80]!r}>"
 
 
-class Apache:
+class Apache(Launcher):
     """A real Apache with mod_wsgi on ``127.0.0.1`` and a free port, in its own temp dir.
 
     Creating the object writes the files; :meth:`start` (or ``with``) launches Apache.
@@ -230,7 +230,9 @@ class Apache:
             path does not exist.
     """
 
+    name = "Apache"
     host = LOOPBACK
+    stop_timeout = 15.0
 
     def __init__(
         self,
@@ -262,19 +264,18 @@ class Apache:
         self.express = express_path() or "mod_wsgi-express"
         self.port = port or free_port()
         self.url = f"http://{self.host}:{self.port}/"
-        self.root = Path(tempfile.mkdtemp(prefix="wsgiauth-apache-"))
+        self.root = self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-apache-"))
         os.chmod(self.root, 0o755)
         self.site = self.root / "site"
         self.site.mkdir(mode=0o755)
         os.chmod(self.site, 0o755)
         self.server_root = self.root / "server"
-        self.error_log = self.server_root / "error_log"
+        self.error_log = self.log = self.server_root / "error_log"
         self.access_log = self.server_root / "access_log"
         self.output_log = self.root / "apache.out"
         self.keep = keep
         self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._out: Any = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._configured = False
         for name, data in (files or {}).items():
             self.write(name, data, atomic=False)
@@ -402,15 +403,6 @@ class Apache:
 
     # ------------------------------------------------------------------ process control
 
-    @property
-    def pid(self) -> int | None:
-        """The Apache parent's pid while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
     def setup(self) -> None:
         """Generate the configuration (``mod_wsgi-express setup-server``); :meth:`start` calls it once.
 
@@ -447,11 +439,14 @@ class Apache:
             return self
         if not self._configured:
             self.setup()
-        self._out = open(self.output_log, "ab")  # kept open for the process's lifetime
+        out = open(self.output_log, "ab")  # handed to Apache as stdout/stderr, closed here after Popen
         # apachectl execs httpd; -DFOREGROUND keeps it our child so a crash is seen at once.
-        self._proc = subprocess.Popen([str(self.server_root / "apachectl"), "-DFOREGROUND"],
-                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        try:
+            self.proc = subprocess.Popen([str(self.server_root / "apachectl"), "-DFOREGROUND"],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            out.close()
         self._wait_ready(generation=0)
         return self
 
@@ -465,7 +460,7 @@ class Apache:
             return self._generations() > generation and self._answers()
 
         try:
-            wait_until(ready, timeout=self.startup_timeout, proc=self._proc, what=f"Apache on {self.url}",
+            wait_until(ready, timeout=self.startup_timeout, proc=self.proc, what=f"Apache on {self.url}",
                        log=self.error_log)
         except ServerError as exc:
             out = _read(self.output_log).strip()
@@ -483,13 +478,18 @@ class Apache:
         finally:
             conn.close()
 
-    def restart(self) -> None:
-        """Restart Apache (SIGHUP: children killed, configuration and scripts re-read); wait until ready.
+    def restart(self) -> Apache:
+        """Restart Apache (SIGHUP: children killed, configuration and scripts re-read; the parent and its port stay);
+        wait until ready.
+
+        Returns:
+            ``self``.
 
         Raises:
             ServerError: when Apache is not running, exits, or does not come back.
         """
         self._signal(signal.SIGHUP)
+        return self
 
     def graceful(self) -> None:
         """Graceful restart (SIGUSR1: children finish their requests first); wait until it answers again.
@@ -500,45 +500,11 @@ class Apache:
         self._signal(signal.SIGUSR1)
 
     def _signal(self, sig: signal.Signals) -> None:
-        if self._proc is None or self._proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None:
             raise ServerError(f"Apache on {self.url} is not running{_tail_text(self.error_log_text())}")
         generation = self._generations()
-        self._proc.send_signal(sig)
+        self.proc.send_signal(sig)
         self._wait_ready(generation)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop Apache (SIGTERM, then SIGKILL to its process group after ``timeout`` seconds). Idempotent."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-
-    def close(self) -> None:
-        """Stop Apache and remove the temp dir (unless ``keep``)."""
-        self.stop()
-        if self.keep:
-            print(f"backends.apache: kept {self.root}", file=sys.stderr)
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Apache:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ requests
 

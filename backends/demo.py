@@ -1,9 +1,10 @@
 """``make demo``: a real Apache on http://127.0.0.1:8000/ whose page is protected by wsgiauth.
 
-The bundled demo store (``backends/demo/``: an htpasswd file with bcrypt hashes, an htgroup file, the four-line
+The bundled demo store (``backends/data/demo/``: an htpasswd file with bcrypt hashes, an htgroup file, the four-line
 ``auth.wsgi`` and a small page) is copied into a temp dir, and Apache is started through mod_wsgi-express with
 ``--auth-user-script auth.wsgi --auth-group-script auth.wsgi --auth-group staff`` (Basic). The URL, the demo
-credentials and a curl line are printed; Ctrl-C (or SIGTERM) stops Apache and removes the temp dir.
+credentials and a curl line are printed; Ctrl-C (or SIGTERM) stops Apache and removes the temp dir (the signal
+handling of every launcher's ``python -m`` entry, :meth:`backends._common.Launcher.serve`).
 
 Run it with ``make demo`` or ``.venv/bin/python -m backends.demo [--port N]``. When port 8000 is busy another free
 port is chosen (and said so). :func:`start` is the non-blocking part, used by the tests.
@@ -13,22 +14,18 @@ from __future__ import annotations
 
 import argparse
 import errno
-import signal
 import socket
 import sys
-import time
-from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
-from backends._common import LOOPBACK, free_port
+from backends._common import DATA, LOOPBACK, free_port
 from backends.apache import Apache, unavailable
 
-DEMO_DIR = Path(__file__).resolve().with_name("demo")
+DEMO_DIR = DATA / "demo"
 DEFAULT_PORT = 8000
 REALM = "wsgiauth demo"
 GROUP = "staff"
-# (user, password, may read the page): the hashes in backends/demo/htpasswd were made from these.
+# (user, password, may read the page): the hashes in backends/data/demo/htpasswd were made from these.
 CREDENTIALS = (("alice", "wonderland", True), ("bob", "builder", False))
 
 
@@ -44,20 +41,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def start(port: int | None = DEFAULT_PORT, *, out: TextIO | None = None) -> Apache:
-    """Start the demo Apache and return it (running); the caller stops it with ``close()``.
+def make(port: int | None = DEFAULT_PORT, *, out: TextIO | None = None) -> Apache:
+    """The demo Apache, configured but not started (``start()`` or ``serve()`` it; ``close()`` removes it).
 
     Args:
         port: the port to use; ``None`` picks a free one. A busy port is replaced by a free one, with a note on
             ``out``.
         out: where to write notes (default: ``sys.stdout``).
 
-    Returns:
-        The running :class:`backends.apache.Apache`.
-
     Raises:
         SystemExit: when Apache or mod_wsgi-express is missing (with what to install).
-        backends._common.ServerError: when Apache does not start (with its error log).
     """
     out = out or sys.stdout
     reason = unavailable()
@@ -69,7 +62,7 @@ def start(port: int | None = DEFAULT_PORT, *, out: TextIO | None = None) -> Apac
         chosen = free_port()
         print(f"Port {port} is busy on {LOOPBACK}; using port {chosen} instead.", file=out)
         port = chosen
-    server = Apache(
+    return Apache(
         DEMO_DIR / "app.wsgi",
         files={name: DEMO_DIR / name for name in ("htpasswd", "htgroup", "auth.wsgi")},
         auth_user_script="auth.wsgi",
@@ -79,6 +72,16 @@ def start(port: int | None = DEFAULT_PORT, *, out: TextIO | None = None) -> Apac
         port=port,
         access_log=True,
     )
+
+
+def start(port: int | None = DEFAULT_PORT, *, out: TextIO | None = None) -> Apache:
+    """Start the demo Apache (see :func:`make`) and return it running; the caller stops it with ``close()``.
+
+    Raises:
+        SystemExit: when Apache or mod_wsgi-express is missing (with what to install).
+        backends._common.ServerError: when Apache does not start (with its error log; the temp dir is removed).
+    """
+    server = make(port, out=out)
     try:
         return server.start()
     except BaseException:
@@ -107,30 +110,12 @@ def banner(server: Apache) -> str:
     ])
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo until Ctrl-C; return the exit status."""
+    """Run the demo until Ctrl-C or SIGTERM; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m backends.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0: any free port)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    server = start(args.port or None)
-    status = 0
-    try:
-        print(banner(server), flush=True)
-        while server.running:
-            time.sleep(0.5)
-        print(f"Apache stopped unexpectedly; its error log:\n{server.error_log_text()[-3000:]}", file=sys.stderr)
-        status = 1
-    except KeyboardInterrupt:
-        print("\nstopping Apache ...", flush=True)
-    finally:
-        server.close()
-    print("stopped.", flush=True)
-    return status
+    return make(args.port or None).serve(banner)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Debian's binaries (``initdb``, ``postgres`` from /usr/lib/postgresql/VERSION/bin) refuse to run as root, so when
 we are root the temp dir is chowned to the ``postgres`` user and the server runs as that user. The cluster is
-created once (:meth:`PostgresServer.start`); :meth:`~PostgresServer.stop` / :meth:`~PostgresServer.restart` keep
-the data and the port, for outage tests.
+created once (:meth:`Postgres.start`); :meth:`~Postgres.stop` / :meth:`~Postgres.restart` keep the data and the
+port, and :meth:`~Postgres.kill` crashes the postmaster, for outage tests; the life cycle is
+:class:`backends._common.Launcher`'s.
 
 Authentication (pg_hba.conf): the superuser ``postgres`` is trusted on loopback and on the Unix socket (the launcher
 uses it to load schemas and count connections); the application role (``wsgiauth`` by default) must give its
@@ -11,10 +12,13 @@ password (SCRAM), as in production. The server is tuned for throw-away use (fsyn
 
 Usage::
 
-    with PostgresServer() as pg:
-        pg.load_sql(SCHEMA, SEED)              # backends/sql/schema.sql, seed.sql by default: pg.load_seed()
+    with Postgres() as pg:
+        pg.load_seed()                         # wsgiauth/data/sql/schema.sql (pg.schema) + backends/data/sql/seed.sql
         conninfo = pg.conninfo                 # "host=127.0.0.1 port=... dbname=wsgiauth user=wsgiauth ..."
         pg.count_connections()                 # client connections of the application role (pg_stat_activity)
+
+``python -m backends.postgres`` runs a seeded one by hand until SIGTERM or Ctrl-C (then stops it and removes its
+temp dir).
 """
 
 from __future__ import annotations
@@ -24,17 +28,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import LOOPBACK, Launcher, ServerError, free_port, port_open, wait_until
+from ._common import SQL_SCHEMA, Database, ServerError, port_open, wait_until
 
-__all__ = ["SCHEMA", "SEED", "PostgresServer", "postgres_bindir"]
-
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-SCHEMA = SQL_DIR / "schema.sql"
-SEED = SQL_DIR / "seed.sql"
+__all__ = ["Postgres", "postgres_bindir"]
 
 
 def postgres_bindir() -> Path | None:
@@ -47,20 +47,22 @@ def postgres_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-class PostgresServer(Launcher):
+class Postgres(Database):
     """One throw-away PostgreSQL cluster.
 
-    Args:
-        port: the TCP port on 127.0.0.1 (default: a free one). Kept across :meth:`restart`.
-        user: the application role, created with ``password`` and owning ``database``.
-        password: the application role's password.
-        database: the application database.
+    Args: those of :class:`backends._common.Database` (``port``, ``user``, ``password``, ``database``,
+    ``max_connections``; the application role owns ``database``), and
         bindir: where ``initdb`` and ``postgres`` live (default: :func:`postgres_bindir`).
-        max_connections: the server's ``max_connections``.
 
     Raises:
         ServerError: the binaries are missing, or the server did not start or answer in time.
     """
+
+    name = "postgres"
+    scheme = "postgresql"
+    schema = SQL_SCHEMA
+    stop_signal = signal.SIGINT  # "fast" shutdown: clients are disconnected; SIGTERM would wait for them to leave
+    stop_timeout = 15.0
 
     def __init__(self, port: int | None = None, *, user: str = "wsgiauth", password: str = "wsgiauth-pw",
                  database: str = "wsgiauth", bindir: str | Path | None = None, max_connections: int = 60) -> None:
@@ -68,18 +70,10 @@ class PostgresServer(Launcher):
         if found is None or not (found / "postgres").exists():
             raise ServerError("PostgreSQL is not installed (apt-get install postgresql)")
         self.bindir = found
-        self.port = port or free_port()
-        self.host = LOOPBACK
-        self.user = user
-        self.password = password
-        self.database = database
-        self.max_connections = max_connections
-        self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-pg-"))
-        self.data = self.dir / "data"
+        super().__init__(port, user=user, password=password, database=database, max_connections=max_connections,
+                         prefix="wsgiauth-pg-")
         self.sockdir = self.dir / "sock"
         self.log = self.dir / "postgres.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._initialized = False
         self._run_as: dict[str, Any] = {}
         if os.geteuid() == 0:
             self._run_as = {"user": "postgres", "group": "postgres", "extra_groups": []}
@@ -91,11 +85,6 @@ class PostgresServer(Launcher):
         """libpq conninfo of the application role (what psycopg and the SQL backend take)."""
         return (f"host={self.host} port={self.port} dbname={self.database} user={self.user} "
                 f"password={self.password}")
-
-    @property
-    def url(self) -> str:
-        """``postgresql://user:password@127.0.0.1:PORT/database``."""
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     @property
     def admin_conninfo(self) -> str:
@@ -139,7 +128,7 @@ class PostgresServer(Launcher):
             "-c", "log_connections=off", "-c", "log_min_messages=warning",
         ]
 
-    def start(self) -> PostgresServer:
+    def start(self) -> Postgres:
         """Create the cluster (first time), start the server, and wait until it accepts connections.
 
         Returns:
@@ -148,15 +137,16 @@ class PostgresServer(Launcher):
         Raises:
             ServerError: initdb failed, the server exited, or it did not answer within 30 s (with the log tail).
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
             return self
         first = not self._initialized
         if first:
             self._init_cluster()
         log = open(self.log, "ab")  # handed to the child
         try:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                         start_new_session=True, **self._run_as)
+            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.dir, start_new_session=True,
+                                         **self._run_as)
         finally:
             log.close()
         wait_until(self._ready, timeout=30.0, proc=self.proc, what=f"postgres on port {self.port}", log=self.log)
@@ -187,29 +177,7 @@ class PostgresServer(Launcher):
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(
                 sql.Identifier(self.database), sql.Identifier(self.user)))
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: clients are disconnected) and wait until the port is closed."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # "fast" shutdown; SIGTERM would wait for clients to leave
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"postgres port {self.port} to close")
-
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL of the postmaster: a crash, not a shutdown), for outage tests."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"postgres port {self.port} to close")
+    def _after_kill(self) -> None:
         # orphaned backends may linger a moment; remove a stale pid file so that start() works
         (self.data / "postmaster.pid").unlink(missing_ok=True)
 
@@ -232,10 +200,6 @@ class PostgresServer(Launcher):
         with psycopg.connect(info, autocommit=True, connect_timeout=5) as conn:
             for f in files:
                 conn.execute(Path(f).read_text(encoding="utf-8").encode())
-
-    def load_seed(self) -> None:
-        """Create wsgiauth's minimal schema and the seed users (backends/sql/schema.sql, seed.sql)."""
-        self.load_sql(SCHEMA, SEED)
 
     def add_user(self, name: str, password: str) -> str:
         """Create a login role that may only read the application database's tables (as Apache's should).
@@ -269,14 +233,5 @@ class PostgresServer(Launcher):
         return int(rows[0][0])
 
 
-if __name__ == "__main__":  # manual use: python -m backends.postgres
-    import time
-
-    with PostgresServer() as srv:
-        srv.load_seed()
-        print(f"postgres on {srv.url} (dir {srv.dir}); Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+if __name__ == "__main__":
+    sys.exit(Postgres().serve(Postgres.seeded))

@@ -1,26 +1,28 @@
 """A throw-away ``redis-server`` on a free loopback port, in a temp dir, for tests, benchmarks and the demo.
 
-Persistence is off (``--save ""``, ``--appendonly no``): nothing outlives :meth:`RedisServer.stop`. The server
-can be stopped and started again on the same port (:meth:`RedisServer.restart`, or :meth:`stop` then
-:meth:`start`) to simulate an outage.
+Persistence is off (``--save ""``, ``--appendonly no``): nothing outlives :meth:`Redis.stop`. The server can be
+stopped and started again on the same port (:meth:`Redis.restart`, or ``stop()`` then ``start()``) to simulate an
+outage; the life cycle is :class:`backends._common.Launcher`'s.
 
 Usage::
 
-    with RedisServer() as srv:
+    with Redis() as srv:
         url = srv.url  # redis://127.0.0.1:PORT/0
+
+``python -m backends.redis`` runs one by hand until SIGTERM or Ctrl-C (then stops it and removes its temp dir).
 """
 
 from __future__ import annotations
 
-import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from ._common import LOOPBACK, ServerError, find_tool, free_port, port_open, wait_until
+from ._common import LOOPBACK, Launcher, ServerError, find_tool, free_port, wait_until
 
-__all__ = ["RedisServer", "redis_server_path"]
+__all__ = ["Redis", "redis_server_path"]
 
 
 def redis_server_path() -> str | None:
@@ -28,7 +30,7 @@ def redis_server_path() -> str | None:
     return find_tool("redis-server")
 
 
-class RedisServer:
+class Redis(Launcher):
     """One throw-away Redis instance.
 
     Args:
@@ -38,6 +40,9 @@ class RedisServer:
     Raises:
         ServerError: the binary is missing, or the server did not start or answer in time.
     """
+
+    name = "redis-server"
+    stop_timeout = 5.0
 
     def __init__(self, port: int | None = None, binary: str | None = None) -> None:
         self.binary = binary or redis_server_path()
@@ -69,7 +74,7 @@ class RedisServer:
             "--databases", "4",
         ]
 
-    def start(self) -> RedisServer:
+    def start(self) -> Redis:
         """Start the server and wait until it answers PING.
 
         Returns:
@@ -78,60 +83,18 @@ class RedisServer:
         Raises:
             ServerError: it exited or did not answer within 15 s (the message carries the log tail).
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
             return self
-        self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._ping, timeout=15.0, proc=self.proc, what=f"redis-server on port {self.port}",
-                   log=self.log)
+        self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_until(self._ping, timeout=15.0, proc=self.proc, what=f"redis-server on port {self.port}", log=self.log)
         return self
 
     def _ping(self) -> bool:
-        import socket
-
         with socket.create_connection((self.host, self.port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s) and wait until the port is closed."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        wait_until(lambda: not port_open(self.port), timeout=5.0,
-                   what=f"redis-server port {self.port} to close")
 
-    def restart(self) -> RedisServer:
-        """Stop, then start again on the same port (the data is lost: persistence is off)."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its temp dir."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.cleanup()
-
-
-if __name__ == "__main__":  # manual use: python -m backends.redis
-    import time
-
-    with RedisServer() as srv:
-        print(f"redis on {srv.url} (dir {srv.dir}); Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+if __name__ == "__main__":
+    sys.exit(Redis().serve(lambda srv: f"  {srv.url}   (persistence off)\nCtrl-C (or SIGTERM) stops it."))

@@ -22,13 +22,14 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backends._common import ServerError, require_tool
+from backends.redis import Redis
 from wsgiauth import hashes
 from wsgiauth.adapter import Backend
 from wsgiauth.backends import htpasswd
@@ -53,12 +54,9 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    from backends.redis import RedisServer
-
-    require_tool("redis-server")
-    with RedisServer() as srv:
-        yield srv.url
+def redis_url(redis_server: Redis) -> str:
+    """The URL of the plugin's throw-away redis-server (backends/pytest_plugin.py)."""
+    return redis_server.url
 
 
 def _stacks(path: Path, redis_url: str | None) -> dict[str, Callable[[], Backend]]:

@@ -43,7 +43,7 @@ from typing import Any
 
 import pytest
 
-from backends._common import require_tool
+from backends._common import SQL_SCHEMA, require_tool
 from benchmarks import e2e
 from wsgiauth.backends import dbm, htpasswd, sql
 from wsgiauth.cache import cached
@@ -96,10 +96,10 @@ def make_django_site(directory: Path, users: dict[str, str]) -> Path:
 
 
 def make_sqlite(path: Path, users: dict[str, str], hashes: dict[str, str]) -> None:
-    """wsgiauth's schema (backends/sql/schema.sql) with ``users`` (stored ``hashes``), groups and Digest rows."""
+    """wsgiauth's schema (wsgiauth/data/sql/schema.sql) with ``users`` (stored ``hashes``), groups and Digest rows."""
     con = sqlite3.connect(path)
     try:
-        con.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+        con.executescript(SQL_SCHEMA.read_text())
         con.executemany("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)", hashes.items())
         con.executemany("INSERT INTO wsgiauth_group_member (username, groupname) VALUES (?, 'staff')",
                         [(u,) for u in users])

@@ -64,7 +64,7 @@ APACHE = {"mpm": "event", "processes": 2, "threads": 8}
 WRK = {"threads": 1, "connections": 8, "timeout_s": 10}
 REALM = "wsgiauth bench"
 FILLER_USERS = 1000  # users in the htpasswd/htdigest/DBM/SQL stores besides the benchmark users
-LDAP_USER, LDAP_PASSWORD = "alice", "secret"  # from backends/ldap/seed.ldif
+LDAP_USER, LDAP_PASSWORD = "alice", "secret"  # from backends/data/slapd/seed.ldif
 
 # user -> (password, htpasswd flags, label). Made with Apache's own htpasswd.
 FILE_USERS: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -345,12 +345,12 @@ def servers(cases: Sequence[Case]) -> Iterator[Servers]:
         modules = ["authn_file", "authn_dbm"]
         ldap_conf: dict[str, str] = {}
         if "postgres" in needs:
-            from backends.postgres import SCHEMA, PostgresServer
+            from backends.postgres import Postgres
 
-            pg = stack.enter_context(PostgresServer(max_connections=100))
+            pg = stack.enter_context(Postgres(max_connections=100))
             seed = Path(stack.enter_context(_tempdir())) / "bench-seed.sql"
             seed.write_text(_sql_seed(db_hash))
-            pg.load_sql(SCHEMA, seed)
+            pg.load_sql(pg.schema, seed)
             files["pg.conninfo"] = pg.conninfo
             params = pg.conninfo.replace('"', "")
             include.insert(0, f'DBDriver pgsql\nDBDParams "{params}"\n'
@@ -360,7 +360,7 @@ def servers(cases: Sequence[Case]) -> Iterator[Servers]:
             modules += ["dbd", "authn_dbd"]
             out.info["postgres"] = {"port": pg.port}
         if "ldap" in needs:
-            from backends.ldap import Slapd
+            from backends.slapd import Slapd
 
             slapd = stack.enter_context(Slapd())
             url = f"ldap://127.0.0.1:{slapd.port}/{slapd.people}?uid?sub?(objectClass=inetOrgPerson)"

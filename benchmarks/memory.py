@@ -146,13 +146,13 @@ def run(include_services: bool = True) -> dict[str, Any]:
                                                      "dbm_on.wsgi": scripts["dbm_on.wsgi"]},
                             "dbm_on.wsgi", e2e.DB_USER, e2e.DB_PASSWORD))
         if include_services:
-            from backends.ldap import Slapd
-            from backends.postgres import SCHEMA, PostgresServer
+            from backends.postgres import Postgres
+            from backends.slapd import Slapd
 
-            with PostgresServer() as pg:
+            with Postgres() as pg:
                 seed = Path(tmp) / "seed.sql"
                 seed.write_text(e2e._sql_seed(db_hash))
-                pg.load_sql(SCHEMA, seed)
+                pg.load_sql(pg.schema, seed)
                 rows.append(measure("wsgiauth sql (PostgreSQL) + cache",
                                     {"pg.conninfo": pg.conninfo, "sql_on.wsgi": scripts["sql_on.wsgi"]},
                                     "sql_on.wsgi", e2e.DB_USER, e2e.DB_PASSWORD))

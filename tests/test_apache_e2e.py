@@ -366,23 +366,12 @@ def test_demo_start_serves_the_page_to_the_demo_credentials(apache_available):
 def test_demo_main_runs_until_ctrl_c(apache_available):
     import os
     import signal
-    import sys
 
     from backends import demo
+    from backends.pytest_plugin import run_entry
 
-    proc = subprocess.Popen([sys.executable, "-m", "backends.demo", "--port", "0"], cwd=str(demo.DEMO_DIR.parents[1]),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, text = run_entry("backends.demo", "--port", "0", timeout=30)
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Ctrl-C"):
-                break
-        text = "".join(lines)
         url = re.search(r"http://127\.0\.0\.1:\d+/", text)
         assert url, text
         user, password, _ = demo.CREDENTIALS[0]

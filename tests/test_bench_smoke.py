@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from backends._common import require_tool
+from backends.pytest_plugin import require_apache
 from benchmarks import e2e, report
-from tests.conftest import require_apache
 
 pytestmark = pytest.mark.apache
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from backends._common import ServerError, require_tool
+from backends._common import require_tool
 from backends.apache import Apache, htpasswd_line
-from backends.redis import RedisServer
+from backends.redis import Redis
 
 pytestmark = pytest.mark.apache
 
@@ -52,20 +51,7 @@ def check_password(environ, user, password):
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    require_tool("redis-server")
-    srv = RedisServer()
-    try:
-        srv.start()
-    except ServerError as exc:
-        srv.cleanup()
-        pytest.fail(f"redis-server did not start: {exc}")
-    yield srv
-    srv.cleanup()
-
-
-@pytest.fixture(scope="module")
-def sites(apache_factory, redis_server: RedisServer) -> tuple[Apache, Apache]:
+def sites(apache_factory, redis_server: Redis) -> tuple[Apache, Apache]:
     require_tool("htpasswd")
     htpasswd = b"".join(htpasswd_line(u, p, "-B", "-C", "8") for u, p in PW.items())
     files = {"htpasswd": htpasswd, "auth.wsgi": AUTH_SCRIPT,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from backends._common import missing, require_tool
+from backends._common import SQL_SCHEMA, missing, require_tool
 from wsgiauth import cli, hashes
 
 WSGIAUTH = [sys.executable, "-m", "wsgiauth.cli"]
@@ -271,7 +271,7 @@ def test_user_sql_relative_url(work: Path) -> None:
 def test_user_sql_then_check(work: Path) -> None:
     db = work / "users.sqlite"
     conn = sqlite3.connect(db)
-    conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+    conn.executescript(SQL_SCHEMA.read_text())
     conn.close()
     db.chmod(0o644)
     url = f"sqlite:///{db}"  # sqlite:////abs/path (SQLAlchemy's form: four slashes for an absolute path)
@@ -425,7 +425,7 @@ def test_files_written_by_user_add_work_in_native_apache(apache_factory: Any, tm
 
 
 def test_doctor_checks_ldaps_certificate(work: Path) -> None:
-    from backends import ldap as L
+    from backends import slapd as L
 
     if L.find_tool("slapd") is None:
         missing("slapd is not installed (apt-get install slapd)")
@@ -519,8 +519,8 @@ def test_user_sql_postgresql(work: Path) -> None:
 
     if postgres.postgres_bindir() is None:
         missing("PostgreSQL is not installed (apt-get install postgresql)")
-    with postgres.PostgresServer() as pg:
-        pg.load_sql(postgres.SCHEMA)
+    with postgres.Postgres() as pg:
+        pg.load_sql(pg.schema)
         r = run("user", "add", "--sql", pg.url, "ruth", "--group", "ops", "--realm", "Staff", stdin="pg pw\n")
         assert r.returncode == 0, r.stderr
         assert run("user", "passwd", "--sql", pg.url, "ruth", "--scheme", "bcrypt", "--cost", "4",

@@ -513,19 +513,8 @@ def test_constructor_errors_are_reported_at_their_key_path(store: Path, monkeypa
 # Each backend type configured from TOML against the real server it talks to (the launchers in backends/).
 
 
-@pytest.fixture(scope="module")
-def slapd() -> Iterator[Any]:
-    from backends import ldap as ldap_launcher
-
-    if ldap_launcher.find_tool("slapd") is None:
-        missing("slapd is not installed (apt-get install slapd)")
-    server = ldap_launcher.Slapd().start()
-    yield server
-    server.close()
-
-
 def test_ldap_from_config(store: Path, slapd: Any) -> None:
-    from backends import ldap as L
+    from backends import slapd as L
 
     (store / "svc-pw").write_text(L.SERVICE_PW + "\n")
     cfg = load(write(store, f"""
@@ -548,7 +537,7 @@ def test_ldap_from_config(store: Path, slapd: Any) -> None:
 
 
 def test_ldaps_with_ca_file(store: Path, slapd: Any) -> None:
-    from backends import ldap as L
+    from backends import slapd as L
 
     cfg = load(write(store, f"""
         [backends.corp]
@@ -578,7 +567,7 @@ def test_postgresql_from_config(store: Path) -> None:
 
     if postgres.postgres_bindir() is None:
         missing("PostgreSQL is not installed (apt-get install postgresql)")
-    with postgres.PostgresServer() as pg:
+    with postgres.Postgres() as pg:
         pg.load_seed()
         (store / "pg-pw").write_text(pg.password + "\n")  # type: ignore[attr-defined]
         cfg = load(write(store, f"""
@@ -606,7 +595,7 @@ def test_redis_shared_cache_from_config(store: Path) -> None:
 
     if redis_launcher.redis_server_path() is None:
         missing("redis-server is not installed (apt-get install redis-server)")
-    with redis_launcher.RedisServer() as r:
+    with redis_launcher.Redis() as r:
         (store / "cache-key").write_text("0123456789abcdef0123456789abcdef\n")
         cfg = load(write(store, f"""
             [backends.f]
@@ -742,11 +731,11 @@ def test_per_backend_cache_with_defaults(store: Path) -> None:
 
 
 def test_mysql_from_config(store: Path) -> None:
-    from backends import mysql
+    from backends import mariadb
 
-    if mysql.mariadbd_path() is None:
+    if mariadb.mariadbd_path() is None:
         missing("MariaDB is not installed (apt-get install mariadb-server)")
-    with mysql.MariaDBServer() as db:
+    with mariadb.MariaDB() as db:
         db.load_seed()
         cfg = load(write(store, f"""
             [backends.db]

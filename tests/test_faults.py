@@ -40,27 +40,23 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from backends import mysql as mysql_launcher  # noqa: E402
-from backends import postgres as pg_launcher  # noqa: E402
-from backends import redis as redis_launcher  # noqa: E402
-from backends._common import ServerError, missing, require_tool  # noqa: E402
-from backends.apache import Apache  # noqa: E402
-from wsgiauth import hashes  # noqa: E402
-from wsgiauth.backends import dbm as dbm_backend  # noqa: E402
+from backends._common import SQL_SCHEMA, SQL_SCHEMA_MYSQL, require_tool
+from backends.apache import Apache
+from backends.mariadb import MariaDB
+from backends.postgres import Postgres
+from backends.redis import Redis
+from backends.slapd import Slapd
+from wsgiauth import hashes
+from wsgiauth.backends import dbm as dbm_backend
 
 pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -197,27 +193,14 @@ class Load:
 @dataclass
 class Site:
     apache: Apache
-    slapd: Any
-    pg: pg_launcher.PostgresServer
+    slapd: Slapd
+    pg: Postgres
     pg_role: str
-    mysql: mysql_launcher.MariaDBServer
+    mysql: MariaDB
     mysql_user: str
-    redis: redis_launcher.RedisServer
+    redis: Redis
     htpasswd_versions: tuple[bytes, bytes]
     dbm_versions: tuple[bytes, bytes]
-
-
-def _start(factory: Callable[[], Any], what: str) -> Any:
-    try:
-        server = factory()
-    except ServerError as exc:
-        missing(f"{what} is not available: {exc}")
-    try:
-        return server.start()
-    except ServerError as exc:
-        with contextlib.suppress(Exception):
-            (server.cleanup if hasattr(server, "cleanup") else server.close)()
-        missing(f"{what} does not start here: {exc}")
 
 
 def _htpasswd(carol_pw: str, padding: int) -> bytes:
@@ -237,61 +220,49 @@ def _dbm(tmp: Path, name: str, carol_pw: str, extra: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def site(apache_factory: Any, tmp_path_factory: Any) -> Iterator[Site]:
-    from backends import ldap as slapd_launcher
-
+def site(apache_factory: Any, launch: Callable[..., Any], tmp_path_factory: Any) -> Site:
     tmp = tmp_path_factory.mktemp("faults")
-    slapd = _start(slapd_launcher.Slapd, "slapd")
-    pg = mysql = redis = None
-    try:
-        slapd.add_ldif(f"dn: uid={USER},{slapd.people}\nobjectClass: inetOrgPerson\nuid: {USER}\ncn: L\nsn: L\n"
-                       f"userPassword: {PASSWORD}\n")
-        if pg_launcher.postgres_bindir() is None:
-            missing("PostgreSQL is not installed (run `make test`, which installs it)")
-        pg = _start(pg_launcher.PostgresServer, "PostgreSQL")
-        pg.load_sql(ROOT / "backends" / "sql" / "schema.sql")
-        stored = hashes.hash_password(PASSWORD.encode(), "apr1")
-        pg.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
-        pg_info = pg.add_user("apache_faults", "pw-" + os.urandom(6).hex())
-        mysql = _start(mysql_launcher.MariaDBServer, "MariaDB")
-        mysql.load_sql(ROOT / "backends" / "sql" / "schema.mysql.sql")
-        mysql.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
-        mysql_kwargs = mysql.add_user("apache_faults", "pw-" + os.urandom(6).hex())
-        redis = _start(redis_launcher.RedisServer, "Redis")
-        ht = (_htpasswd("carol-A", 3), _htpasswd("carol-B", 40))
-        db = (_dbm(tmp, "a.db", "carol-A", 0), _dbm(tmp, "b.db", "carol-B", 30))
-        fmt = {"ldap_url": f"{slapd.url}/{slapd.people}?uid?sub?(objectClass=inetOrgPerson)",
-               "bind_dn": slapd.service_dn, "bind_pw": slapd.service_pw, "pg_conninfo": pg_info,
-               "mysql_kwargs": mysql_kwargs, "redis_url": redis.url, "pool": POOL}
-        files: dict[str, Any] = {"htpasswd": ht[0], "users.db": db[0]}
-        for name, body in SCRIPTS.items():
-            files[f"auth_{name}.wsgi"] = SCRIPT_HEAD + body.format(**fmt) + "check_password = backend.check_password\n"
-        files["auth_missing.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import htpasswd\n"
-                                      "backend = htpasswd.Backend(os.path.join(here, 'no-such-htpasswd'))\n"
-                                      "check_password = backend.check_password\n")
-        # The soak's and graceful test's own PostgreSQL, MariaDB and LDAP locations use the backends' default pool
-        # sizes and waits: the fault locations above use deliberately small ones (2 connections, 1 s wait), which 32
-        # connections on 2 cores, or children starting after a graceful restart, exhaust by design (a 401).
-        files["auth_soak-pg.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import sql\n"
-                                      f"backend = sql.postgresql({pg_info!r}, log_level='error')\n"
-                                      "check_password = backend.check_password\n")
-        files["auth_soak-mysql.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import sql\n"
-                                         f"backend = sql.mysql(**{mysql_kwargs!r}, log_level='error')\n"
-                                         "check_password = backend.check_password\n")
-        files["auth_soak-ldap.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import ldap\n"
-                                        f"backend = ldap.Backend({fmt['ldap_url']!r}, bind_dn={slapd.service_dn!r}, "
-                                        f"bind_password={slapd.service_pw!r}, log_level='error')\n"
-                                        "check_password = backend.check_password\n")
-        names = [*SCRIPTS, "missing", "soak-pg", "soak-mysql", "soak-ldap"]
-        apache = apache_factory(files=files, include="".join(LOCATION.format(name=n) for n in names),
-                                processes=2, threads=16, embedded=True, log_level="warn")
-        yield Site(apache, slapd, pg, "apache_faults", mysql, "apache_faults", redis, ht, db)
-    finally:
-        for server in (redis, mysql, pg):
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    server.cleanup()
-        slapd.close()
+    slapd = launch(Slapd)
+    slapd.add_ldif(f"dn: uid={USER},{slapd.people}\nobjectClass: inetOrgPerson\nuid: {USER}\ncn: L\nsn: L\n"
+                   f"userPassword: {PASSWORD}\n")
+    pg = launch(Postgres)
+    pg.load_sql(SQL_SCHEMA)
+    stored = hashes.hash_password(PASSWORD.encode(), "apr1")
+    pg.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
+    pg_info = pg.add_user("apache_faults", "pw-" + os.urandom(6).hex())
+    mysql = launch(MariaDB)
+    mysql.load_sql(SQL_SCHEMA_MYSQL)
+    mysql.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES (%s, %s)", (USER, stored))
+    mysql_kwargs = mysql.add_user("apache_faults", "pw-" + os.urandom(6).hex())
+    redis = launch(Redis)
+    ht = (_htpasswd("carol-A", 3), _htpasswd("carol-B", 40))
+    db = (_dbm(tmp, "a.db", "carol-A", 0), _dbm(tmp, "b.db", "carol-B", 30))
+    fmt = {"ldap_url": f"{slapd.url}/{slapd.people}?uid?sub?(objectClass=inetOrgPerson)",
+           "bind_dn": slapd.service_dn, "bind_pw": slapd.service_pw, "pg_conninfo": pg_info,
+           "mysql_kwargs": mysql_kwargs, "redis_url": redis.url, "pool": POOL}
+    files: dict[str, Any] = {"htpasswd": ht[0], "users.db": db[0]}
+    for name, body in SCRIPTS.items():
+        files[f"auth_{name}.wsgi"] = SCRIPT_HEAD + body.format(**fmt) + "check_password = backend.check_password\n"
+    files["auth_missing.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import htpasswd\n"
+                                  "backend = htpasswd.Backend(os.path.join(here, 'no-such-htpasswd'))\n"
+                                  "check_password = backend.check_password\n")
+    # The soak's and graceful test's own PostgreSQL, MariaDB and LDAP locations use the backends' default pool
+    # sizes and waits: the fault locations above use deliberately small ones (2 connections, 1 s wait), which 32
+    # connections on 2 cores, or children starting after a graceful restart, exhaust by design (a 401).
+    files["auth_soak-pg.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import sql\n"
+                                  f"backend = sql.postgresql({pg_info!r}, log_level='error')\n"
+                                  "check_password = backend.check_password\n")
+    files["auth_soak-mysql.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import sql\n"
+                                     f"backend = sql.mysql(**{mysql_kwargs!r}, log_level='error')\n"
+                                     "check_password = backend.check_password\n")
+    files["auth_soak-ldap.wsgi"] = (SCRIPT_HEAD + "from wsgiauth.backends import ldap\n"
+                                    f"backend = ldap.Backend({fmt['ldap_url']!r}, bind_dn={slapd.service_dn!r}, "
+                                    f"bind_password={slapd.service_pw!r}, log_level='error')\n"
+                                    "check_password = backend.check_password\n")
+    names = [*SCRIPTS, "missing", "soak-pg", "soak-mysql", "soak-ldap"]
+    apache = apache_factory(files=files, include="".join(LOCATION.format(name=n) for n in names),
+                            processes=2, threads=16, embedded=True, log_level="warn")
+    return Site(apache, slapd, pg, "apache_faults", mysql, "apache_faults", redis, ht, db)
 
 
 def check(site: Site, path: str, user: str = USER, password: str = PASSWORD) -> int:

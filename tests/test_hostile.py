@@ -19,23 +19,18 @@ import base64
 import http.client
 import os
 import sqlite3
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from backends import postgres as pg_launcher  # noqa: E402
-from backends._common import ServerError, free_port, missing  # noqa: E402
-from backends.apache import Apache  # noqa: E402
-from wsgiauth import hashes  # noqa: E402
-from wsgiauth._dbmfile import DbmFile  # noqa: E402
+from backends import postgres as pg_launcher
+from backends._common import SQL_SCHEMA, free_port
+from backends.apache import Apache
+from backends.slapd import Slapd
+from wsgiauth import hashes
+from wsgiauth._dbmfile import DbmFile
 
 pytestmark = [pytest.mark.apache, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -110,40 +105,29 @@ def _sql_rows() -> list[tuple[str, str, str | None]]:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[pg_launcher.PostgresServer | None]:
-    if pg_launcher.postgres_bindir() is None:
-        missing("PostgreSQL is not installed (run `make test`, which installs it)")
-    server = pg_launcher.PostgresServer()
-    try:
-        server.start()
-        server.load_sql(ROOT / "backends" / "sql" / "schema.sql")
-        for name, stored, canonical in _sql_rows():
-            server.execute("INSERT INTO wsgiauth_user (name, password_hash, canonical) VALUES (%s, %s, %s)",
-                           (name, stored, canonical), database=server.database)
-        yield server
-    finally:
-        server.cleanup()
+def postgres(launch: Callable[..., Any]) -> pg_launcher.Postgres:
+    """PostgreSQL with wsgiauth's schema and this module's users only (not the seed)."""
+    server: pg_launcher.Postgres = launch(pg_launcher.Postgres)
+    server.load_sql(SQL_SCHEMA)
+    for name, stored, canonical in _sql_rows():
+        server.execute("INSERT INTO wsgiauth_user (name, password_hash, canonical) VALUES (%s, %s, %s)",
+                       (name, stored, canonical), database=server.database)
+    return server
 
 
 @pytest.fixture(scope="module")
-def slapd() -> Iterator[Any]:
-    from backends import ldap as slapd_launcher
-
-    try:
-        server = slapd_launcher.Slapd()
-        server.start()
-    except ServerError as exc:
-        missing(f"slapd cannot run here: {exc}")
+def slapd(launch: Callable[..., Any]) -> Slapd:
+    """A seeded slapd with this module's users too."""
+    server: Slapd = launch(Slapd)
     server.add_ldif(f"dn: uid={VICTIM},{server.people}\nobjectClass: inetOrgPerson\nuid: {VICTIM}\ncn: V\nsn: V\n"
                     f"mail: {CANONICAL}\nuserPassword: {VICTIM_PW}\n\n"
                     f"dn: uid={OTHER},{server.people}\nobjectClass: inetOrgPerson\nuid: {OTHER}\ncn: O\nsn: O\n"
                     f"userPassword: {OTHER_PW}\n")
-    yield server
-    server.close()
+    return server
 
 
 @pytest.fixture(scope="module")
-def site(apache_factory: Any, tmp_path_factory: Any, postgres: pg_launcher.PostgresServer, slapd: Any) -> Site:
+def site(apache_factory: Any, tmp_path_factory: Any, postgres: pg_launcher.Postgres, slapd: Slapd) -> Site:
     tmp = tmp_path_factory.mktemp("hostile")
     files: dict[str, Any] = {}
     files["htpasswd"] = (f"{VICTIM}:{hashes.hash_password(VICTIM_PW.encode(), 'apr1')}\n"
@@ -154,7 +138,7 @@ def site(apache_factory: Any, tmp_path_factory: Any, postgres: pg_launcher.Postg
     files["users.pag"] = (tmp / "users.pag").read_bytes()
     files["users.dir"] = (tmp / "users.dir").read_bytes()
     with sqlite3.connect(tmp / "users.db") as conn:
-        conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+        conn.executescript(SQL_SCHEMA.read_text())
         conn.executemany("INSERT INTO wsgiauth_user (name, password_hash, canonical) VALUES (?, ?, ?)", _sql_rows())
     conn.close()
     files["users.db"] = (tmp / "users.db").read_bytes()

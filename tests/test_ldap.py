@@ -1,6 +1,6 @@
-"""The LDAP backend against a real throw-away slapd (backends/ldap.py; one server for the whole module).
+"""The LDAP backend against a real throw-away slapd (backends/slapd.py; one server for the whole module).
 
-The directory is backends/ldap/seed.ldif: users alice, bob, Carol (stored case), zoë (UTF-8), dave (in a chain of
+The directory is backends/data/slapd/seed.ldif: users alice, bob, Carol (stored case), zoë (UTF-8), dave (in a chain of
 nested groups), eve (in a cycle of groups), mallory (disabled: employeeType=disabled), admin, two "twin" entries;
 groups of every kind (groupOfNames/member, groupOfUniqueNames/uniqueMember, posixGroup/memberUid, nested, memberOf
 from the memberof overlay).
@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from backends import ldap as slapd_launcher
-from backends._common import require_tool
+from backends import slapd as slapd_launcher
 from wsgiauth._ldapurl import Host, parse_ldap_url
 from wsgiauth.adapter import Outcome
 from wsgiauth.backends import ldap
@@ -85,18 +84,6 @@ def test_config_errors() -> None:
 
 
 # ---------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def slapd() -> Iterator[slapd_launcher.Slapd]:
-    for tool in ("slapd", "ldapadd", "ldapsearch", "openssl"):
-        require_tool(tool)
-    server = slapd_launcher.Slapd()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,14 @@ import base64
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from backends import ldap as slapd_launcher
+from backends import slapd as slapd_launcher
 from backends._common import require_tool
 from backends.apache import Apache
 
@@ -152,28 +152,13 @@ def _include(slapd: slapd_launcher.Slapd) -> str:
 
 
 @pytest.fixture(scope="module")
-def slapd() -> Iterator[slapd_launcher.Slapd]:
-    for tool in ("slapd", "ldapadd", "ldapsearch", "openssl"):
-        require_tool(tool)
-    server = slapd_launcher.Slapd()
-    try:
-        yield server.start()
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def apache(slapd: slapd_launcher.Slapd, apache_available: None, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Apache]:
+def apache(slapd: slapd_launcher.Slapd, apache_factory: Callable[..., Apache],
+           tmp_path_factory: pytest.TempPathFactory) -> Apache:
     files: dict[str, Any] = dict(_scripts(slapd))
     files["ca.pem"] = slapd.ca_file.read_bytes()
     other_ca, _, _ = slapd_launcher.make_ca(tmp_path_factory.mktemp("other-ca"), name="another CA")
     files["other-ca.pem"] = other_ca.read_bytes()
-    server = Apache(files=files, include=_include(slapd), modules=["ldap", "authnz_ldap"], threads=8)
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    return apache_factory(files=files, include=_include(slapd), modules=["ldap", "authnz_ldap"], threads=8)
 
 
 # user (str: sent as UTF-8), password, expected status per location

@@ -13,14 +13,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from backends._common import ServerError, require_tool, wait_until
-from backends.redis import RedisServer
+from backends._common import wait_until
+from backends.redis import Redis
 from wsgiauth import hashes
 from wsgiauth._redis import RedisTier, get_tier
 from wsgiauth.adapter import Backend, Record
@@ -33,20 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    require_tool("redis-server")
-    srv = RedisServer()
-    try:
-        srv.start()
-    except ServerError as exc:
-        srv.cleanup()
-        pytest.fail(f"redis-server did not start: {exc}")
-    yield srv
-    srv.cleanup()
+def server(redis_server: Redis) -> Redis:
+    """The plugin's throw-away redis-server (backends/pytest_plugin.py)."""
+    return redis_server
 
 
 @pytest.fixture
-def tier(server: RedisServer, request: pytest.FixtureRequest) -> RedisTier:
+def tier(server: Redis, request: pytest.FixtureRequest) -> RedisTier:
     if not server.proc or server.proc.poll() is not None:
         server.start()
     prefix = "t" + str(abs(hash(request.node.name)))  # each test its own namespace
@@ -54,7 +46,7 @@ def tier(server: RedisServer, request: pytest.FixtureRequest) -> RedisTier:
 
 
 @pytest.fixture
-def raw(server: RedisServer) -> redis.Redis:
+def raw(server: Redis) -> redis.Redis:
     return redis.Redis.from_url(server.url)
 
 
@@ -143,7 +135,7 @@ def test_nothing_secret_reaches_redis_and_keys_are_prefixed(tier: RedisTier, raw
         assert secret not in dump
 
 
-def test_a_lockout_in_one_process_is_seen_by_another(server: RedisServer, tier: RedisTier, tmp_path: Path) -> None:
+def test_a_lockout_in_one_process_is_seen_by_another(server: Redis, tier: RedisTier, tmp_path: Path) -> None:
     """Two real processes with the same configuration, as two Apache children (or two web servers)."""
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text("alice:" + hashes.hash_password(PASSWORD, "bcrypt", cost=4) + "\n")
@@ -204,7 +196,7 @@ def test_a_redis_lockout_ends(tier: RedisTier) -> None:
 
 
 def test_redis_stopped_mid_run_keeps_serving_from_the_local_tier(
-        server: RedisServer, tier: RedisTier, caplog: pytest.LogCaptureFixture) -> None:
+        server: Redis, tier: RedisTier, caplog: pytest.LogCaptureFixture) -> None:
     store = Store(users())
     backend = throttled(cached(store, redis=tier, key=KEY), max_failures=3, per="user", redis=tier)
     env = {"REMOTE_ADDR": "192.0.2.10"}
@@ -265,7 +257,7 @@ def test_the_client_is_recreated_after_fork(tier: RedisTier) -> None:
     assert tier.client() is parent and parent.ping()
 
 
-def test_get_tier_finds_the_same_tier_again(server: RedisServer) -> None:
+def test_get_tier_finds_the_same_tier_again(server: Redis) -> None:
     a = get_tier(server.url, prefix="reg", socket_timeout=0.25)
     assert get_tier(server.url, prefix="reg", socket_timeout=0.25) is a
     assert get_tier(server.url, prefix="other") is not a
@@ -276,7 +268,7 @@ def test_a_password_in_the_url_is_not_logged() -> None:
     assert "hunter2" not in repr(tier)
 
 
-def test_a_hung_redis_costs_one_bounded_timeout_then_nothing(server: RedisServer, tier: RedisTier) -> None:
+def test_a_hung_redis_costs_one_bounded_timeout_then_nothing(server: Redis, tier: RedisTier) -> None:
     """A Redis that accepts but never answers (SIGSTOP): the read timeout bounds the first request, the back-off
     spares the following ones."""
     import signal

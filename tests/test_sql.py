@@ -29,15 +29,12 @@ from typing import Any
 
 import pytest
 
-from backends import mysql as mysql_launcher
 from backends import postgres as pg_launcher
-from backends._common import missing
+from backends._common import SQL_SCHEMA as SCHEMA
+from backends._common import SQL_SEED as SEED
+from backends.mariadb import MariaDB
 from wsgiauth.backends import sql
 from wsgiauth.exceptions import BackendError, ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "backends" / "sql" / "schema.sql"
-SEED = ROOT / "backends" / "sql" / "seed.sql"
 
 
 def L(text: str) -> str:
@@ -102,38 +99,12 @@ def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[pg_launcher.PostgresServer]:
-    if pg_launcher.postgres_bindir() is None:
-        missing("PostgreSQL is not installed (run `make test`, which installs it)")
-    server = pg_launcher.PostgresServer()
-    try:
-        server.start()
-        server.load_seed()
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def maria_server() -> Iterator[mysql_launcher.MariaDBServer]:
-    if mysql_launcher.mariadbd_path() is None:
-        missing("MariaDB is not installed (run `make test`, which installs it)")
-    server = mysql_launcher.MariaDBServer()
-    try:
-        server.start()
-        server.load_seed()
-        yield server
-    finally:
-        server.cleanup()
-
-
 def _db(kind: str, request: pytest.FixtureRequest) -> DB:
     if kind == "sqlite":
         return DB("sqlite", path=request.getfixturevalue("sqlite_path"))
     if kind == "postgresql":
-        return DB("postgresql", server=request.getfixturevalue("pg_server"))
-    return DB("mysql", server=request.getfixturevalue("maria_server"))
+        return DB("postgresql", server=request.getfixturevalue("postgres"))
+    return DB("mysql", server=request.getfixturevalue("mariadb"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -377,9 +348,8 @@ def test_sqlite_is_opened_read_only(sqlite_path: Path) -> None:
     b.close()
 
 
-def test_url_forms(sqlite_path: Path, pg_server: pg_launcher.PostgresServer,
-                   maria_server: mysql_launcher.MariaDBServer) -> None:
-    for target in (f"sqlite:///{sqlite_path}", str(sqlite_path), pg_server.url, maria_server.url):
+def test_url_forms(sqlite_path: Path, postgres: pg_launcher.Postgres, mariadb: MariaDB) -> None:
+    for target in (f"sqlite:///{sqlite_path}", str(sqlite_path), postgres.url, mariadb.url):
         b = sql.Backend(target, pool_timeout=3)
         try:
             assert b.check_password(environ(), "bob", "hunter2") is True, target
@@ -661,7 +631,7 @@ def django_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
         path = tmp_path / "db.sqlite3"
         settings: dict[str, Any] = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
     else:
-        srv: pg_launcher.PostgresServer = request.getfixturevalue("pg_server")
+        srv: pg_launcher.Postgres = request.getfixturevalue("postgres")
         dbname = f"django{next(_users)}"
         srv.execute(f"CREATE DATABASE {dbname} OWNER {srv.user}", database="postgres")
         settings = {"ENGINE": "django.db.backends.postgresql", "NAME": dbname, "USER": srv.user,

@@ -1,6 +1,6 @@
 """The SQL backend end to end: a real Apache (mod_wsgi-express) against a real PostgreSQL.
 
-One Apache serves, side by side on the same table (backends/sql/schema.sql + seed.sql):
+One Apache serves, side by side on the same table (wsgiauth/data/sql/schema.sql + backends/data/sql/seed.sql):
 
 * ``/native`` and ``/native-group``: Apache's own ``AuthBasicProvider dbd`` (``mod_authn_dbd`` + ``mod_dbd`` with
   Debian's ``libaprutil1-dbd-pgsql``, ``AuthDBDUserPWQuery``) and ``Require dbd-group`` (``mod_authz_dbd``);
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -88,31 +87,24 @@ DBDExptime 300
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[pg_launcher.PostgresServer]:
-    if pg_launcher.postgres_bindir() is None:
-        missing("PostgreSQL is not installed (run `make test`, which installs it)")
+def pg(postgres: pg_launcher.Postgres) -> pg_launcher.Postgres:
+    """The plugin's seeded PostgreSQL, once Apache's PostgreSQL driver for mod_dbd is known to be there."""
     if not os.path.exists("/usr/lib/x86_64-linux-gnu/apr-util-1/apr_dbd_pgsql.so") and not any(
             os.path.exists(p) for p in ("/usr/lib/aarch64-linux-gnu/apr-util-1/apr_dbd_pgsql.so",)):
         missing("libaprutil1-dbd-pgsql is not installed (run `make test`, which installs it)")
-    server = pg_launcher.PostgresServer()
-    try:
-        server.start()
-        server.load_seed()
-        yield server
-    finally:
-        server.cleanup()
+    return postgres
 
 
 @dataclass
 class Site:
     apache: Apache
-    pg: pg_launcher.PostgresServer
+    pg: pg_launcher.Postgres
     wsgi_account: str
     dbd_account: str
 
 
 @pytest.fixture(scope="module")
-def site(apache_factory, pg: pg_launcher.PostgresServer) -> Site:
+def site(apache_factory, pg: pg_launcher.Postgres) -> Site:
     wsgi_info = pg.add_user("apache_wsgiauth", "wsgi-" + os.urandom(6).hex())
     dbd_info = pg.add_user("apache_dbd", "dbd-" + os.urandom(6).hex())
     apache = apache_factory(

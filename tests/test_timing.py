@@ -29,7 +29,6 @@ import os
 import random
 import sqlite3
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,18 +36,14 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from backends._common import ServerError, missing  # noqa: E402
-from wsgiauth import hashes  # noqa: E402
-from wsgiauth._dbmfile import DbmFile  # noqa: E402
-from wsgiauth.adapter import Backend  # noqa: E402
-from wsgiauth.backends import dbm as dbm_backend  # noqa: E402
-from wsgiauth.backends import htpasswd as htpasswd_backend  # noqa: E402
-from wsgiauth.backends import sql as sql_backend  # noqa: E402
-from wsgiauth.throttle import throttled  # noqa: E402
+from backends._common import SQL_SCHEMA
+from wsgiauth import hashes
+from wsgiauth._dbmfile import DbmFile
+from wsgiauth.adapter import Backend
+from wsgiauth.backends import dbm as dbm_backend
+from wsgiauth.backends import htpasswd as htpasswd_backend
+from wsgiauth.backends import sql as sql_backend
+from wsgiauth.throttle import throttled
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -204,7 +199,7 @@ def test_sql_timing(tmp_path: Path, scheme: tuple[str, list[str], str]) -> None:
     name, stored, locked = scheme
     path = tmp_path / "users.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+        conn.executescript(SQL_SCHEMA.read_text())
         conn.executemany("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)",
                          [(f"user{i}", h) for i, h in enumerate(stored)] + [("locked", locked)])
     conn.close()
@@ -224,18 +219,11 @@ def _ssha(password: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def slapd() -> Iterator[Any]:
-    from backends import ldap as slapd_launcher
+def slapd(launch: Callable[..., Any]) -> Any:
+    """A seeded slapd (started by ``launch``, backends/pytest_plugin.py) with this module's users too."""
+    from backends.slapd import Slapd
 
-    try:
-        server = slapd_launcher.Slapd()
-    except ServerError as exc:
-        missing(str(exc))
-    try:
-        server.start()
-    except ServerError as exc:
-        server.close()
-        missing(f"slapd does not start here: {exc}")
+    server = launch(Slapd)
     ldif = []
     for i in range(USERS):
         ldif.append(f"dn: uid=user{i},{server.people}\nobjectClass: inetOrgPerson\nuid: user{i}\ncn: User {i}\n"
@@ -243,8 +231,7 @@ def slapd() -> Iterator[Any]:
     ldif.append(f"dn: uid=locked,{server.people}\nobjectClass: inetOrgPerson\nuid: locked\ncn: Locked\nsn: L\n"
                 f"userPassword: {_ssha('locked-pw')}\n")
     server.add_ldif("\n".join(ldif))
-    yield server
-    server.close()
+    return server
 
 
 def test_ldap_timing(slapd: Any) -> None:

@@ -274,7 +274,7 @@ def _quote_member(name: bytes) -> bytes:
 
 
 class SqlStore:
-    """Users in wsgiauth's own SQL schema (``backends/sql/schema.sql``): ``wsgiauth_user`` and friends."""
+    """Users in wsgiauth's own SQL schema (``wsgiauth/data/sql/schema.sql``): ``wsgiauth_user`` and friends."""
 
     def __init__(self, target: str, dialect: str | None = None) -> None:
         from .backends import sql

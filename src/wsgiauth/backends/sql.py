@@ -33,7 +33,7 @@ alone and ``::`` casts are not parameters. Values are always *bound* by the driv
 not valid UTF-8 or contains a NUL byte cannot be in the database: it is an unknown user (the adapter still spends
 the dummy hash work, so the answer takes as long as any other).
 
-**Presets**: ``preset="wsgiauth"`` (the default) is our minimal schema (``backends/sql/schema.sql``);
+**Presets**: ``preset="wsgiauth"`` (the default) is our minimal schema (``wsgiauth/data/sql/schema.sql``);
 ``preset="django"`` reads Django's ``auth_user``, ``auth_group`` and ``auth_user_groups`` (``is_active`` honoured,
 ``pbkdf2_sha256$`` hashes verified without importing Django). Explicit ``*_query`` arguments override a preset's.
 
@@ -91,7 +91,7 @@ class Preset:
 
 
 PRESETS: Final[Mapping[str, Preset]] = {
-    # backends/sql/schema.sql
+    # wsgiauth/data/sql/schema.sql
     "wsgiauth": Preset(
         password_query="SELECT password_hash, canonical AS name, active FROM wsgiauth_user WHERE name = :user",
         realm_query=(

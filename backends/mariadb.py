@@ -2,8 +2,9 @@
 
 Uses Debian's ``mariadb-install-db`` and ``mariadbd`` with ``--no-defaults`` (nothing of /etc/mysql is read). When we
 are root the temp dir is chowned to the ``mysql`` user and the server runs as that user (``--user=mysql``). The
-data directory is created once; :meth:`MariaDBServer.stop` / :meth:`~MariaDBServer.restart` keep the data and the
-port, for outage tests.
+data directory is created once; :meth:`MariaDB.stop` / :meth:`~MariaDB.restart` keep the data and the port, and
+:meth:`~MariaDB.kill` crashes it (InnoDB recovers on the next start), for outage tests; the life cycle is
+:class:`backends._common.Launcher`'s.
 
 Accounts: ``root`` has no password and may connect only through the Unix socket in the temp dir (the launcher uses
 it to load schemas and count connections); the application user (``wsgiauth``) connects over TCP on 127.0.0.1 with
@@ -11,29 +12,27 @@ its password, as in production.
 
 Usage::
 
-    with MariaDBServer() as db:
-        db.load_seed()                        # backends/sql/schema.mysql.sql + seed.sql
+    with MariaDB() as db:
+        db.load_seed()                        # wsgiauth/data/sql/schema.mysql.sql (db.schema) + the seed users
         kwargs = db.connect_kwargs            # host, port, user, password, database for PyMySQL / sql.mysql()
         db.count_connections()                # information_schema.processlist rows of the application user
+
+``python -m backends.mariadb`` runs a seeded one by hand until SIGTERM or Ctrl-C (then stops it and removes its
+temp dir).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import LOOPBACK, Launcher, ServerError, find_tool, free_port, port_open, wait_until
+from ._common import SQL_SCHEMA_MYSQL, Database, ServerError, find_tool, port_open, wait_until
 
-__all__ = ["SCHEMA", "SEED", "MariaDBServer", "mariadbd_path"]
-
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-SCHEMA = SQL_DIR / "schema.mysql.sql"
-SEED = SQL_DIR / "seed.sql"
+__all__ = ["MariaDB", "mariadbd_path"]
 
 
 def mariadbd_path() -> str | None:
@@ -41,19 +40,20 @@ def mariadbd_path() -> str | None:
     return find_tool("mariadbd") or find_tool("mysqld")
 
 
-class MariaDBServer(Launcher):
+class MariaDB(Database):
     """One throw-away MariaDB instance.
 
-    Args:
-        port: the TCP port on 127.0.0.1 (default: a free one). Kept across :meth:`restart`.
-        user: the application user, created with ``password`` and all rights on ``database``.
-        password: the application user's password.
-        database: the application database.
-        max_connections: the server's ``max_connections``.
+    Args: those of :class:`backends._common.Database` (``port``, ``user``, ``password``, ``database``,
+    ``max_connections``); the application user gets all rights on ``database``.
 
     Raises:
         ServerError: the binaries are missing, or the server did not start or answer in time.
     """
+
+    name = "mariadbd"
+    scheme = "mysql"
+    schema = SQL_SCHEMA_MYSQL
+    stop_timeout = 30.0  # SIGTERM: clients are disconnected, InnoDB flushes
 
     def __init__(self, port: int | None = None, *, user: str = "wsgiauth", password: str = "wsgiauth-pw",
                  database: str = "wsgiauth", max_connections: int = 60) -> None:
@@ -61,18 +61,10 @@ class MariaDBServer(Launcher):
         self.install_db = find_tool("mariadb-install-db") or find_tool("mysql_install_db")
         if self.binary is None or self.install_db is None:
             raise ServerError("MariaDB is not installed (apt-get install mariadb-server)")
-        self.port = port or free_port()
-        self.host = LOOPBACK
-        self.user = user
-        self.password = password
-        self.database = database
-        self.max_connections = max_connections
-        self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-mariadb-"))
-        self.data = self.dir / "data"
+        super().__init__(port, user=user, password=password, database=database, max_connections=max_connections,
+                         prefix="wsgiauth-mariadb-")
         self.socket = self.dir / "mysqld.sock"
         self.log = self.dir / "mariadb.err"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._initialized = False
         self._os_user = "mysql" if os.geteuid() == 0 else None
 
     # ------------------------------------------------------------------ connection parameters
@@ -82,11 +74,6 @@ class MariaDBServer(Launcher):
         """Keyword arguments for ``pymysql.connect`` and ``wsgiauth.backends.sql.mysql`` (application user, TCP)."""
         return {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
                 "database": self.database}
-
-    @property
-    def url(self) -> str:
-        """``mysql://user:password@127.0.0.1:PORT/database``."""
-        return f"mysql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,7 +106,7 @@ class MariaDBServer(Launcher):
             cmd.append(f"--user={self._os_user}")
         return cmd
 
-    def start(self) -> MariaDBServer:
+    def start(self) -> MariaDB:
         """Create the data directory (first time), start the server, and wait until it accepts connections.
 
         Returns:
@@ -128,13 +115,13 @@ class MariaDBServer(Launcher):
         Raises:
             ServerError: mariadb-install-db failed, the server exited, or it did not answer within 60 s.
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
             return self
         first = not self._initialized
         if first:
             self._init_datadir()
         self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     cwd=self.dir, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, cwd=self.dir, start_new_session=True)
         wait_until(self._ready, timeout=60.0, proc=self.proc, what=f"mariadbd on port {self.port}", log=self.log)
         if first:
             self._create_user()
@@ -167,30 +154,6 @@ class MariaDBServer(Launcher):
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM: clients are disconnected) and wait until the port is closed."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"mariadbd port {self.port} to close")
-
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL), for outage tests; InnoDB recovers on the next start."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        wait_until(lambda: not port_open(self.port), timeout=10.0, what=f"mariadbd port {self.port} to close")
-
     # ------------------------------------------------------------------ data and introspection
 
     def execute(self, statement: str, params: tuple[Any, ...] | None = None) -> list[Any]:
@@ -216,10 +179,6 @@ class MariaDBServer(Launcher):
                     stdin=fh, capture_output=True, check=False)
             if out.returncode != 0:
                 raise ServerError(f"loading {f} failed: {out.stderr.decode(errors='replace')[-2000:]}")
-
-    def load_seed(self) -> None:
-        """Create wsgiauth's minimal schema and the seed users (backends/sql/schema.mysql.sql, seed.sql)."""
-        self.load_sql(SCHEMA, SEED)
 
     def add_user(self, name: str, password: str) -> dict[str, Any]:
         """Create an account that may only read the application database (as Apache's should).
@@ -253,14 +212,5 @@ class MariaDBServer(Launcher):
         return len(rows)
 
 
-if __name__ == "__main__":  # manual use: python -m backends.mysql
-    import time
-
-    with MariaDBServer() as srv:
-        srv.load_seed()
-        print(f"mariadb on {srv.url} (socket {srv.socket}); Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+if __name__ == "__main__":
+    sys.exit(MariaDB().serve(MariaDB.seeded))

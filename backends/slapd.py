@@ -4,30 +4,28 @@
 nis plus a tiny test schema with a Digest HA1 attribute, the memberof overlay, the monitor database), makes a test CA
 and a server certificate for 127.0.0.1/localhost with ``openssl``, checks the config with ``slapd -Ttest``, starts
 slapd on ``ldap://127.0.0.1:PORT`` and ``ldaps://127.0.0.1:TLS_PORT``, polls until it answers (failing fast with the
-log when it exits) and loads the seed LDIF (``backends/ldap/seed.ldif``) with ``ldapadd`` so that the memberof overlay
-fills ``memberOf``. :meth:`Slapd.stop`, :meth:`Slapd.start` and :meth:`Slapd.restart` keep the data and the ports,
-for outage tests; :meth:`Slapd.pause`/:meth:`Slapd.resume` make a hung server; :meth:`Slapd.connections` counts
-the server's open client connections (from cn=monitor).
+log when it exits) and loads the seed LDIF (``backends/data/slapd/seed.ldif``) with ``ldapadd`` so that the memberof
+overlay fills ``memberOf``. The life cycle is :class:`backends._common.Launcher`'s: :meth:`~Slapd.stop`,
+:meth:`~Slapd.start`, :meth:`~Slapd.restart` and :meth:`~Slapd.kill` keep the data and the ports, for outage tests;
+:meth:`Slapd.pause`/:meth:`Slapd.resume` make a hung server; :meth:`Slapd.connections` counts the server's open
+client connections (from cn=monitor).
 
-Run ``python -m backends.ldap`` to start one by hand and print its URLs.
+Run ``python -m backends.slapd`` to start one by hand and print its URLs (SIGTERM or Ctrl-C stops it and removes
+its temp dir).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 
-from backends._common import LOOPBACK, ServerError, find_tool, free_port, port_open, wait_until
+from backends._common import DATA, LOOPBACK, Launcher, ServerError, find_tool, free_port, port_open, wait_until
 
-HERE = Path(__file__).resolve().parent / "ldap"
-SEED_LDIF = HERE / "seed.ldif"
-TEST_SCHEMA = HERE / "wsgiauth.schema"
+SEED_LDIF = DATA / "slapd" / "seed.ldif"
+TEST_SCHEMA = DATA / "slapd" / "wsgiauth.schema"
 SCHEMA_DIR = Path("/etc/ldap/schema")
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 MODULE_DIR = Path("/usr/lib/ldap")
@@ -56,7 +54,7 @@ PASSWORDS = {
 ACTIVE_FILTER = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))"
 
 SLAPD_CONF = """\
-# written by backends/ldap.py for a throw-away test server
+# written by backends/slapd.py for a throw-away test server
 {includes}
 pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
@@ -138,13 +136,13 @@ def make_ca(directory: Path, *, name: str = "wsgiauth test CA", hosts: tuple[str
     return ca_pem, pem, key
 
 
-class Slapd:
+class Slapd(Launcher):
     """One throw-away slapd.
 
     Args:
         directory: where to put config, data, certificates and the log (default: a new temp dir, removed by
             :meth:`close`).
-        seed: load ``backends/ldap/seed.ldif`` after the first start.
+        seed: load ``backends/data/slapd/seed.ldif`` after the first start.
         log_level: slapd's ``-d`` debug level (``0``: errors only; ``stats`` logs every operation).
         cert_hosts: the names the server certificate holds (change them to test host name checking).
 
@@ -154,6 +152,7 @@ class Slapd:
         ca_file: the PEM of the test CA that signed the server certificate.
     """
 
+    name = "slapd"
     suffix = SUFFIX
     root_dn = ROOT_DN
     root_pw = ROOT_PW
@@ -171,7 +170,9 @@ class Slapd:
         self.ldapsearch = find_tool("ldapsearch")
         if self.slapd is None or self.ldapadd is None or self.ldapsearch is None:
             raise ServerError("slapd and ldap-utils are not installed (apt-get install slapd ldap-utils)")
-        self._own_dir = directory is None
+        if find_tool("openssl") is None:
+            raise ServerError("openssl is not installed (apt-get install openssl)")
+        self.owns_dir = directory is None
         self.dir = Path(tempfile.mkdtemp(prefix="wsgiauth-slapd-")) if directory is None else directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
@@ -181,10 +182,9 @@ class Slapd:
         self.tls_port = free_port()
         self.url = f"ldap://{LOOPBACK}:{self.port}"
         self.ldaps_url = f"ldaps://{LOOPBACK}:{self.tls_port}"
-        self.log_file = self.dir / "slapd.log"
+        self.log = self.dir / "slapd.log"
         self.conf = self.dir / "slapd.conf"
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log: object | None = None
         self._configured = False
         self.ca_file = self.dir / "tls" / "ca.pem"
 
@@ -211,13 +211,13 @@ class Slapd:
         Raises:
             ServerError: slapd exited or did not answer within 20 s (the message ends with the log).
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
             return self
         first = not self._configured
         if first:
             self._configure()
         assert self.slapd is not None
-        log = open(self.log_file, "ab")  # handed to slapd as stdout/stderr, closed here after Popen
+        log = open(self.log, "ab")  # handed to slapd as stdout/stderr, closed here after Popen
         urls = f"{self.url}/ {self.ldaps_url}/"
         self.proc = subprocess.Popen(
             [self.slapd, "-f", str(self.conf), "-h", urls, "-d", self.log_level],
@@ -225,7 +225,7 @@ class Slapd:
         )
         log.close()
         wait_until(lambda: port_open(self.port) and port_open(self.tls_port) and self._answers(),
-                   timeout=20.0, proc=self.proc, what="slapd", log=self.log_file)
+                   timeout=20.0, proc=self.proc, what="slapd", log=self.log)
         if first and self.seed:
             self.add_ldif(SEED_LDIF.read_text(encoding="utf-8"))
         return self
@@ -236,22 +236,8 @@ class Slapd:
                                "namingContexts"], capture_output=True, timeout=5)
         return proc.returncode == 0
 
-    def stop(self) -> None:
-        """Stop slapd (SIGTERM, then SIGKILL after 10 s); the data, config and ports are kept for :meth:`start`."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGCONT)  # in case it was paused
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        # slapd closes its listeners before it exits, but wait until the ports are really free for a restart.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and (port_open(self.port) or port_open(self.tls_port)):
-            time.sleep(0.02)
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.tls_port)
 
     def pause(self) -> None:
         """Freeze slapd (SIGSTOP): connections are still accepted by the kernel but never answered (a hung server)."""
@@ -262,27 +248,6 @@ class Slapd:
         """Undo :meth:`pause` (SIGCONT)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
-
-    def restart(self) -> Slapd:
-        """Stop and start again on the same ports with the same data."""
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop slapd and remove its temp dir (when the launcher made it)."""
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def __enter__(self) -> Slapd:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ administration
 
@@ -310,25 +275,14 @@ class Slapd:
         raise ServerError(f"cn=monitor did not report a connection count:\n{out}")
 
 
-def main() -> None:
-    """Start a slapd and keep it running until Ctrl-C (or SIGTERM); print how to reach it."""
-
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-    with Slapd() as s:
-        print(f"slapd running (pid {s.proc.pid if s.proc else '?'}) in {s.dir}")
-        print(f"  {s.url}   {s.ldaps_url}   CA: {s.ca_file}")
-        print(f"  base {s.suffix}, service account {s.service_dn} / {s.service_pw}")
-        print(f"  users: {', '.join(f'{u}/{p}' for u, p in s.passwords.items())}")
-        try:
-            while s.running:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+def _banner(s: Slapd) -> str:
+    return "\n".join([
+        f"  {s.url}   {s.ldaps_url}   CA: {s.ca_file}",
+        f"  base {s.suffix}, service account {s.service_dn} / {s.service_pw}",
+        f"  users: {', '.join(f'{u}/{p}' for u, p in s.passwords.items())}",
+        "Ctrl-C (or SIGTERM) stops it.",
+    ])
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
+    sys.exit(Slapd().serve(_banner))
