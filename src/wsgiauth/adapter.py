@@ -283,6 +283,18 @@ class Backend:
         """The Digest HA1 (lowercase hex MD5 of ``user:realm:password``) or ``None`` when unknown here."""
         return None
 
+    def lockout(self, user: bytes, client: str | None = None) -> str | None:
+        """Why ``user`` (from ``client``) is refused right now without a check, or ``None``.
+
+        For callers that verify a credential themselves (the middleware's Digest): a throttle in the stack answers
+        with its lockout's reason. The default, and every backend without a throttle, says ``None``.
+        """
+        return None
+
+    def record_failure(self, user: bytes, client: str | None = None) -> None:
+        """Count a failed attempt that did not go through `authenticate` (a wrong Digest response the caller
+        checked itself). Only a throttle in the stack counts it; the default does nothing."""
+
     def user_key(self, user: bytes) -> bytes:
         """``user`` as this store matches names, without asking the store: every spelling that could match the same
         account maps to the same bytes (case and width folding where the store matches loosely, as LDAP does).
@@ -437,6 +449,12 @@ class Wrapper(Backend):
 
     def user_key(self, user: bytes) -> bytes:
         return self.inner.user_key(user)
+
+    def lockout(self, user: bytes, client: str | None = None) -> str | None:
+        return self.inner.lockout(user, client)
+
+    def record_failure(self, user: bytes, client: str | None = None) -> None:
+        self.inner.record_failure(user, client)
 
     def groups(self, user: bytes) -> Sequence[bytes] | None:
         return self.inner.groups(user)
