@@ -283,7 +283,7 @@ class Backend:
         """The Digest HA1 (lowercase hex MD5 of ``user:realm:password``) or ``None`` when unknown here."""
         return None
 
-    def lockout(self, user: bytes, client: str | None = None) -> str | None:
+    def refusal(self, user: bytes, client: str | None = None) -> str | None:
         """Why ``user`` (from ``client``) is refused right now without a check, or ``None``.
 
         For callers that verify a credential themselves (the middleware's Digest): a throttle in the stack answers
@@ -450,8 +450,8 @@ class Wrapper(Backend):
     def user_key(self, user: bytes) -> bytes:
         return self.inner.user_key(user)
 
-    def lockout(self, user: bytes, client: str | None = None) -> str | None:
-        return self.inner.lockout(user, client)
+    def refusal(self, user: bytes, client: str | None = None) -> str | None:
+        return self.inner.refusal(user, client)
 
     def record_failure(self, user: bytes, client: str | None = None) -> None:
         self.inner.record_failure(user, client)
