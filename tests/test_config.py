@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from backends._common import missing, require_tool
+from backends._common import SQL_SCHEMA, missing, require_tool
 from wsgiauth import ConfigError, config, load
 from wsgiauth._options import POOL_OPTIONS
 from wsgiauth.compose import Canonical, Chain
@@ -644,7 +644,7 @@ def test_sqlite_database_as_path_or_sqlalchemy_url(store: Path, tmp_path: Path, 
     (tmp_path / "db").mkdir()
     db = tmp_path / "db" / "users.db"
     conn = sqlite3.connect(db)
-    conn.executescript((root / "backends" / "sql" / "schema.sql").read_text())
+    conn.executescript(SQL_SCHEMA.read_text())
     alice_hash = (store / "users").read_text().splitlines()[0].split(":", 1)[1]  # written by htpasswd -B
     conn.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES ('alice', ?)", (alice_hash,))
     conn.commit()
