@@ -640,7 +640,6 @@ def test_sqlite_database_as_path_or_sqlalchemy_url(store: Path, tmp_path: Path, 
     """`database` takes a path or an SQLAlchemy-style URL; a relative one is relative to the configuration file."""
     import sqlite3
 
-    root = Path(__file__).resolve().parents[1]
     (tmp_path / "db").mkdir()
     db = tmp_path / "db" / "users.db"
     conn = sqlite3.connect(db)
