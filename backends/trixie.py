@@ -502,7 +502,18 @@ class Trixie(Launcher):
         return self._ensure(hold=False)
 
     def _ensure(self, *, hold: bool) -> dict[str, Any]:
-        """:meth:`ensure_root`; with ``hold``, keep the lock afterwards, turned into a shared one."""
+        """:meth:`ensure_root`; with ``hold``, keep the lock afterwards, turned into a shared one.
+
+        A complete root needs only the shared lock (so a process that already holds one, e.g. an open session, can
+        start another session); the exclusive one is taken only to build.
+        """
+        self._lock.acquire(exclusive=False, timeout=self.lock_timeout)
+        info = self.stamp_info()
+        if info is not None:
+            if not hold:
+                self._lock.release()
+            return info
+        self._lock.release()
         self._lock.acquire(exclusive=True, timeout=self.lock_timeout)
         try:
             info = self.stamp_info()
