@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 from urllib.parse import unquote, urlparse
 
-from ._common import Launcher, ServerError
+from ._common import Launcher, ServerError, free_port, port_open, wait_until
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -107,6 +107,7 @@ VENV_PACKAGES = (
     "argon2-cffi>=23.1",
     "pytest>=8",
     "pytest-timeout>=2.3",
+    "pytest-benchmark>=4",  # the suite's addopts say --benchmark-disable
     "hypothesis>=6.100",
     "requests>=2.31",
     "libpass>=1.9",
@@ -475,6 +476,7 @@ class Trixie(Launcher):
         self._ns: _Namespace | None = None
         self._old_sigterm: Any = None
         self.info: dict[str, Any] = {}
+        self._build_started = time.monotonic()
 
     # ------------------------------------------------------------------ the cache
 
@@ -534,12 +536,17 @@ class Trixie(Launcher):
         with open(self.cache / "build.log", "a", encoding="utf-8") as fh:
             fh.write(text)
 
+    def _step(self, mark: str, cmd: Sequence[str]) -> None:
+        elapsed = time.monotonic() - self._build_started
+        self._log(f"[{elapsed:6.1f}s] {mark} {shlex.join(cmd)}\n")
+
     def _build(self) -> dict[str, Any]:
         reason = unavailable()
         if reason is not None:
             raise ServerError(reason)
         self.cache.mkdir(parents=True, exist_ok=True)
         (self.cache / "build.log").write_text(f"building {self.root} from {self.mirror}\n", encoding="utf-8")
+        self._build_started = time.monotonic()
         with contextlib.suppress(FileNotFoundError):
             self.stamp.unlink()
         new = self.cache / "root.new"
@@ -577,6 +584,7 @@ class Trixie(Launcher):
             os.rename(self.root, old)
         os.rename(new, self.root)
         _remove_tree(old)
+        self._step("done:", [str(self.root)])
         info = {"recipe": recipe_hash(), "built": time.time(), "mirror": self.mirror,
                 "versions": versions.strip().splitlines()}
         tmp = self.stamp.with_suffix(".tmp")
@@ -585,7 +593,7 @@ class Trixie(Launcher):
         return info
 
     def _host(self, cmd: Sequence[str], *, timeout: float) -> None:
-        self._log("$ " + shlex.join(cmd) + "\n")
+        self._step("$", cmd)
         with open(self.cache / "build.log", "ab") as log:
             try:
                 result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -596,7 +604,7 @@ class Trixie(Launcher):
             raise ServerError(f"{shlex.join(cmd)} failed ({result.returncode}){self._build_tail()}")
 
     def _in(self, ns: _Namespace, cmd: Sequence[str], env: Mapping[str, str], *, timeout: float) -> str:
-        self._log("# " + shlex.join(cmd) + "\n")
+        self._step("#", cmd)
         result = _run(ns.command(cmd, env=env), timeout=timeout)
         self._log(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -832,3 +840,131 @@ def _run(cmd: Sequence[str], *, input: str | None = None, timeout: float) -> sub
         err += f"\n(killed after {timeout:.0f}s)"
         return subprocess.CompletedProcess(list(cmd), -signal.SIGKILL, out, err)
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
+
+
+# ---------------------------------------------------------------------------------------------------- Debian's Apache
+
+DATA = Path(__file__).resolve().parent / "data" / "trixie"
+SITE = f"{SHARE}/site"
+CONFDIR = "/etc/apache2-wsgiauth"  # a Debian "multiple instances" config dir: apache2ctl derives run/lock dirs
+_CONF_SHARE = f"{SHARE}/apache2"  # ... and it lives in the share dir (a symlink), so the host can read it
+_LOGS = f"{SHARE}/logs"
+MODULES = ("auth_digest", "authn_dbm", "authz_dbm", "authz_groupfile")
+
+
+class DebianApache(Launcher):
+    """Debian 13's own Apache 2.4 + libapache2-mod-wsgi-py3 in a :class:`Trixie` session, on ``127.0.0.1:port``.
+
+    Configured the Debian way, as a private instance: ``/etc/apache2`` copied to :data:`CONFDIR` (Debian's
+    ``envvars`` run as ``www-data``, with ``APACHE_LOG_DIR`` pointed at the share dir), ``a2enmod`` for the
+    modules the site needs (:data:`MODULES`), ``a2dissite 000-default``, the site
+    ``backends/data/trixie/site.conf`` installed with ``a2ensite``, ``ports.conf`` listening on loopback only.
+    Started and stopped with ``apache2ctl`` (``APACHE_CONFDIR`` set), as Debian's service unit does.
+
+    The site dir :data:`SITE` gets ``backends/data/trixie/site/*`` (the app and the auth scripts); the data files
+    they name (htpasswd-*, users-*, htdigest, htgroup) are the caller's to make, with Apache's tools in the root.
+
+    Args:
+        root: a started :class:`Trixie` session with the wheel installed.
+        port: the port (default: a free one; the root shares the host's network).
+        startup_timeout: seconds to wait until Apache answers.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, root: Trixie, *, port: int | None = None, startup_timeout: float = 30.0) -> None:
+        self.trixie = root
+        self.port = port or free_port()
+        self.url = f"http://{self.host}:{self.port}/"
+        self.dir = root.host_path(SHARE)
+        self.startup_timeout = startup_timeout
+        self.error_log = root.host_path(f"{_LOGS}/error.log")
+        self.access_log = root.host_path(f"{_LOGS}/access.log")
+        self.pid: int | None = None
+        self._configured = False
+
+    def _env(self) -> dict[str, str]:
+        # apache2ctl start hands over to systemctl when /proc/1/exe is systemd (the host's): say we are the unit.
+        return {"APACHE_CONFDIR": CONFDIR, "APACHE_STARTED_BY_SYSTEMD": "true"}
+
+    def configure(self) -> None:
+        """Write the site and the private instance's configuration; :meth:`start` calls it once."""
+        t = self.trixie
+        for path in sorted((DATA / "site").iterdir()):
+            t.write(f"{SITE}/{path.name}", path.read_bytes())
+        site = (DATA / "site.conf").read_text(encoding="utf-8")
+        site = site.replace("@PORT@", str(self.port)).replace("@SITE@", SITE).replace("@VENV@", VENV)
+        t.write(f"{SHARE}/wsgiauth.conf", site)
+        t.write(f"{SHARE}/ports.conf", f"# backends/trixie.py: loopback only\nListen {self.host}:{self.port}\n")
+        t.host_path(_LOGS).mkdir(mode=0o755, exist_ok=True)
+        script = "\n".join([
+            "set -eu",
+            f"rm -rf {_CONF_SHARE} {CONFDIR}",
+            f"cp -a /etc/apache2 {_CONF_SHARE}",
+            f"ln -s {_CONF_SHARE} {CONFDIR}",
+            f"cp {SHARE}/ports.conf {CONFDIR}/ports.conf",
+            f"cp {SHARE}/wsgiauth.conf {CONFDIR}/sites-available/wsgiauth.conf",
+            f"printf '\\n# backends/trixie.py: logs in the session share dir\\nexport APACHE_LOG_DIR={_LOGS}\\n'"
+            f" >> {CONFDIR}/envvars",
+            "a2dissite -q 000-default",
+            "a2enmod -q " + " ".join(MODULES),
+            "a2ensite -q wsgiauth",
+            "apache2ctl configtest",
+        ])
+        t.run(["/bin/sh", "-c", script], env=self._env())
+        self._configured = True
+
+    def _pid(self) -> int | None:
+        result = self.trixie.run(["cat", "/run/apache2-wsgiauth/apache2.pid"], check=False)
+        text = result.stdout.strip()
+        return int(text) if result.returncode == 0 and text.isdigit() else None
+
+    def start(self) -> Self:
+        """Start Apache (``apache2ctl start``) and wait until it answers HTTP.
+
+        Raises:
+            ServerError: Apache did not start or answer (the tail of its error log is in the message).
+        """
+        if self.pid is not None:
+            return self
+        if not self._configured:
+            self.configure()
+        self.trixie.run(["apache2ctl", "start"], env=self._env())
+        try:
+            wait_until(lambda: self._pid() is not None and port_open(self.port), timeout=self.startup_timeout,
+                       what=f"Debian 13 Apache on {self.url}", log=self.error_log)
+        except ServerError:
+            self.stop()
+            raise
+        self.pid = self._pid()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop Apache (``apache2ctl stop``), wait until the parent is gone; SIGKILL after ``timeout``. Idempotent."""
+        pid = self.pid or (self._pid() if self.trixie.running else None)
+        self.pid = None
+        if pid is None:
+            return
+        if self.trixie.running:
+            self.trixie.run(["apache2ctl", "stop"], env=self._env(), check=False)
+        deadline = time.monotonic() + timeout
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:  # one pid namespace with the root
+            time.sleep(0.05)
+        if os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.stop()
+
+    def cleanup(self) -> None:
+        self.stop()
+
+    def error_log_text(self) -> str:
+        try:
+            return self.error_log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def __repr__(self) -> str:
+        return f"<DebianApache {self.url} pid={self.pid}>"
