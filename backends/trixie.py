@@ -52,12 +52,14 @@ import hashlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -304,12 +306,12 @@ class _Lock:
     """An flock on one file: exclusive or shared, with a bounded wait; the kernel drops it if the process dies."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fd: int | None = None
 
     def acquire(self, *, exclusive: bool, timeout: float) -> None:
         if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + timeout
@@ -385,8 +387,6 @@ class _Namespace:
              self._script()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
         assert self._proc.stdout is not None
-        import select
-
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
         line = self._proc.stdout.readline() if ready else b""
         if line.strip() != b"ready":
@@ -666,8 +666,6 @@ class Trixie(Launcher):
 
     def _trap_sigterm(self) -> None:
         """Turn SIGTERM into KeyboardInterrupt while the session runs, so ``finally``/``with`` clean-up happens."""
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             return
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -683,8 +681,6 @@ class Trixie(Launcher):
             ns.stop()
             self._lock.release()
         if self._old_sigterm is not None:
-            import threading
-
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None

@@ -111,6 +111,9 @@ def _build(checkout: Path, layer: Path, out: Path, cache: Path, timings: dict[st
         shutil.copy2(wheels[0], tmp / wheels[0].name)
         _remove_tree(out)
         os.rename(tmp, out)
+    # keep the three newest wheels (other checkouts, other branches); drop the rest
+    for old in sorted((p for p in out.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)[:-3]:
+        _remove_tree(old)
     timings["wheel build"] = time.monotonic() - started
     return out / wheels[0].name
 

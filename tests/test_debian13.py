@@ -68,8 +68,10 @@ def _report_timings(request: pytest.FixtureRequest) -> Iterator[None]:
     if TIMINGS:
         line = " | ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items())
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"debian13 timings: {line}")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # teardown output is captured (and dropped on success)
+                reporter.write_line(f"\ndebian13 timings: {line}")
 
 
 @pytest.fixture(scope="module")
