@@ -124,6 +124,7 @@ def _ensure_layer(cache: Path, requires: list[str], timings: dict[str, float]) -
     probe = Trixie(cache)
     try:
         root_info = probe.ensure_root()
+        timings.update(probe.timings)  # "root build" when the root was made here
     finally:
         probe.close()
     recipe = {"root_built": root_info["built"], "packages": BUILDER_PACKAGES, "requires": requires}
