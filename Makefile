@@ -83,3 +83,15 @@ asan: install
 
 clean:
 	rm -rf build dist src/*.egg-info src/wsgiauth/_native*.so src/wsgiauth/_native.c .stamp-install
+
+# ---- Debian 13 leg (backends/trixie.py, tests/test_debian13.py) --------------------------------------------------
+# A cached debootstrap'ed Debian 13 root ($WSGIAUTH_TRIXIE_CACHE, default /var/cache/wsgiauth/trixie) with Python
+# 3.13 and Debian's apache2 + libapache2-mod-wsgi-py3, no compiler. The host needs `debootstrap` (add it to
+# APT_PACKAGES when merging). WSGIAUTH_WHEEL=dist/wsgiauth-...whl tests that wheel; without it a cp313 wheel of the
+# checkout is built in a throw-away builder layer (backends/trixie_builder.py).
+debian13: install traverse
+	@command -v debootstrap >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends debootstrap || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; }; }
+	$(PY) -m pytest tests/test_debian13.py $(PYTEST_ARGS)
+.PHONY: debian13
