@@ -1,6 +1,10 @@
 /* Berkeley DB (Debian's libdb 5.3) the way APR's apr_dbm_berkeleydb uses it: a DB_HASH database opened without an
  * environment, the file name used as given, key and value without a trailing NUL; DB_RDONLY for readers.
  *
+ * The module is not linked with libdb: src/wsgiauth/_dbmfile.py opens libdb-MAJOR.MINOR.so at run time (the version
+ * of the db.h this file was compiled with: wa_bdb_header_version) and hands its two plain functions, db_create and
+ * db_strerror, to wa_bdb_bind; every other call goes through the handle's methods, whose layout db.h gives.
+ *
  * There is no locking protocol (APR takes none for this type). A reader keeps one handle open and compares the file
  * with the identity taken at open before every fetch: a change made in place (htdbm rewrites the file) returns
  * WA_DBM_STALE, so the caller reopens instead of reading through a stale page cache. Buffers Berkeley DB allocates
@@ -17,6 +21,32 @@
 #include <unistd.h>
 
 #include "wsgiauth.h"
+
+static int (*db_create_fn)(DB **, DB_ENV *, u_int32_t);
+static char *(*db_strerror_fn)(int);
+
+/* The version of the db.h compiled in: the library opened at run time must be this one. */
+void wa_bdb_header_version(int *major, int *minor)
+{
+    *major = DB_VERSION_MAJOR;
+    *minor = DB_VERSION_MINOR;
+}
+
+/* The library's db_create and db_strerror (addresses from cffi's ABI mode); 0, or -1 when either is missing. */
+int wa_bdb_bind(uintptr_t create, uintptr_t strerror_fn)
+{
+    if (create == 0 || strerror_fn == 0) {
+        return -1;
+    }
+    db_create_fn = (int (*)(DB **, DB_ENV *, u_int32_t))create;
+    db_strerror_fn = (char *(*)(int))strerror_fn;
+    return 0;
+}
+
+static const char *bdb_strerror(int rc)
+{
+    return db_strerror_fn != NULL ? db_strerror_fn(rc) : strerror(rc > 0 ? rc : EIO);
+}
 
 struct wa_bdb {
     wa_dbm head; /* the file, its identity (compared by content), flags, error message */
@@ -36,14 +66,19 @@ static int fd_of(wa_bdb *h)
 static int open_once(wa_bdb *h, char *err, size_t errcap)
 {
     int rc;
-    if ((rc = db_create(&h->db, NULL, 0)) != 0) {
-        snprintf(err, errcap, "%s: %s", h->head.path, db_strerror(rc));
+    if (db_create_fn == NULL) {
+        snprintf(err, errcap, "%s: Berkeley DB is not loaded", h->head.path);
+        errno = ENOSYS;
+        return -1;
+    }
+    if ((rc = db_create_fn(&h->db, NULL, 0)) != 0) {
+        snprintf(err, errcap, "%s: %s", h->head.path, bdb_strerror(rc));
         errno = ENOMEM;
         return -1;
     }
     rc = h->db->open(h->db, NULL, h->head.path, NULL, DB_HASH, h->head.writable ? DB_CREATE : DB_RDONLY, 0644);
     if (rc != 0) {
-        snprintf(err, errcap, "%s: %s", h->head.path, db_strerror(rc));
+        snprintf(err, errcap, "%s: %s", h->head.path, bdb_strerror(rc));
         h->db->close(h->db, 0);
         h->db = NULL;
         errno = rc > 0 ? rc : EIO;
@@ -129,7 +164,7 @@ int wa_bdb_fetch(wa_bdb *h, const unsigned char *key, size_t klen, unsigned char
         return 0;
     }
     if (rc != 0) {
-        snprintf(h->head.err, sizeof h->head.err, "fetch failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "fetch failed: %s", bdb_strerror(rc));
         return -1;
     }
     *vlen = v.size;
@@ -157,7 +192,7 @@ int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *kl
             h->cursor = NULL;
         }
         if ((rc = h->db->cursor(h->db, NULL, &h->cursor, 0)) != 0) {
-            snprintf(h->head.err, sizeof h->head.err, "cannot iterate: %s", db_strerror(rc));
+            snprintf(h->head.err, sizeof h->head.err, "cannot iterate: %s", bdb_strerror(rc));
             return -1;
         }
     }
@@ -184,7 +219,7 @@ int wa_bdb_next(wa_bdb *h, int first, unsigned char *out, size_t cap, size_t *kl
         return -3;
     }
     if (rc != 0) {
-        snprintf(h->head.err, sizeof h->head.err, "iteration failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "iteration failed: %s", bdb_strerror(rc));
         return -1;
     }
     *klen = k.size;
@@ -209,7 +244,7 @@ int wa_bdb_store(wa_bdb *h, const unsigned char *key, size_t klen, const unsigne
     v.data = (void *)val;
     v.size = (u_int32_t)vlen;
     if ((rc = h->db->put(h->db, NULL, &k, &v, 0)) != 0) {
-        snprintf(h->head.err, sizeof h->head.err, "store failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "store failed: %s", bdb_strerror(rc));
         return -1;
     }
     return 0;
@@ -230,7 +265,7 @@ int wa_bdb_delete(wa_bdb *h, const unsigned char *key, size_t klen)
         return 0;
     }
     if (rc != 0) {
-        snprintf(h->head.err, sizeof h->head.err, "delete failed: %s", db_strerror(rc));
+        snprintf(h->head.err, sizeof h->head.err, "delete failed: %s", bdb_strerror(rc));
         return -1;
     }
     return 1;

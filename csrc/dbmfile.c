@@ -1,4 +1,4 @@
-/* What the DBM formats (sdbm.c, gdbm.c, bdb.c) share: the identity of an open file, by which a reader notices that
+/* What the DBM formats read in C (sdbm.c, bdb.c) share: the identity of an open file, by which a reader notices that
  * its path was replaced or its file changed in place; the head every handle starts with (its file, flags and error
  * message); and the loop that waits, for at most a timeout, for a lock or for anything else another process holds
  * while it writes. Declared in wsgiauth.h; wa_dbm_error and wa_dbm_replaced are exposed to Python. */
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -143,12 +142,6 @@ struct lock_request {
 static int try_lock(void *arg)
 {
     const struct lock_request *r = arg;
-    if (r->kind == WA_LOCK_FLOCK_SH) {
-        if (flock(r->fd, LOCK_SH | LOCK_NB) == 0) {
-            return 0;
-        }
-        return (errno == EWOULDBLOCK || errno == EINTR) ? WA_BUSY : -1;
-    }
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = r->kind == WA_LOCK_OFD_WR ? F_WRLCK : F_RDLCK;
@@ -168,10 +161,7 @@ int wa_lock(int fd, int kind, int timeout_ms)
 
 void wa_unlock(int fd, int kind)
 {
-    if (kind == WA_LOCK_FLOCK_SH) {
-        (void)flock(fd, LOCK_UN);
-        return;
-    }
+    (void)kind;
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_UNLCK;

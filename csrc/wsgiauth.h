@@ -27,18 +27,15 @@ void wa_hex(const unsigned char *data, size_t len, char *out);
 /* apr1.c: MD5-crypt ($apr1$ and $1$). Buffers for a hash are WA_APR1_SIZE bytes. */
 #include "cdef_apr1.h"
 
-/* xcrypt.c: the system libxcrypt (crypt_rn, crypt_checksalt, crypt_gensalt_rn). WA_CRYPT_MAX_PASSPHRASE_SIZE is
- * libxcrypt's CRYPT_MAX_PASSPHRASE_SIZE: longer phrases are refused. */
-#include "cdef_xcrypt.h"
-
-/* sdbm.c, gdbm.c, bdb.c: the DBM types htdbm writes. Each offers the same operations with the same signatures (those
- * of apr-util's apr_dbm_type_t), named wa_sdbm_<op>, wa_gdbm_<op>, wa_bdb_<op>:
+/* sdbm.c, bdb.c: the DBM types htdbm writes that are read in C (GDBM is read in Python over libgdbm: _gdbm.py). Each
+ * offers the same operations with the same signatures (those of apr-util's apr_dbm_type_t), named wa_sdbm_<op>,
+ * wa_bdb_<op>:
  *   open(path, writable, lock_timeout_ms, err, errcap)  the database as AuthDBMUserFile names it; NULL on failure
  *                                                       (message in err, errno set)
  *   close(h)              0, or -1 when flushing a writer's changes failed
  *   error(h)              the message of the last -1                                   (all: wa_dbm_error)
  *   replaced(h)           1 when the path now names another file (or the open file changed where that matters)
- *                                                                                      (GDBM, DB: wa_dbm_replaced)
+ *                                                                                      (DB: wa_dbm_replaced)
  *   fetch(h, key, klen, out, cap, &vlen)
  *   next(h, first, out, cap, &klen)   the keys in storage order: first != 0 starts over
  *   store(h, key, klen, val, vlen)    0 or -1
@@ -50,10 +47,9 @@ void wa_hex(const unsigned char *data, size_t len, char *out);
 #define WA_DBM_SMALL (-3)
 #include "cdef_dbmfile.h"
 #include "cdef_sdbm.h"
-#include "cdef_gdbm.h"
 #include "cdef_bdb.h"
 
-/* dbmfile.c: what else the DBM formats share. */
+/* dbmfile.c: what else the DBM formats share (compiled into each module that holds one). */
 #include <sys/stat.h>
 #include <time.h>
 
@@ -92,10 +88,9 @@ int wa_dbm_writer(wa_dbm *h);
 #define WA_BUSY 1
 int wa_retry(int (*attempt)(void *arg), void *arg, int timeout_ms, int step_ms);
 
-/* The locks the DBM formats take on a whole file, waited for with wa_retry() in 1 ms steps. WA_LOCK_FLOCK_SH is
- * libgdbm's reader lock (flock); WA_LOCK_OFD_RD/WR are open-file-description fcntl locks, which conflict with APR's
+/* The locks the DBM formats take on a whole file, waited for with wa_retry() in 1 ms steps: open-file-description
+ * fcntl locks, which conflict with APR's
  * classic fcntl locks on SDBM files and, unlike them, are not dropped when another descriptor of the file closes. */
-#define WA_LOCK_FLOCK_SH 0
 #define WA_LOCK_OFD_RD 1
 #define WA_LOCK_OFD_WR 2
 int wa_lock(int fd, int kind, int timeout_ms);

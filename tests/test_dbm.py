@@ -1,5 +1,10 @@
 """DBM backend: files made by Apache's own htdbm (and APR itself) read by wsgiauth, files written by wsgiauth read
-by htdbm and APR, for the three types Debian's APR offers (SDBM, GDBM, DB)."""
+by htdbm and APR, for the three types Debian's APR offers (SDBM, GDBM, DB).
+
+`make test` runs this module twice: with the compiled modules, and with ``WSGIAUTH_NO_NATIVE=1`` (the pure-Python
+SDBM; GDBM is the same Python over libgdbm in both modes; Berkeley DB needs the compiled wsgiauth._native_bdb, so its
+cases are not collected in that run, and test_db_without_the_compiled_module_is_a_clear_store_error checks the
+message a user then gets)."""
 
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from backends._common import missing, require_tool
-from wsgiauth import StoreError
+from wsgiauth import StoreError, _compiled
 from wsgiauth._dbmfile import PAIR_MAX, DbmFile, detect_type
 from wsgiauth.backends import dbm
 
-TYPES = {"SDBM": "sdbm", "GDBM": "gdbm", "DB": "db"}
+#: Berkeley DB is there unless the compiled modules are disabled (an installed wheel always has wsgiauth._native_bdb:
+#: tests/test_packaging.py).
+HAVE_DB = _compiled.load("_native_bdb") is not None
+TYPES = {"SDBM": "sdbm", "GDBM": "gdbm", **({"DB": "db"} if HAVE_DB else {})}
 # htdbm's hash flags (apache2-utils 2.4): -m apr1 (default), -B bcrypt, -s {SHA}, -d DES crypt, -p plaintext.
 HASH_FLAGS = ["-m", "-B", "-s", "-d", "-p"]
 
@@ -167,7 +175,7 @@ def test_detect_type_from_files(htdbm_db: tuple[str, Path]) -> None:
     apache_type, path = htdbm_db
     assert detect_type(str(path)) == TYPES[apache_type]
     with pytest.raises(StoreError):
-        dbm.Backend(path, type={"SDBM": "gdbm", "GDBM": "db", "DB": "gdbm"}[apache_type])
+        dbm.Backend(path, type={"SDBM": "gdbm", "GDBM": "db" if HAVE_DB else "sdbm", "DB": "gdbm"}[apache_type])
 
 
 # ------------------------------------------------------------------------------------------------ us -> htdbm
@@ -398,7 +406,7 @@ def test_unreadable_file_is_a_store_error_for_www_data(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         missing("needs root to run a check as www-data")
     path = tmp_path / "users"
-    dbm.add_user(path, "alice", "pw", type="db", cost=4)
+    dbm.add_user(path, "alice", "pw", type="db" if HAVE_DB else "gdbm", cost=4)
     os.chmod(path, 0o600)
     os.chmod(tmp_path, 0o755)
     code = ("from wsgiauth.backends import dbm\n"
@@ -480,3 +488,33 @@ def test_forked_child_reads_with_its_own_handle(tmp_path: Path, t: str) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert backend.check_password({}, "alice", "pw") is True
+
+
+# ------------------------------------------------------------------------------------------------ without C
+
+
+def test_db_without_the_compiled_module_is_a_clear_store_error(tmp_path: Path) -> None:
+    """With WSGIAUTH_NO_NATIVE=1 (as on an install built without a compiler), a DB file made by htdbm is a StoreError
+    that says what is missing, while SDBM and GDBM files still work (pure Python, and libgdbm at run time)."""
+    for apache_type in ("DB", "SDBM", "GDBM"):
+        htdbm("-cbm", f"-T{apache_type}", str(tmp_path / apache_type), "alice", "pw")
+    code = (
+        "import sys\n"
+        "from wsgiauth import StoreError, _lowlevel\n"
+        "from wsgiauth.backends import dbm\n"
+        "assert not _lowlevel.NATIVE\n"
+        f"print(dbm.Backend({str(tmp_path / 'SDBM')!r}).check_password({{}}, 'alice', 'pw'))\n"
+        f"print(dbm.Backend({str(tmp_path / 'GDBM')!r}).check_password({{}}, 'alice', 'pw'))\n"
+        "try:\n"
+        f"    dbm.Backend({str(tmp_path / 'DB')!r})\n"
+        "except StoreError as exc:\n"
+        "    print(exc)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('wsgiauth._native')))\n"
+    )
+    env = {**os.environ, "WSGIAUTH_NO_NATIVE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                         check=True).stdout.splitlines()
+    assert out[:2] == ["True", "True"]
+    assert out[2] == (f"cannot open DBM database {tmp_path / 'DB'}: Berkeley DB files need wsgiauth's compiled "
+                      "module wsgiauth._native_bdb, and it is disabled by WSGIAUTH_NO_NATIVE")
+    assert out[3] == "[]"  # no compiled module was loaded

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backends._common import require_tool
-from wsgiauth import hashes
+from wsgiauth import _lowlevel, hashes
 from wsgiauth.exceptions import InvalidHashError, UnsupportedHashError
 
 PASSWORD = b"correct horse"
@@ -840,7 +840,7 @@ from wsgiauth import hashes
 from wsgiauth.backends import htpasswd  # noqa: F401
 from wsgiauth.cache import cached  # noqa: F401
 heavy = ("hashlib", "hmac", "_hashlib", "bcrypt", "argon2", "secrets", "dataclasses", "wsgiauth._native",
-         "wsgiauth._native_dbm", "wsgiauth._redis", "wsgiauth._webhashes")
+         "wsgiauth._purecore", "wsgiauth._native_dbm", "wsgiauth._redis", "wsgiauth._webhashes", "wsgiauth._abi")
 print(sorted(m for m in heavy if m in sys.modules))
 assert hashes.verify(b"secret", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")  # htpasswd -nbs x secret
 print(sorted(m for m in heavy if m in sys.modules))
@@ -848,4 +848,5 @@ assert hashes.verify(b"secret", "$apr1$XyeQis99$Muqr01OMP3fesNSPx.Z021")  # htpa
 print(sorted(m for m in heavy if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[:3] == ["[]", "[]", "['wsgiauth._native']"]
+    core = "wsgiauth._native" if _lowlevel.NATIVE else "wsgiauth._purecore"  # WSGIAUTH_NO_NATIVE=1: the fallback
+    assert out[:3] == ["[]", "[]", f"['{core}']"]

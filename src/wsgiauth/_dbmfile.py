@@ -1,15 +1,16 @@
 """Low-level typed access to the DBM databases Apache's ``htdbm`` writes: SDBM, GDBM and Berkeley DB.
 
-The C core does the work (``csrc/sdbm.c``, ``csrc/gdbm.c``, ``csrc/bdb.c``, each with the same set of functions);
-this module checks types, turns return codes into exceptions and keeps one handle usable across threads, forks and
-changes on disk:
+This module checks types, turns failures into `StoreError` and keeps one handle usable across threads, forks and
+changes on disk; a format's handle does the reading and writing:
 
 * keys and values are raw bytes with no trailing NUL, exactly as APR's ``apr_dbm`` stores them;
 * a path is given as in ``AuthDBMUserFile``: for SDBM the files are ``PATH.pag`` and ``PATH.dir``, for GDBM and DB
   the file is ``PATH`` itself;
 * `detect_type` tells the type from the files on disk (SDBM by its ``.pag`` file, GDBM and DB by their magic
-  numbers), and the type picks one `_Format`, the format's table of operations (as apr-util's
-  ``apr_dbm_type_t``), once, when the database is opened;
+  numbers), and the type picks one `_Format`, whose opener `_load` finds once, when a database of the format is
+  first opened: SDBM in C (``csrc/sdbm.c``, module ``wsgiauth._native_dbm``) or its pure-Python twin
+  (`wsgiauth._puresdbm`); GDBM in Python over libgdbm opened at run time (`wsgiauth._gdbm`); Berkeley DB in C
+  (``csrc/bdb.c``, module ``wsgiauth._native_bdb``, built where db.h exists) over libdb opened at run time;
 * a read-only `DbmFile` reads changes made in place (``htdbm`` rewrites its files) on the next call and
   reopens when the path is replaced; each call is serialised by a lock (libgdbm and Berkeley DB handles are not
   thread-safe, and a call costs microseconds).
@@ -22,10 +23,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from . import _compiled
 from ._filewatch import describe_failure, process_identity
-from ._native_dbm import ffi, lib
 from .exceptions import StoreError
 
 __all__ = ["PAIR_MAX", "TYPES", "DbmFile", "DbmType", "detect_type", "files_of", "normalize_type"]
@@ -65,38 +66,185 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _Ops:
-    """The C functions of one format, the same signatures for every format (listed in csrc/wsgiauth.h): ``open``,
-    ``close``, ``error``, ``replaced``, ``fetch``, ``next``, ``store``, ``delete``; each is ``<prefix><name>``, or
-    the one all formats share (``wa_dbm_<name>``, csrc/dbmfile.c) where the format has none of its own."""
-
-    __slots__ = ("close", "delete", "error", "fetch", "next", "open", "replaced", "store")
-    close: Any
-    delete: Any
-    error: Any
-    fetch: Any
-    next: Any
-    open: Any
-    replaced: Any
-    store: Any
-
-    def __init__(self, lib: Any, prefix: str) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(lib, prefix + name, None) or getattr(lib, "wa_dbm_" + name))
+class Failed(Exception):
+    """An operation on an open handle failed; the message is the reason (`DbmFile` adds the path and the uid)."""
 
 
-def _load(c_name: str) -> _Ops:
-    """The C functions of ``csrc/<c_name>.c``; the one place that knows where they come from. All three formats are
-    in the cffi module ``wsgiauth._native_dbm``, which links libgdbm and Berkeley DB."""
-    return _Ops(lib, f"wa_{c_name}_")
+class OpenFailed(Exception):
+    """A database could not be opened: ``errno`` and the reason."""
+
+    def __init__(self, errno: int, reason: str) -> None:
+        super().__init__(reason)
+        self.errno = errno
+        self.reason = reason
+
+
+class Stale(Exception):
+    """The open file changed in place (the library's cache no longer describes it): reopen."""
+
+
+class _Handle(Protocol):
+    """One open database of one format: what `DbmFile` calls, under its lock."""
+
+    def fetch(self, key: bytes) -> bytes | None: ...
+    def keys(self) -> list[bytes]: ...
+    def store(self, key: bytes, value: bytes) -> None: ...
+    def delete(self, key: bytes) -> bool: ...
+    def replaced(self) -> bool: ...
+    def close(self) -> bool: ...
+
+
+#: Opens a database: ``(path, writable, lock_timeout_ms)``; raises `OpenFailed` (or
+#: `wsgiauth._compiled.LibraryMissing`).
+_Opener = Callable[[str, bool, int], _Handle]
+
+
+class _CFormat:
+    """The C functions of one format (``<prefix><name>``, or the shared ``wa_dbm_<name>`` of csrc/dbmfile.c where
+    the format has none of its own; the same signatures for every format, listed in csrc/wsgiauth.h). Calling it
+    opens a `_CHandle`."""
+
+    __slots__ = ("close", "delete", "error", "fetch", "ffi", "next", "open", "replaced", "store")
+
+    def __init__(self, module: Any, prefix: str) -> None:
+        self.ffi: Any = module.ffi
+        for name in ("close", "delete", "error", "fetch", "next", "open", "replaced", "store"):
+            setattr(self, name, getattr(module.lib, prefix + name, None) or getattr(module.lib, "wa_dbm_" + name))
+
+    def __call__(self, path: str, writable: bool, lock_timeout_ms: int) -> _CHandle:
+        return _CHandle(self, path, writable, lock_timeout_ms)
+
+
+class _CHandle:
+    """A handle of a format read in C: buffers, return codes (1 found, 0 not, -1 error, ``_STALE``, ``_SMALL``)."""
+
+    __slots__ = ("_buf", "_f", "_h", "_len")
+
+    def __init__(self, f: _CFormat, path: str, writable: bool, lock_timeout_ms: int) -> None:
+        ffi = f.ffi
+        err = ffi.new("char[]", _ERRBUF)
+        h = f.open(os.fsencode(path), 1 if writable else 0, lock_timeout_ms, err, _ERRBUF)
+        if h == ffi.NULL:
+            raise OpenFailed(ffi.errno, ffi.string(err).decode("utf-8", "replace"))
+        self._f = f
+        self._h = h
+        self._buf = ffi.new("unsigned char[]", 4096)
+        self._len = ffi.new("size_t *")
+
+    def _failed(self) -> Failed:
+        return Failed(self._f.ffi.string(self._f.error(self._h)).decode("utf-8", "replace"))
+
+    def fetch(self, key: bytes) -> bytes | None:
+        while True:
+            rc = int(self._f.fetch(self._h, key, len(key), self._buf, len(self._buf), self._len))
+            if rc == 1:
+                return bytes(self._f.ffi.buffer(self._buf, self._len[0]))
+            if rc == 0:
+                return None
+            if rc == _SMALL:
+                self._buf = self._f.ffi.new("unsigned char[]", int(self._len[0]) + 1)
+                continue
+            if rc == _STALE:
+                raise Stale
+            raise self._failed()
+
+    def keys(self) -> list[bytes]:
+        out: list[bytes] = []
+        cap = 65536
+        ffi = self._f.ffi
+        buf = ffi.new("unsigned char[]", cap)
+        n = ffi.new("size_t *")
+        h, next_key = self._h, self._f.next
+        first = 1
+        while (rc := next_key(h, first, buf, cap, n)) == 1:
+            first = 0
+            out.append(bytes(ffi.buffer(buf, n[0])))
+        if rc == _STALE:
+            raise Stale
+        if rc != 0:
+            raise Failed(ffi.string(self._f.error(h)).decode("utf-8", "replace") or "a key is too large")
+        return out
+
+    def store(self, key: bytes, value: bytes) -> None:
+        if self._f.store(self._h, key, len(key), value, len(value)) != 0:
+            raise self._failed()
+
+    def delete(self, key: bytes) -> bool:
+        rc = int(self._f.delete(self._h, key, len(key)))
+        if rc < 0:
+            raise self._failed()
+        return bool(rc)
+
+    def replaced(self) -> bool:
+        return bool(self._f.replaced(self._h))
+
+    def close(self) -> bool:
+        h, self._h = self._h, None
+        return h is None or int(self._f.close(h)) == 0
+
+
+class _Unavailable(Exception):
+    """This installation cannot open the format at all (the message says why and what to do)."""
+
+
+def _load(c_name: str) -> _Opener:
+    """The opener of the format ``c_name`` (``csrc/<c_name>.c``): the one place that knows where a format's code comes
+    from.
+
+    * ``sdbm``: the C of ``wsgiauth._native_dbm``, else the pure-Python `wsgiauth._puresdbm`;
+    * ``gdbm``: `wsgiauth._gdbm` (Python over libgdbm.so.6, opened when a database is);
+    * ``bdb``: the C of ``wsgiauth._native_bdb``, handed libdb's ``db_create``/``db_strerror`` here.
+
+    Raises:
+        _Unavailable: no code for the format in this installation.
+        wsgiauth._compiled.LibraryMissing: the format's library is not installed.
+    """
+    if c_name == "sdbm":
+        module = _compiled.load("_native_dbm")
+        if module is not None:
+            return _CFormat(module, "wa_sdbm_")
+        from ._puresdbm import SdbmFile
+
+        return SdbmFile
+    if c_name == "gdbm":
+        from ._gdbm import GdbmFile
+
+        return GdbmFile
+    if c_name == "bdb":
+        module = _compiled.load("_native_bdb")
+        if module is None:
+            why = "it is disabled by WSGIAUTH_NO_NATIVE" if _compiled.DISABLED else (
+                "this installation was built without it (no C compiler, or no db.h: install libdb-dev and "
+                "reinstall, or use the wheel)")
+            raise _Unavailable(f"Berkeley DB files need wsgiauth's compiled module wsgiauth._native_bdb, and {why}")
+        _bind_libdb(module)
+        return _CFormat(module, "wa_bdb_")
+    raise ValueError(f"no DBM format {c_name!r}")
+
+
+def _bind_libdb(module: Any) -> None:
+    """Open the libdb of the db.h ``module`` was compiled with and hand it its two plain functions."""
+    v = module.ffi.new("int[2]")
+    module.lib.wa_bdb_header_version(v, v + 1)
+    major, minor = int(v[0]), int(v[1])
+    lib = _compiled.library("libdb", f"libdb-{major}.{minor}.so")
+    from ._abi import ffi
+
+    got = ffi.new("int[3]")
+    lib.db_version(got, got + 1, got + 2)
+    if (got[0], got[1]) != (major, minor):
+        raise _Unavailable(f"libdb-{major}.{minor}.so is version {got[0]}.{got[1]}, not the {major}.{minor} "
+                           "wsgiauth._native_bdb was built for")
+    addr = [int(ffi.cast("uintptr_t", fn)) for fn in (lib.db_create, lib.db_strerror)]
+    if module.lib.wa_bdb_bind(*addr) != 0:
+        raise _Unavailable("libdb's db_create/db_strerror could not be resolved")
 
 
 class _Format:
-    """One DBM format: its files and its operations (looked up by `_load` when a database of the format is
-    first opened).
+    """One DBM format: its files and its opener (found by `_load` when a database of the format is first opened).
 
     Args:
-        c_name: the C file, ``csrc/<c_name>.c``, whose functions are ``wa_<c_name>_*``.
+        c_name: the C file, ``csrc/<c_name>.c``, whose functions are ``wa_<c_name>_*`` (or its Python twin).
         suffixes: the database ``PATH`` is the files ``PATH + suffix``.
         fresh_reads: every read goes to the files (SDBM): a file written within one mtime tick needs no reopen, and
             the files already open stay readable while a replaced database is briefly missing. Otherwise (GDBM, DB)
@@ -104,7 +252,7 @@ class _Format:
         pair_max: the largest key + value, if the format has a limit.
     """
 
-    __slots__ = ("_ops", "c_name", "fresh_reads", "pair_max", "suffixes")
+    __slots__ = ("_opener", "c_name", "fresh_reads", "pair_max", "suffixes")
 
     def __init__(self, c_name: str, suffixes: tuple[str, ...], *, fresh_reads: bool,
                  pair_max: int | None = None) -> None:
@@ -112,14 +260,14 @@ class _Format:
         self.suffixes = suffixes
         self.fresh_reads = fresh_reads
         self.pair_max = pair_max
-        self._ops: _Ops | None = None
+        self._opener: _Opener | None = None
 
     @property
-    def ops(self) -> _Ops:
-        ops = self._ops
-        if ops is None:
-            ops = self._ops = _load(self.c_name)
-        return ops
+    def opener(self) -> _Opener:
+        opener = self._opener
+        if opener is None:
+            opener = self._opener = _load(self.c_name)
+        return opener
 
     def files(self, path: str) -> tuple[str, ...]:
         return tuple(path + suffix for suffix in self.suffixes)
@@ -216,7 +364,6 @@ class DbmFile:
                 t = detect_type(self.path)
         self.type: DbmType = t
         self._format = _FORMATS[t]
-        self._ops = self._format.ops
         self.writable = writable
         check_interval = float(check_interval)
         if not check_interval >= 0.0:
@@ -225,15 +372,18 @@ class DbmFile:
         self._timeout_ms = max(0, int(lock_timeout * 1000))
         self._lock = threading.Lock()
         _instances.add(self)
-        self._buf = ffi.new("unsigned char[]", 4096)
-        self._len = ffi.new("size_t *")
-        self._handle: Any = None
+        self._handle: _Handle | None = None
         self._pid = os.getpid()
         self._epoch = _fork_epoch
-        self._cfetch: Any = self._ops.fetch
         self._next_check = 0.0
         self._racy = False
         self.reopens = 0
+        try:
+            self._opener = self._format.opener
+        except _Unavailable as exc:
+            raise StoreError(f"cannot open DBM database {self.path}: {exc}") from None
+        except _compiled.LibraryMissing as exc:
+            raise StoreError(f"cannot open DBM database {self.path}: {exc}") from None
         if not writable:
             for f in self._format.files(self.path):
                 if not os.path.exists(f):
@@ -242,15 +392,16 @@ class DbmFile:
 
     # ------------------------------------------------------------------ handles
 
-    def _open(self) -> Any:
-        err = ffi.new("char[]", _ERRBUF)
-        h = self._ops.open(os.fsencode(self.path), 1 if self.writable else 0, self._timeout_ms, err, _ERRBUF)
-        if h == ffi.NULL:
-            errno = ffi.errno
-            reason = ffi.string(err).decode("utf-8", "replace")
-            if errno in (1, 13):  # EPERM, EACCES
+    def _open(self) -> _Handle:
+        try:
+            h = self._opener(self.path, self.writable, self._timeout_ms)
+        except OpenFailed as exc:
+            reason = exc.reason
+            if exc.errno in (1, 13):  # EPERM, EACCES
                 reason = "permission denied"
-            raise _fail("open", self.path, reason or os.strerror(errno).lower())
+            raise _fail("open", self.path, reason or os.strerror(exc.errno).lower()) from None
+        except _compiled.LibraryMissing as exc:
+            raise StoreError(f"cannot open DBM database {self.path}: {exc}") from None
         self._pid = os.getpid()
         self._epoch = _fork_epoch
         self._next_check = time.monotonic() + self.check_interval
@@ -264,21 +415,14 @@ class DbmFile:
             return False
         return abs(time.time_ns() - mtime) < _RACY_NS
 
-    def _close_handle(self, h: Any) -> int:
-        if h is None:
-            return 0
-        return int(self._ops.close(h))
-
-    def _error(self) -> str:
-        return str(ffi.string(self._ops.error(self._handle)).decode("utf-8", "replace"))
-
     def _reopen(self) -> None:
         new = self._open()  # raises StoreError, keeping the old handle in place
         old, self._handle = self._handle, new
-        self._close_handle(old)
+        if old is not None:
+            old.close()
         self.reopens += 1
 
-    def _ready(self) -> None:
+    def _ready(self) -> _Handle:
         """Called with the lock held before each operation: a handle for this process, not a replaced file."""
         if self._handle is None:
             raise StoreError(f"DBM database {self.path} is closed")
@@ -289,19 +433,20 @@ class DbmFile:
                 self._handle = None
                 raise StoreError(f"DBM database {self.path}: a writer cannot be used in a forked child")
             self._reopen()
-            return
+            return self._handle
         if self.writable:
-            return
+            return self._handle
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + self.check_interval
-            if self._racy or self._ops.replaced(self._handle):
+            if self._racy or self._handle.replaced():
                 try:
                     self._reopen()
                 except StoreError:
-                    if self._format.fresh_reads:
-                        return  # a replaced file briefly missing: keep reading the files we have open
-                    raise
+                    if not self._format.fresh_reads:
+                        raise
+                    # a replaced file briefly missing: keep reading the files we have open
+        return self._handle
 
     # ------------------------------------------------------------------ operations
 
@@ -315,23 +460,18 @@ class DbmFile:
         if not key:
             return None
         with self._lock:
-            if self._epoch != _fork_epoch or (not self.writable and time.monotonic() >= self._next_check):
-                self._ready()
-            elif self._handle is None:
-                raise StoreError(f"DBM database {self.path} is closed")
+            h = self._handle
+            if h is None or self._epoch != _fork_epoch or (not self.writable and
+                                                            time.monotonic() >= self._next_check):
+                h = self._ready()
             for _ in range(4):
-                rc = int(self._cfetch(self._handle, key, len(key), self._buf, len(self._buf), self._len))
-                if rc == 1:
-                    return bytes(ffi.buffer(self._buf, self._len[0]))
-                if rc == 0:
-                    return None
-                if rc == _SMALL:
-                    self._buf = ffi.new("unsigned char[]", int(self._len[0]) + 1)
-                    continue
-                if rc == _STALE:
+                try:
+                    return h.fetch(key)
+                except Stale:
                     self._reopen()
-                    continue
-                raise _fail("read", self.path, self._error())
+                    h = self._ready()
+                except Failed as exc:
+                    raise _fail("read", self.path, str(exc)) from None
             raise _fail("read", self.path, "it keeps changing while being read")
 
     def keys(self) -> Iterator[bytes]:
@@ -341,29 +481,16 @@ class DbmFile:
             StoreError: the database cannot be read.
         """
         with self._lock:
-            self._ready()
+            h = self._ready()
             for _ in range(3):
                 try:
-                    return iter(self._keys_locked())
-                except _Stale:
+                    return iter(h.keys())
+                except Stale:
                     self._reopen()
+                    h = self._ready()
+                except Failed as exc:
+                    raise _fail("read", self.path, str(exc) or "a key is too large") from None
             raise _fail("read", self.path, "it keeps changing while being read")
-
-    def _keys_locked(self) -> list[bytes]:
-        out: list[bytes] = []
-        cap = 65536
-        buf = ffi.new("unsigned char[]", cap)
-        n = ffi.new("size_t *")
-        h, next_key = self._handle, self._ops.next
-        first = 1
-        while (rc := next_key(h, first, buf, cap, n)) == 1:
-            first = 0
-            out.append(bytes(ffi.buffer(buf, n[0])))
-        if rc == _STALE:
-            raise _Stale
-        if rc != 0:
-            raise _fail("read", self.path, self._error() or "a key is too large")
-        return out
 
     def store(self, key: bytes, value: bytes) -> None:
         """Insert or replace ``key`` (writable handles only).
@@ -381,9 +508,10 @@ class DbmFile:
             raise ValueError(f"{self.type.upper()} holds at most {limit} bytes of key + value; this record has "
                              f"{len(key) + len(value)} (use GDBM or DB for longer records)")
         with self._lock:
-            self._writer()
-            if self._ops.store(self._handle, key, len(key), value, len(value)) != 0:
-                raise _fail("write", self.path, self._error())
+            try:
+                self._writer().store(key, value)
+            except Failed as exc:
+                raise _fail("write", self.path, str(exc)) from None
 
     def delete(self, key: bytes) -> bool:
         """Delete ``key`` (writable handles only). Returns whether it was there.
@@ -395,16 +523,15 @@ class DbmFile:
         if not key:
             return False
         with self._lock:
-            self._writer()
-            rc = self._ops.delete(self._handle, key, len(key))
-            if rc < 0:
-                raise _fail("write", self.path, self._error())
-            return bool(rc)
+            try:
+                return self._writer().delete(key)
+            except Failed as exc:
+                raise _fail("write", self.path, str(exc)) from None
 
-    def _writer(self) -> None:
+    def _writer(self) -> _Handle:
         if not self.writable:
             raise StoreError(f"DBM database {self.path} is open read-only")
-        self._ready()
+        return self._ready()
 
     def identity(self) -> tuple[int, ...]:
         """``(mtime_ns, size, inode)`` of each of the database's files, ``()`` when one is missing."""
@@ -426,7 +553,7 @@ class DbmFile:
         with self._lock:
             h, self._handle = self._handle, None
             if h is not None and self._pid == os.getpid():
-                if self._close_handle(h) != 0 and self.writable:
+                if not h.close() and self.writable:
                     raise _fail("write", self.path, "flushing changes failed")
 
     def __enter__(self) -> DbmFile:
@@ -441,7 +568,7 @@ class DbmFile:
         if h is not None and getattr(self, "_pid", None) == _getpid():
             self._handle = None
             try:
-                self._close_handle(h)
+                h.close()
             except Exception:  # noqa: BLE001, S110 - nothing sensible to do in a finaliser
                 pass
 
@@ -449,6 +576,3 @@ class DbmFile:
         mode = "rw" if self.writable else "ro"
         return f"<DbmFile {self.type} {self.path!r} {mode}>"
 
-
-class _Stale(Exception):
-    pass

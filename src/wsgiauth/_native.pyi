@@ -1,20 +1,11 @@
-"""Type stub of the private cffi module ``wsgiauth._native`` (built from csrc/; see csrc/build_native.py).
-
-Only the C core routines used by `wsgiauth._lowlevel` are spelled out; other C files' functions are typed
-``Any`` through ``__getattr__`` until their owners add them here.
+"""Type stub of the private cffi module ``wsgiauth._native``, the compiled hash core (csrc/ct.c, md5.c, apr1.c; see
+csrc/build_native.py). `wsgiauth._lowlevel` is its only user; `wsgiauth._purecore` is its pure-Python twin.
 """
 
 from typing import Any
 
 class _Lib:
     WA_APR1_SIZE: int
-    WA_CRYPT_OUTPUT_SIZE: int
-    WA_CRYPT_MAX_PASSPHRASE_SIZE: int
-    WA_CRYPT_SALT_OK: int
-    WA_CRYPT_SALT_INVALID: int
-    WA_CRYPT_SALT_METHOD_DISABLED: int
-    WA_CRYPT_SALT_METHOD_LEGACY: int
-    WA_CRYPT_SALT_TOO_CHEAP: int
     def wa_ct_equal(self, a: bytes, alen: int, b: bytes, blen: int, /) -> int: ...
     def wa_md5(self, data: bytes, len: int, digest: Any, /) -> None: ...
     def wa_ha1(
@@ -25,11 +16,6 @@ class _Lib:
     ) -> int: ...
     def wa_apr1(self, pw: bytes, pwlen: int, salt: bytes, saltlen: int, out: Any, outlen: int, /) -> int: ...
     def wa_apr1_verify(self, pw: bytes, pwlen: int, stored: bytes, storedlen: int, /) -> int: ...
-    def wa_crypt(self, phrase: bytes, setting: bytes, out: Any, outlen: int, /) -> int: ...
-    def wa_crypt_verify(self, phrase: bytes, stored: bytes, storedlen: int, /) -> int: ...
-    def wa_crypt_checksalt(self, setting: bytes, /) -> int: ...
-    def wa_crypt_gensalt(self, prefix: bytes, count: int, out: Any, outlen: int, /) -> int: ...
-    def __getattr__(self, name: str) -> Any: ...
 
 ffi: Any
 lib: _Lib
