@@ -187,7 +187,7 @@ def run(include_services: bool = True) -> dict[str, Any]:
     return {
         "method": (f"One Apache child ({e2e.APACHE['mpm']} MPM, {e2e.APACHE['threads']} threads, embedded), "
                    "VmRSS before the first authenticated request and after 5 of them (wsgiauth's bytecode compiled "
-                   "first, as a pip install does); 'vs Django' = added RSS "
+                   "first, as installing a wheel with pip does); 'vs Django' = added RSS "
                    "over the added RSS of Django's handler. The baseline row is what any Python auth script costs "
                    "(the interpreter's own growth on first use)."),
         "rows": rows,

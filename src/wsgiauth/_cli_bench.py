@@ -117,7 +117,8 @@ def bench(args: argparse.Namespace) -> int:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
-            print("wsgiauth: --png needs matplotlib (pip install matplotlib); table only", file=sys.stderr)
+            print("wsgiauth: --png needs matplotlib (pip install 'wsgiauth-backends[bench]'); table only",
+                  file=sys.stderr)
             return 0
         fig, ax = plt.subplots(figsize=(6, 4))
         for mode, _ in modes:

@@ -62,10 +62,29 @@ def doctor(args: argparse.Namespace) -> int:
         return subprocess.run(cmd, cwd="/", check=False).returncode
     report = Report()
     print(f"wsgiauth doctor: {os.path.abspath(args.config)} as {me} (uid {os.getuid()})")
+    _check_native(report)
     _check(args.config, report)
     print(f"\n{report.problems} problem{'s' if report.problems != 1 else ''}, "
           f"{report.warnings} warning{'s' if report.warnings != 1 else ''}")
     return 1 if report.problems else 0
+
+
+def _check_native(report: Report) -> None:
+    """Which native parts this installation has: the compiled modules and the system libraries opened at run time.
+
+    A missing compiled hash core is a warning (the pure-Python fallback works, slower); a missing library is a note
+    (it matters only to a store that needs it, and that store's own check then fails with the package to install).
+    """
+    from . import _compiled
+
+    for part in _compiled.parts():
+        if part.available:
+            report.ok(f"native: {part.name}: {part.detail}")
+        elif part.name.startswith("compiled hash core") and not _compiled.DISABLED:
+            report.warn(f"native: {part.name}: {part.detail}",
+                        "install the wheel, or gcc and python3-dev before installing from source")
+        else:
+            print(f"note  native: {part.name}: {part.detail}")
 
 
 def _readable(path: str, report: Report, what: str) -> bool:

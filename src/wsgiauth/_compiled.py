@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import threading
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -40,32 +41,35 @@ def load(name: str) -> ModuleType | None:
 
 
 class Library(NamedTuple):
-    """A system library opened at run time."""
+    """A system library opened at run time: its soname and the Debian package that provides it."""
 
     name: str
     soname: str
     package: str
+    package_t64: str  # the package's name since Debian 13's 64-bit time_t transition ("" when unchanged)
     needed_for: str
+
+    def install_hint(self) -> str:
+        hint = f"apt-get install {self.package}"
+        return hint + (f" ({self.package_t64} on Debian 13 and Ubuntu 24.04)" if self.package_t64 else "")
 
 
 #: The system libraries, by the name the messages use.
 LIBRARIES: dict[str, Library] = {
-    "libxcrypt": Library("libxcrypt", "libcrypt.so.1", "libcrypt1",
+    "libxcrypt": Library("libxcrypt", "libcrypt.so.1", "libcrypt1", "",
                          "DES, $1$, $5$, $6$, bcrypt and yescrypt hashes"),
-    "libgdbm": Library("libgdbm", "libgdbm.so.6", "libgdbm6 (libgdbm6t64 on Debian 13 and Ubuntu 24.04)",
-                       "GDBM files"),
-    "libdb": Library("Berkeley DB", "libdb-5.3.so", "libdb5.3 (libdb5.3t64 on Debian 13 and Ubuntu 24.04)",
-                     "Berkeley DB (DB) files"),
+    "libgdbm": Library("libgdbm", "libgdbm.so.6", "libgdbm6", "libgdbm6t64", "GDBM files"),
+    "libdb": Library("Berkeley DB", "libdb-5.3.so", "libdb5.3", "libdb5.3t64", "Berkeley DB (DB) files"),
 }
 
 
-class LibraryMissing(Exception):  # noqa: N818 - the name says what happened
+class LibraryMissing(Exception):
     """A system library wsgiauth needs for this operation is not installed (the message says which, and the fix)."""
 
     def __init__(self, lib: Library, detail: str) -> None:
         self.library = lib
         super().__init__(f"{lib.needed_for} need {lib.name} ({lib.soname}), which cannot be loaded here ({detail}): "
-                         f"install the package {lib.package} (apt-get install {lib.package.split()[0]})")
+                         f"{lib.install_hint()}")
 
 
 _libs: dict[str, Any] = {}
@@ -94,8 +98,9 @@ def library(key: str, soname: str | None = None) -> Any:
                 raise LibraryMissing(info, f"wsgiauth._abi is missing: {exc}") from None
             try:
                 lib = ffi.dlopen(info.soname)
-            except OSError as exc:
-                raise LibraryMissing(info, str(exc).strip() or "not found") from None
+            except OSError as exc:  # cffi says "cannot load library 'NAME': " before dlopen's own message
+                detail = re.sub(r"^cannot load library '[^']*': ", "", str(exc).strip())
+                raise LibraryMissing(info, detail or "not found") from None
             _libs[key] = lib
     return lib
 

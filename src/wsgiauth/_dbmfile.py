@@ -105,6 +105,14 @@ class _CFormat:
     opens a `_CHandle`."""
 
     __slots__ = ("close", "delete", "error", "fetch", "ffi", "next", "open", "replaced", "store")
+    close: Any
+    delete: Any
+    error: Any
+    fetch: Any
+    next: Any
+    open: Any
+    replaced: Any
+    store: Any
 
     def __init__(self, module: Any, prefix: str) -> None:
         self.ffi: Any = module.ffi

@@ -64,7 +64,7 @@ try:
     from ldap3.core import exceptions as ldap_exc
     from ldap3.utils.dn import escape_rdn
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth[ldap]'") from exc
+    raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth-backends[ldap]'") from exc
 
 __all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "parse_ldap_url"]
 
