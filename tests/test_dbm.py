@@ -518,3 +518,60 @@ def test_db_without_the_compiled_module_is_a_clear_store_error(tmp_path: Path) -
     assert out[2] == (f"cannot open DBM database {tmp_path / 'DB'}: Berkeley DB files need wsgiauth's compiled "
                       "module wsgiauth._native_bdb, and it is disabled by WSGIAUTH_NO_NATIVE")
     assert out[3] == "[]"  # no compiled module was loaded
+
+
+def test_the_pure_python_sdbm_writes_the_bytes_of_the_c_one(tmp_path: Path) -> None:
+    """Inserts with page splits, replacements, deletes and pairs at the 1008-byte limit, in the same order through
+    csrc/sdbm.c and through wsgiauth._puresdbm (whatever the mode: both are called directly): the same files, and
+    each reads the other's."""
+    import importlib
+    import random
+
+    from wsgiauth import _dbmfile
+    from wsgiauth._puresdbm import SdbmFile, sdbm_hash
+
+    try:
+        native = _dbmfile._CFormat(importlib.import_module("wsgiauth._native_dbm"), "wa_sdbm_")
+    except ImportError:
+        pytest.skip("this installation has no compiled SDBM to compare the fallback with")
+    rng = random.Random(16)
+    ops: list[tuple[bytes, bytes | None]] = []
+    for i in range(2500):
+        key = _key(i) if i % 5 else bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 40)))
+        size = PAIR_MAX - len(key) if i % 97 == 0 else rng.choice([0, 10, 90, 200])
+        ops.append((key, bytes(rng.randrange(256) for _ in range(size))))
+        if i % 7 == 0:
+            ops.append((ops[rng.randrange(len(ops))][0], None))
+    for key, _ in ops:
+        assert sdbm_hash(key) == _sdbm_hash_c(key)
+    c, py = native(str(tmp_path / "c"), True, 1000), SdbmFile(str(tmp_path / "py"), True, 1000)
+    expected: dict[bytes, bytes] = {}
+    for key, value in ops:  # the same outcome, op by op (a failed split is a failure on both sides)
+        outcomes = []
+        for h in (c, py):
+            try:
+                outcomes.append(h.delete(key) if value is None else h.store(key, value))
+            except _dbmfile.Failed as exc:
+                outcomes.append(f"failed: {exc}".split(":")[0])
+        assert outcomes[0] == outcomes[1], (key, outcomes)
+        if value is None:
+            expected.pop(key, None)
+        elif outcomes[0] is None:
+            expected[key] = value
+    assert c.close() and py.close()
+    written = {name: [Path(str(tmp_path / name) + ext).read_bytes() for ext in (".pag", ".dir")] for name in ("c", "py")}
+    assert written["c"] == written["py"]
+    assert len(written["c"][1]) > 0  # pages did split
+    for reader, files in ((SdbmFile, "c"), (native, "py")):
+        h = reader(str(tmp_path / files), False, 1000)
+        assert sorted(h.keys()) == sorted(expected)
+        assert all(h.fetch(k) == v for k, v in expected.items())
+        assert h.fetch(b"no such key") is None
+        h.close()
+
+
+def _sdbm_hash_c(key: bytes) -> int:
+    import importlib
+
+    lib = importlib.import_module("wsgiauth._native_dbm").lib
+    return int(lib.wa_sdbm_hash(key, len(key))) & (2**64 - 1)

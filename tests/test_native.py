@@ -1,4 +1,7 @@
-"""The C core (wsgiauth._native through wsgiauth._lowlevel) against pure-Python references.
+"""The hash core (wsgiauth._native, or its pure-Python twin wsgiauth._purecore, through wsgiauth._lowlevel) against
+pure-Python references; and the twin against the C, call by call.
+
+`make test` runs this module twice: on the compiled core, and with WSGIAUTH_NO_NATIVE=1 on the fallback.
 
 MD5 and HA1 against hashlib, the constant-time compare against ``==``, $apr1$/$1$ MD5-crypt against a pure-Python
 implementation of the algorithm written here (and against libxcrypt's own $1$), the libxcrypt binding's error
@@ -9,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
+import os
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -321,3 +327,64 @@ def test_threads_agree() -> None:
     for t in threads:
         t.join()
     assert results == [True] * 16
+
+
+# ------------------------------------------------------------------------------------------------ the two cores
+
+
+def test_the_core_in_use_is_the_one_asked_for() -> None:
+    """WSGIAUTH_NO_NATIVE=1 (the fallback run of `make test`) gives the pure-Python core; otherwise an installed
+    wheel must give the compiled one."""
+    from wsgiauth import _compiled
+
+    assert _lowlevel.NATIVE is (not _compiled.DISABLED and _compiled.load("_native") is not None)
+    if os.environ.get("WSGIAUTH_INSTALLED") == "1":
+        assert _lowlevel.NATIVE is not _compiled.DISABLED
+
+
+def _compiled_core() -> Any:
+    try:
+        return importlib.import_module("wsgiauth._native")  # whatever the mode: the module itself
+    except ImportError:
+        pytest.skip("this installation has no compiled core to compare the fallback with")
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=st.binary(max_size=130), salt=st.binary(max_size=10), magic=st.sampled_from([b"$apr1$", b"$1$", b"$x$",
+                                                                                            b"$0123456789abc$"]))
+def test_pure_md5crypt_is_the_c_one(password: bytes, salt: bytes, magic: bytes) -> None:
+    from wsgiauth import _purecore
+
+    native = _compiled_core()
+    out = native.ffi.new("char[]", native.lib.WA_APR1_SIZE)
+    n = native.lib.wa_md5crypt(password, len(password), magic, salt, len(salt), out, native.lib.WA_APR1_SIZE)
+    assert _purecore.md5crypt(password, magic, salt) == (None if n < 0 else native.ffi.string(out, n).decode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=st.binary(max_size=40), stored=st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda s, t: b"$apr1$" + s + t, st.binary(max_size=12), st.binary(max_size=26)),
+    st.builds(lambda p, s: _lowlevel.apr1_hash(p, s).encode(), st.binary(max_size=20), salts)))
+def test_pure_apr1_verify_answers_as_the_c_one(password: bytes, stored: bytes) -> None:
+    from wsgiauth import _purecore
+
+    native = _compiled_core()
+    assert _purecore.apr1_verify(password, stored) == native.lib.wa_apr1_verify(password, len(password), stored,
+                                                                                len(stored))
+
+
+@given(user=st.binary(max_size=70), realm=st.binary(max_size=70), password=st.binary(max_size=70),
+       other=st.binary(max_size=70))
+def test_pure_md5_ha1_compare_are_the_c_ones(user: bytes, realm: bytes, password: bytes, other: bytes) -> None:
+    from wsgiauth import _purecore
+
+    native = _compiled_core()
+    out = native.ffi.new("char[33]")
+    native.lib.wa_ha1(user, len(user), realm, len(realm), password, len(password), out)
+    assert _purecore.ha1(user, realm, password) == native.ffi.string(out, 32).decode()
+    digest = native.ffi.new("unsigned char[16]")
+    native.lib.wa_md5(user + password, len(user + password), digest)
+    assert _purecore.md5(user + password) == bytes(native.ffi.buffer(digest, 16))
+    for a, b in ((user, other), (user, user)):
+        assert _purecore.ct_equal(a, b) is bool(native.lib.wa_ct_equal(a, len(a), b, len(b)))
