@@ -66,15 +66,17 @@ from pathlib import Path
 from typing import IO, Any, Self
 from urllib.parse import unquote, urlparse
 
-from ._common import Launcher, ServerError, free_port, port_open, wait_until
+from ._common import Launcher, ServerError, _kill_group, free_port, port_open, wait_until
 
 __all__ = [
+    "BUILD_PACKAGES",
     "DEFAULT_CACHE",
     "RUNTIME_PACKAGES",
     "SHARE",
     "SUITE",
     "VENV",
     "VENV_PACKAGES",
+    "Layer",
     "Trixie",
     "cache_dir",
     "debian_mirror",
@@ -437,6 +439,11 @@ class _Namespace:
 class Trixie(Launcher):
     """A session on the cached Debian 13 root: :meth:`start` (builds the cache when needed), :meth:`run`, :meth:`stop`.
 
+    The :class:`~backends._common.Launcher` life cycle: ``start()`` mounts the session's view (``self.pid`` is the
+    namespace's holder), ``stop()`` unmounts it (the session dir and what the root wrote are kept, ``start()`` mounts
+    them again), ``kill()`` kills the holder, ``close()`` also removes the session dir, ``with Trixie() as root``;
+    ``python -m backends.trixie`` holds a session until SIGTERM/Ctrl-C and prints how to enter it.
+
     Args:
         cache: the cache directory (default :func:`cache_dir`).
         mirror: the Debian mirror for debootstrap and apt (default :func:`debian_mirror`).
@@ -453,6 +460,7 @@ class Trixie(Launcher):
     """
 
     python = f"{VENV}/bin/python"
+    name = "Debian 13 root"
 
     def __init__(self, cache: str | os.PathLike[str] | None = None, *, mirror: str | None = None,
                  layers: Sequence[Path] = (), upper: Path | None = None, max_age_days: float | None = 30.0,
@@ -685,20 +693,26 @@ class Trixie(Launcher):
                 signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
 
+    def kill(self) -> None:
+        """Kill the namespace's holder (SIGKILL): the kernel drops the mounts; :meth:`start` mounts them again."""
+        ns = self._ns
+        if ns is not None and ns._proc is not None:
+            _kill_group(ns._proc)
+        self.stop()
+
     def close(self) -> None:
-        """Stop and remove the session's temp dir (unless ``keep``)."""
+        """Stop and remove the session's temp dir (unless ``keep``); never while something is mounted below it."""
         self.stop()
         if self.keep:
             print(f"backends.trixie: kept {self.dir}", file=sys.stderr)
         else:
             _remove_tree(self.dir)
 
-    def cleanup(self) -> None:
-        self.close()
-
     @property
-    def running(self) -> bool:
-        return self._ns is not None
+    def pid(self) -> int | None:
+        """The pid of the process holding the session's mount namespace, while it is mounted."""
+        ns = self._ns
+        return ns._proc.pid if ns is not None and ns._proc is not None and ns._proc.poll() is None else None
 
     # ------------------------------------------------------------------ inside the root
 
@@ -787,13 +801,6 @@ class Trixie(Launcher):
         out = self.run(["/bin/sh", "-c", script]).stdout
         return _bad_entries(out)
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
     def __repr__(self) -> str:
         return f"<Trixie {self.root} {'running' if self.running else 'stopped'} session={self.dir}>"
 
@@ -838,6 +845,89 @@ def _run(cmd: Sequence[str], *, input: str | None = None, timeout: float) -> sub
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 
+# ---------------------------------------------------------------------------------------------------- layers
+
+
+#: The build layer's packages: a compiler and the Python headers, nothing else (apt pulls in what they depend on).
+BUILD_PACKAGES = ("gcc", "python3-dev")
+
+
+class Layer:
+    """A cached overlay layer over the root: ``CACHE/NAME/`` holds what ``apt-get install PACKAGES`` adds.
+
+    Made once in a session whose upper dir is the layer itself, stamped (``CACHE/NAME.json``: the root's build time
+    and the package list) and rebuilt when either changes. Use it as ``Trixie(layers=[layer.path])`` inside
+    ``with layer:`` (a shared lock on ``CACHE/NAME.lock``: nobody rebuilds the layer under a session using it).
+
+    Args:
+        name: the layer's directory name under the cache.
+        packages: the apt packages it adds (``--no-install-recommends``).
+        cache: the cache directory (default :func:`cache_dir`).
+    """
+
+    def __init__(self, name: str, packages: Sequence[str], *, cache: Path | None = None) -> None:
+        self.cache = cache or cache_dir()
+        self.name = name
+        self.packages = tuple(packages)
+        self.path = self.cache / name
+        self.stamp = self.cache / f"{name}.json"
+        self.timings: dict[str, float] = {}
+        self._lock = _Lock(self.cache / f"{name}.lock")
+
+    def _wanted(self, root_info: dict[str, Any]) -> dict[str, Any]:
+        return {"root_built": root_info["built"], "packages": list(self.packages)}
+
+    def _current(self, wanted: dict[str, Any]) -> bool:
+        try:
+            have = json.loads(self.stamp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return bool(have == wanted and self.path.is_dir())
+
+    def __enter__(self) -> Layer:
+        probe = Trixie(self.cache)
+        try:
+            root_info = probe.ensure_root()
+            self.timings.update(probe.timings)  # "root build" when the root was made here
+        finally:
+            probe.close()
+        wanted = self._wanted(root_info)
+        self._lock.acquire(exclusive=False, timeout=900)
+        if self._current(wanted):
+            return self
+        self._lock.release()
+        self._lock.acquire(exclusive=True, timeout=900)
+        try:
+            if not self._current(wanted):
+                self._build(wanted)
+            self._lock.acquire(exclusive=False, timeout=900)  # flock converts in place
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def _build(self, wanted: dict[str, Any]) -> None:
+        started = time.monotonic()
+        with contextlib.suppress(FileNotFoundError):
+            self.stamp.unlink()
+        new = self.cache / f"{self.name}.new"
+        _remove_tree(new)
+        with Trixie(self.cache, upper=new) as root:
+            env = {"DEBIAN_FRONTEND": "noninteractive"}
+            root.run(["apt-get", "update", "-q"], env=env, timeout=600)
+            root.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *self.packages], env=env,
+                     timeout=900)
+            root.run(["apt-get", "clean"], env=env)
+        _remove_tree(new.with_name(new.name + ".work"))
+        _remove_tree(self.path)
+        os.rename(new, self.path)
+        self.stamp.write_text(json.dumps(wanted), encoding="utf-8")
+        self.timings[f"{self.name} layer build"] = time.monotonic() - started
+
+
 # ---------------------------------------------------------------------------------------------------- Debian's Apache
 
 DATA = Path(__file__).resolve().parent / "data" / "trixie"
@@ -867,6 +957,8 @@ class DebianApache(Launcher):
     """
 
     host = "127.0.0.1"
+    name = "Debian 13 apache2"
+    owns_dir = False  # the share dir is the Trixie session's
 
     def __init__(self, root: Trixie, *, port: int | None = None, startup_timeout: float = 30.0) -> None:
         self.trixie = root
@@ -876,8 +968,15 @@ class DebianApache(Launcher):
         self.startup_timeout = startup_timeout
         self.error_log = root.host_path(f"{_LOGS}/error.log")
         self.access_log = root.host_path(f"{_LOGS}/access.log")
-        self.pid: int | None = None
+        self.log = self.error_log
+        self._apache_pid: int | None = None
         self._configured = False
+
+    @property
+    def pid(self) -> int | None:
+        """Apache's parent (root; its children run as www-data), while it runs."""
+        pid = self._apache_pid
+        return pid if pid is not None and os.path.exists(f"/proc/{pid}") else None
 
     def _env(self) -> dict[str, str]:
         # apache2ctl start hands over to systemctl when /proc/1/exe is systemd (the host's): say we are the unit.
@@ -932,13 +1031,13 @@ class DebianApache(Launcher):
         except ServerError:
             self.stop()
             raise
-        self.pid = self._pid()
+        self._apache_pid = self._pid()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop Apache (``apache2ctl stop``), wait until the parent is gone; SIGKILL after ``timeout``. Idempotent."""
         pid = self.pid or (self._pid() if self.trixie.running else None)
-        self.pid = None
+        self._apache_pid = None
         if pid is None:
             return
         if self.trixie.running:
@@ -950,11 +1049,19 @@ class DebianApache(Launcher):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def close(self) -> None:
-        self.stop()
-
-    def cleanup(self) -> None:
-        self.stop()
+    def kill(self) -> None:
+        """SIGKILL Apache's process group (the parent and its children: a crash); :meth:`start` recovers."""
+        pid = self.pid
+        self._apache_pid = None
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # apache2 daemonises into a session of its own
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.trixie.running:  # the stale pid file would make apache2ctl refuse to start
+            self.trixie.run(["rm", "-f", "/run/apache2-wsgiauth/apache2.pid"], check=False)
 
     def error_log_text(self) -> str:
         try:
@@ -964,3 +1071,9 @@ class DebianApache(Launcher):
 
     def __repr__(self) -> str:
         return f"<DebianApache {self.url} pid={self.pid}>"
+
+
+if __name__ == "__main__":  # python -m backends.trixie: hold a session until SIGTERM / Ctrl-C
+    session = Trixie()
+    sys.exit(session.serve(lambda t: f"  enter it: {shlex.join(t.command(['/bin/bash']))}\n"
+                                     "Ctrl-C (or SIGTERM) unmounts it."))

@@ -1,9 +1,12 @@
 """The Debian 13 leg: the wheel in a Debian 13 (trixie) root with Python 3.13, no compiler, and Debian's own Apache.
 
 * the root (backends/trixie.py) is a cached debootstrap minbase with runtime packages only: no compiler, no -dev;
-* the wheel under test is ``$WSGIAUTH_WHEEL`` (the abi3 wheel of ``make dist``) or, until that exists, a cp313 wheel
-  of this checkout built in a separate builder layer (backends/trixie_builder.py); it is pip-installed into a venv
-  made from Debian's /usr/bin/python3, and its compiled core must load there;
+* the wheel under test is ``$WSGIAUTH_WHEEL``, the abi3 wheel of ``make dist`` (``make test`` and ``make debian13``
+  pass it); it is pip-installed into a venv made from Debian's /usr/bin/python3, and its compiled core must load
+  there;
+* the sdist next to it builds from source in a layer over the root with only ``gcc`` and ``python3-dev`` installed
+  (the compiled hash core and SDBM; Berkeley DB needs db.h, which that layer lacks), and installs in the root itself,
+  without any compiler, on the pure-Python fallback;
 * the suite's unit tests that need no server (:data:`UNIT_MODULES`) run inside the root against that install, with
   CI=true so that nothing skips, and the report header proves which wsgiauth they imported;
 * end to end: Debian's apache2 + libapache2-mod-wsgi-py3 configured as most Debian sites are (a site with
@@ -34,9 +37,7 @@ from requests.auth import HTTPDigestAuth
 from backends import trixie as T
 from backends._common import missing
 
-# TODO(lead): add `"debian13: the Debian 13 root leg (debootstrap, Debian's Apache)"` to pyproject's markers and
-# `pytest.mark.debian13` here (with --strict-markers an unregistered marker is an error).
-pytestmark = [pytest.mark.apache, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.debian13, pytest.mark.apache, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # The unit-test modules that start no server and need only Debian 13's apache2-utils, openssl and whois tools.
@@ -60,37 +61,43 @@ SITE = T.SITE
 SITE_PACKAGES = f"{T.VENV}/lib/python3.13/site-packages/"
 
 TIMINGS: dict[str, float] = {}
+REPORT: list[str] = []  # facts for the closing note: written to the terminal after the timings
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_timings(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if TIMINGS:
+    if TIMINGS or REPORT:
         line = " | ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items())
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         if reporter is not None and capture is not None:
             with capture.global_and_fixture_disabled():  # teardown output is captured (and dropped on success)
                 reporter.write_line(f"\ndebian13 timings: {line}")
+                for text in REPORT:
+                    reporter.write_line(text)
 
 
 @pytest.fixture(scope="module")
 def wheel() -> Path:
-    """``$WSGIAUTH_WHEEL``, or a cp313 wheel of this checkout from the builder layer."""
+    """``$WSGIAUTH_WHEEL``: the wheel of ``make dist``."""
     reason = T.unavailable()
     if reason is not None:
         missing(reason)
     given = os.environ.get("WSGIAUTH_WHEEL")
-    if given:
-        path = Path(given)
-        assert path.is_file() and path.suffix == ".whl", f"WSGIAUTH_WHEEL={given} is not a wheel file"
-        return path
-    from backends import trixie_builder
+    if not given:
+        missing("the Debian 13 leg tests the wheel of `make dist`: run it with `make test` or `make debian13`")
+    path = Path(given)
+    assert path.is_file() and path.suffix == ".whl", f"WSGIAUTH_WHEEL={given} is not a wheel file"
+    return path
 
-    started = time.monotonic()
-    path, spent = trixie_builder.build_wheel(CHECKOUT)
-    TIMINGS.update(spent)
-    TIMINGS["wheel (total)"] = time.monotonic() - started
+
+@pytest.fixture(scope="module")
+def sdist(wheel: Path) -> Path:
+    """The sdist ``make dist`` wrote next to the wheel."""
+    version = wheel.name.split("-")[1]
+    path = wheel.parent / f"wsgiauth_backends-{version}.tar.gz"
+    assert path.is_file(), f"no sdist next to {wheel}"
     return path
 
 
@@ -139,13 +146,17 @@ def test_root_is_debian13_with_python313_and_no_compiler(root: T.Trixie) -> None
 
 
 def test_the_wheel_loads_its_compiled_core_from_the_venv(root: T.Trixie) -> None:
-    code = ("import json, wsgiauth, wsgiauth._native as n, wsgiauth._native_dbm as d, wsgiauth._lowlevel as low; "
-            "print(json.dumps([wsgiauth.__file__, n.__file__, d.__file__, "
+    code = ("import json, wsgiauth, wsgiauth._native as n, wsgiauth._native_dbm as d, wsgiauth._native_bdb as b, "
+            "wsgiauth._lowlevel as low; "
+            "print(json.dumps([wsgiauth.__file__, n.__file__, d.__file__, b.__file__, low.NATIVE, "
             "low.apr1_hash(b'secret', b'Vb4lGtYX'), low.crypt(b'secret', b'$6$Vb4lGtYX$')]))")
-    origin, native, native_dbm, apr1, sha512 = json.loads(root.run([root.python, "-c", code], cwd="/tmp").stdout)
+    origin, native, native_dbm, native_bdb, compiled, apr1, sha512 = json.loads(
+        root.run([root.python, "-c", code], cwd="/tmp").stdout)
     assert origin == SITE_PACKAGES + "wsgiauth/__init__.py"
-    assert native.startswith(SITE_PACKAGES + "wsgiauth/_native.") and native.endswith(".so")
-    assert native_dbm.startswith(SITE_PACKAGES + "wsgiauth/_native_dbm.") and native_dbm.endswith(".so")
+    assert compiled is True
+    assert native == SITE_PACKAGES + "wsgiauth/_native.abi3.so"
+    assert native_dbm == SITE_PACKAGES + "wsgiauth/_native_dbm.abi3.so"
+    assert native_bdb == SITE_PACKAGES + "wsgiauth/_native_bdb.abi3.so"
     # the same hash as Debian 13's own tool: `openssl passwd -apr1 -salt Vb4lGtYX secret`
     assert apr1 == root.run(["openssl", "passwd", "-apr1", "-salt", "Vb4lGtYX", "secret"]).stdout.strip()
     # libxcrypt through the core, as Debian 13's `mkpasswd -m sha-512 -S Vb4lGtYX secret` makes it
@@ -189,11 +200,112 @@ def test_unit_tests_pass_inside_the_root_against_the_installed_wheel(root: T.Tri
     assert result.returncode == 0, out[-6000:]
     header = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith("wsgiauth-"))
     assert header["wsgiauth-origin"] == SITE_PACKAGES + "wsgiauth/__init__.py"
-    assert header["wsgiauth-native"].endswith(".so") and header["wsgiauth-native-dbm"].endswith(".so")
+    for name in ("native", "native-dbm", "native-bdb"):
+        assert header[f"wsgiauth-{name}"].startswith(SITE_PACKAGES) and header[f"wsgiauth-{name}"].endswith(".abi3.so")
+    assert header["wsgiauth-core-in-use"] == "compiled"
     assert header["wsgiauth-python"].startswith("3.13.") and header["wsgiauth-python"].endswith(" " + T.VENV)
     summary = out.strip().splitlines()[-1]
     assert " passed" in summary and not any(w in summary for w in ("failed", "error", "skipped")), summary
     assert int(summary.split(" passed")[0].split()[-1]) >= 500, summary
+
+
+def test_the_compiled_modules_need_only_libc_there(root: T.Trixie) -> None:
+    out = root.run(["/bin/sh", "-c", f"for f in {SITE_PACKAGES}wsgiauth/*.so; do echo \"== $f\"; ldd \"$f\"; done"])
+    REPORT.append("debian13 ldd:\n" + out.stdout.rstrip())
+    blocks = out.stdout.split("== ")[1:]
+    assert len(blocks) == 3, out.stdout
+    for block in blocks:
+        libs = [line.split()[0] for line in block.splitlines()[1:] if line.strip()]
+        assert [lib for lib in libs if not lib.startswith(("linux-vdso", "/lib64/ld-linux"))] == ["libc.so.6"], block
+
+
+# ---------------------------------------------------------------------------------------------------- from source
+
+# What an install from the sdist can do: the core in use, each native part, and a user found in files made by
+# Debian 13's own htpasswd / htdbm (argv: the directory holding them).
+_SMOKE = """
+import json, sys
+from wsgiauth import StoreError, _compiled, _lowlevel, hashes
+from wsgiauth.backends import dbm, htpasswd
+d = sys.argv[1]
+out = {"core": "compiled" if _lowlevel.NATIVE else "fallback",
+       "parts": {p.name: p.available for p in _compiled.parts()}}
+for scheme in ("apr1", "bcrypt", "sha512", "sha1"):
+    out[scheme] = htpasswd.Backend(users=f"{d}/htpasswd-{scheme}").check_password({}, "alice", "alice-pw")
+for t in ("sdbm", "gdbm", "db"):
+    try:
+        out[t] = dbm.Backend(f"{d}/users-{t}").check_password({}, "alice", "alice-pw")
+    except StoreError as exc:
+        out[t] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def _stores_for_smoke(root: T.Trixie, where: str) -> None:
+    for name, flag in HTPASSWD.items():
+        root.run(["htpasswd", "-bc", flag, f"{where}/htpasswd-{name}", "alice", "alice-pw"])
+    for name, (dbm_type, flag) in HTDBM.items():
+        root.run(["htdbm", "-bc", flag, f"-T{dbm_type}", f"{where}/users-{name}", "alice", "alice-pw"])
+
+
+def _install_sdist(root: T.Trixie, sdist: Path, venv: str) -> str:
+    inner = f"{T.SHARE}/wheels/{sdist.name}"
+    root.write(inner, sdist.read_bytes())
+    root.run(["/usr/bin/python3", "-m", "venv", venv])
+    result = root.run([f"{venv}/bin/python", "-m", "pip", "install", "-v", "--no-binary", "wsgiauth-backends",
+                       inner], timeout=900, check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
+    return out
+
+
+def test_the_sdist_builds_with_only_gcc_and_python3_dev(sdist: Path) -> None:
+    """In a layer over the root with ``apt-get install --no-install-recommends gcc python3-dev`` and nothing else:
+    the sdist builds the compiled hash core and SDBM (no db.h there: no Berkeley DB module, and it says so)."""
+    started = time.monotonic()
+    with T.Layer("build-gcc", T.BUILD_PACKAGES) as layer, T.Trixie(layers=[layer.path]) as build:
+        TIMINGS.update(layer.timings)
+        dev = build.run(["/bin/sh", "-c", "dpkg-query -W -f='${Package}\\n' | grep -E -- '-dev$|^gcc|^cpp' | sort"])
+        listed = dev.stdout.split()
+        assert "python3-dev" in listed and any(p.startswith("gcc") for p in listed), listed
+        assert not any(p.startswith(("libdb", "libgdbm", "libffi")) and p.endswith("-dev") for p in listed), listed
+        log = _install_sdist(build, sdist, "/opt/src-venv")
+        TIMINGS["sdist build (gcc + python3-dev)"] = time.monotonic() - started
+        where = f"{T.SHARE}/smoke"
+        build.run(["mkdir", "-p", where])
+        _stores_for_smoke(build, where)
+        result = json.loads(build.run(["/opt/src-venv/bin/python", "-c", _SMOKE, where], cwd="/tmp").stdout)
+    wanted = ("wsgiauth build:", "building '", "gcc ", "Successfully installed", "Building wheel")
+    lines = [line.strip() for line in log.splitlines() if any(w in line for w in wanted)]
+    REPORT.append("debian13 from-source build (layer: " + " ".join(listed) + "):\n  " + "\n  ".join(lines[:40]))
+    REPORT.append(f"debian13 from-source install: {json.dumps(result)}")
+    assert "wsgiauth build: db.h not found: wsgiauth._native_bdb is not built" in log
+    assert "building 'wsgiauth._native' extension" in log and "building 'wsgiauth._native_dbm' extension" in log
+    assert result["core"] == "compiled"
+    assert result["parts"] == {"compiled hash core (compare, MD5/HA1, $apr1$)": True, "compiled SDBM reader/writer": True,
+                               "compiled Berkeley DB binding": False, "libxcrypt (libcrypt.so.1)": True,
+                               "libgdbm (libgdbm.so.6)": True, "Berkeley DB (libdb-5.3.so)": True}
+    assert all(result[k] is True for k in ("apr1", "bcrypt", "sha512", "sha1", "sdbm", "gdbm")), result
+    assert "Berkeley DB files need wsgiauth's compiled module wsgiauth._native_bdb" in result["db"]
+
+
+def test_the_sdist_installs_without_a_compiler_on_the_fallback(root: T.Trixie, sdist: Path) -> None:
+    """The root itself has no compiler: the sdist still installs, on the pure-Python fallback, and serves every store
+    but Berkeley DB."""
+    started = time.monotonic()
+    log = _install_sdist(root, sdist, "/opt/nocc-venv")
+    TIMINGS["sdist install (no compiler)"] = time.monotonic() - started
+    assert "could not be compiled" in log and "the pure-Python fallback will be used" in log
+    where = f"{T.SHARE}/smoke-nocc"
+    root.run(["mkdir", "-p", where])
+    _stores_for_smoke(root, where)
+    result = json.loads(root.run(["/opt/nocc-venv/bin/python", "-c", _SMOKE, where], cwd="/tmp").stdout)
+    REPORT.append(f"debian13 no-compiler install: {json.dumps(result)}")
+    assert result["core"] == "fallback"
+    assert [name for name, ok in result["parts"].items() if not ok] == [
+        "compiled hash core (compare, MD5/HA1, $apr1$)", "compiled SDBM reader/writer", "compiled Berkeley DB binding"]
+    assert all(result[k] is True for k in ("apr1", "bcrypt", "sha512", "sha1", "sdbm", "gdbm")), result
+    assert "Berkeley DB files need wsgiauth's compiled module wsgiauth._native_bdb" in result["db"]
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
