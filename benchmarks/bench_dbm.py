@@ -6,7 +6,9 @@ the normal suite runs each function once (``--benchmark-disable``).
 * ``DbmFile.fetch`` on SDBM (wsgiauth's C reader: shared lock on ``.dir``, fresh ``pread`` of the bitmap block and
   the page, unlock), GDBM (libgdbm, flock + fstat check) and DB (Berkeley DB hash, fstat check);
 * ``dbm.Backend.lookup`` on SDBM (the above plus splitting the value into a :class:`wsgiauth.Record`);
-* ``dict.get`` on the same 10,000 keys: the floor any in-memory store pays.
+* ``dict.get`` on the same 10,000 keys: the floor any in-memory store pays;
+* the SDBM handle alone, C (``csrc/sdbm.c``) and its pure-Python fallback (``wsgiauth._puresdbm``), same files: the
+  compiled SDBM's speed-up.
 
 Each call looks up a different user (cycling through 1,000 of them) so that no single page stays hot.
 """
@@ -76,3 +78,21 @@ def test_dict_get(benchmark: Any) -> None:
     table = {k: _value(i) for i, k in enumerate(KEYS)}
     value = benchmark(_cycle(table.get))
     assert value is not None
+
+
+@pytest.mark.benchmark(group="sdbm fetch, 10k users: compiled vs fallback")
+@pytest.mark.parametrize("impl", ["c", "fallback"])
+def test_sdbm_handle_fetch(benchmark: Any, databases: dict[str, Path], impl: str) -> None:
+    import importlib
+
+    from wsgiauth import _dbmfile
+    from wsgiauth._puresdbm import SdbmFile
+
+    if impl == "c":
+        opener: Any = _dbmfile._CFormat(importlib.import_module("wsgiauth._native_dbm"), "wa_sdbm_")
+    else:
+        opener = SdbmFile
+    h = opener(str(databases["sdbm"]), False, 2000)
+    value = benchmark(_cycle(h.fetch))
+    assert value is not None and value.startswith(b"$2y$05$")
+    h.close()

@@ -9,7 +9,10 @@ them side by side.
   11-byte password (every MD5-crypt round is one MD5 block) and a 21-byte one (most rounds take two blocks);
 * HA1: wsgiauth's C MD5 of ``user:realm:password`` vs ``hashlib.md5`` (the faster is ``hashes.ha1``);
 * constant-time compare: the C routine vs ``hmac.compare_digest`` (the faster is ``hashes.constant_time_equal``);
-* ``$6$`` (5000 rounds): libxcrypt vs libpass's pure-Python ``sha512_crypt``.
+* ``$6$`` (5000 rounds): libxcrypt vs libpass's pure-Python ``sha512_crypt``;
+* the pure-Python fallback of the core (``wsgiauth._purecore``, what an install without the compiled modules or with
+  ``WSGIAUTH_NO_NATIVE=1`` runs) in each group beside the C: its ``apr1`` verify, HA1 and compare rows give the
+  compiled core's speed-up.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import pytest
 from passlib.hash import apr_md5_crypt, sha512_crypt
 
-from wsgiauth import _lowlevel, hashes
+from wsgiauth import _lowlevel, _purecore, hashes
 
 PASSWORD = b"correct horse battery"
 SHORT = b"Tr0ub4dor&3"
@@ -45,6 +48,16 @@ def test_apr1_verify_libpass(benchmark: Any) -> None:
     assert benchmark(apr_md5_crypt.verify, SHORT, APR1_SHORT) is True
 
 
+def test_apr1_verify_fallback(benchmark: Any) -> None:
+    benchmark.group = "apr1 verify, 11-byte password"
+    assert benchmark(_purecore.apr1_verify, SHORT, APR1_SHORT.encode()) == 1
+
+
+def test_apr1_verify_long_fallback(benchmark: Any) -> None:
+    benchmark.group = "apr1 verify, 21-byte password"
+    assert benchmark(_purecore.apr1_verify, PASSWORD, APR1.encode()) == 1
+
+
 def test_apr1_verify_long_c(benchmark: Any) -> None:
     benchmark.group = "apr1 verify, 21-byte password"
     assert benchmark(hashes.verify, PASSWORD, APR1) is True
@@ -58,6 +71,11 @@ def test_apr1_verify_long_libpass(benchmark: Any) -> None:
 def test_ha1_c(benchmark: Any) -> None:
     benchmark.group = "HA1"
     assert benchmark(_lowlevel.ha1, USER, REALM, PASSWORD) == _ha1_hashlib(USER, REALM, PASSWORD)
+
+
+def test_ha1_fallback(benchmark: Any) -> None:
+    benchmark.group = "HA1"
+    assert benchmark(_purecore.ha1, USER, REALM, PASSWORD) == _ha1_hashlib(USER, REALM, PASSWORD)
 
 
 def test_ha1_default(benchmark: Any) -> None:
@@ -79,6 +97,13 @@ def test_compare_c(benchmark: Any, equal: bool) -> None:
     benchmark.group = f"constant-time compare ({'equal' if equal else 'differ'})"
     other = DIGEST_A if equal else DIGEST_B_BYTES
     assert benchmark(_lowlevel.ct_equal, other, DIGEST_A) is equal
+
+
+@pytest.mark.parametrize("equal", [True, False], ids=["equal", "differ"])
+def test_compare_fallback(benchmark: Any, equal: bool) -> None:
+    benchmark.group = f"constant-time compare ({'equal' if equal else 'differ'})"
+    other = DIGEST_A if equal else DIGEST_B_BYTES
+    assert benchmark(_purecore.ct_equal, other, DIGEST_A) is equal
 
 
 @pytest.mark.parametrize("equal", [True, False], ids=["equal", "differ"])

@@ -97,7 +97,7 @@ wa_bdb *wa_bdb_open(const char *path, int writable, int lock_timeout_ms, char *e
     }
     for (int attempt = 0;; attempt++) {
         struct stat before;
-        int have_before = stat(path, &before) == 0;
+        int have_before = wa_stat(path, &before) == 0;
         if (open_once(h, err, errcap) != 0) {
             int e = errno;
             wa_dbm_free(h);

@@ -14,6 +14,51 @@
 
 #include "wsgiauth.h"
 
+/* ------------------------------------------------------------------ stat */
+
+/* fstat() and stat() through statx() where glibc has it (2.28 and later): glibc 2.33 gave stat and fstat new symbol
+ * versions, which would raise the manylinux tag of a wheel built on a newer glibc to 2_34. Only the fields the DBM
+ * code reads are filled in (device, inode, mode, size, mtime). */
+#if defined(__GLIBC__) && defined(STATX_BASIC_STATS)
+#include <sys/sysmacros.h>
+
+static int from_statx(int dirfd, const char *path, int flags, struct stat *st)
+{
+    struct statx sx;
+    if (statx(dirfd, path, flags, STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_MTIME, &sx) != 0) {
+        return -1;
+    }
+    memset(st, 0, sizeof *st);
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_ino = (ino_t)sx.stx_ino;
+    st->st_mode = sx.stx_mode;
+    st->st_size = (off_t)sx.stx_size;
+    st->st_mtim.tv_sec = (time_t)sx.stx_mtime.tv_sec;
+    st->st_mtim.tv_nsec = (long)sx.stx_mtime.tv_nsec;
+    return 0;
+}
+
+int wa_fstat(int fd, struct stat *st)
+{
+    return from_statx(fd, "", AT_EMPTY_PATH, st);
+}
+
+int wa_stat(const char *path, struct stat *st)
+{
+    return from_statx(AT_FDCWD, path, 0, st);
+}
+#else
+int wa_fstat(int fd, struct stat *st)
+{
+    return fstat(fd, st);
+}
+
+int wa_stat(const char *path, struct stat *st)
+{
+    return stat(path, st);
+}
+#endif
+
 /* ------------------------------------------------------------------ file identity */
 
 void wa_fileid_set(wa_fileid *id, const struct stat *st)
@@ -38,7 +83,7 @@ int wa_fileid_same(const wa_fileid *id, const struct stat *st, int what)
 int wa_fileid_take(wa_fileid *id, int fd)
 {
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd < 0 || wa_fstat(fd, &st) != 0) {
         return -1;
     }
     wa_fileid_set(id, &st);
@@ -49,7 +94,7 @@ int wa_fileid_take(wa_fileid *id, int fd)
 int wa_fileid_check(const wa_fileid *id, int fd)
 {
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd < 0 || wa_fstat(fd, &st) != 0) {
         return -1;
     }
     return wa_fileid_same(id, &st, WA_FILEID_CONTENT) ? 0 : WA_DBM_STALE;
@@ -59,7 +104,7 @@ int wa_fileid_check(const wa_fileid *id, int fd)
 int wa_fileid_replaced(const wa_fileid *id, const char *path, int what)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (wa_stat(path, &st) != 0) {
         return 1;
     }
     return !wa_fileid_same(id, &st, what);

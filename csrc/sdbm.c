@@ -321,7 +321,7 @@ wa_sdbm *wa_sdbm_open(const char *path, int writable, int lock_timeout_ms, char 
         goto fail;
     }
     struct stat sd, sp;
-    if (fstat(db->dirf, &sd) != 0 || fstat(db->pagf, &sp) != 0) {
+    if (wa_fstat(db->dirf, &sd) != 0 || wa_fstat(db->pagf, &sp) != 0) {
         set_err(err, errcap, pagpath, errno);
         goto fail;
     }
@@ -455,7 +455,7 @@ int wa_sdbm_next(wa_sdbm *db, int first, unsigned char *out, size_t cap, size_t 
     if (begin(db) != 0) {
         return -1;
     }
-    if (fstat(db->pagf, &st) != 0) {
+    if (wa_fstat(db->pagf, &st) != 0) {
         return io_error(db, "cannot stat the .pag file");
     }
     long npages = (long)((st.st_size + PBLKSIZ - 1) / PBLKSIZ);

@@ -53,6 +53,10 @@ void wa_hex(const unsigned char *data, size_t len, char *out);
 #include <sys/stat.h>
 #include <time.h>
 
+/* fstat() and stat(), through statx() where glibc has it (see dbmfile.c). */
+int wa_fstat(int fd, struct stat *st);
+int wa_stat(const char *path, struct stat *st);
+
 /* The identity of an open file, taken at open, by which a reader notices that its path now names another file
  * (WA_FILEID_FILE: device and inode) or that the file changed in place (WA_FILEID_CONTENT: also size and mtime). */
 typedef struct {
