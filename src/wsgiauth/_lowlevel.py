@@ -79,7 +79,7 @@ def _no_nul(name: str, value: bytes) -> bytes:
 
 
 def ct_equal(a: bytes, b: bytes) -> bool:
-    """Compare two byte strings in constant time (C). ``b`` is the expected value: time depends on its length only.
+    """Compare two byte strings in constant time. ``b`` is the expected value: time depends on its length only.
 
     Raises:
         TypeError: an argument is not ``bytes``.
@@ -92,7 +92,7 @@ def ct_equal(a: bytes, b: bytes) -> bool:
 
 
 def md5(data: bytes) -> bytes:
-    """The 16-byte MD5 digest of ``data`` (the C implementation, RFC 1321)."""
+    """The 16-byte MD5 digest of ``data`` (RFC 1321)."""
     _need_bytes("data", data)
     if _native is None:
         return _purecore.md5(data)
@@ -102,7 +102,7 @@ def md5(data: bytes) -> bytes:
 
 
 def ha1(user: bytes, realm: bytes, password: bytes) -> str:
-    """The HTTP Digest HA1: lowercase hex MD5 of ``user:realm:password``, hashed in C without joining the parts."""
+    """The HTTP Digest HA1: lowercase hex MD5 of ``user:realm:password``, hashed without joining the parts."""
     _need_bytes("user", user)
     _need_bytes("realm", realm)
     _need_bytes("password", password)
@@ -134,7 +134,7 @@ def md5crypt_hash(password: bytes, salt: bytes, magic: bytes) -> str:
 
 
 def apr1_hash(password: bytes, salt: bytes) -> str:
-    """Apache's ``$apr1$`` MD5-crypt of ``password`` (C).
+    """Apache's ``$apr1$`` MD5-crypt of ``password``.
 
     Raises:
         ValueError: the salt is too long or has a character outside ``./0-9A-Za-z``.
@@ -143,7 +143,7 @@ def apr1_hash(password: bytes, salt: bytes) -> str:
 
 
 def apr1_verify(password: bytes, stored: bytes) -> bool:
-    """Whether ``password`` matches the ``$apr1$`` hash ``stored`` (computed and compared in constant time in C).
+    """Whether ``password`` matches the ``$apr1$`` hash ``stored`` (computed, then compared in constant time).
 
     Raises:
         InvalidHashError: ``stored`` is not a well-formed ``$apr1$`` hash.

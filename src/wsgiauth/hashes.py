@@ -1,7 +1,7 @@
 """Password hashes: identify a stored hash, verify a password against it, create and upgrade hashes.
 
 Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
-bit: ``$apr1$`` (C), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and whatever the system libxcrypt does:
+bit: ``$apr1$`` (C, or the pure-Python fallback), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and whatever the system libxcrypt does:
 DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by libxcrypt's bcrypt, which is
 Solar Designer's crypt_blowfish, the very code Apache (apr-util) uses: it reads the first 72 bytes of the password and
 keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt`` package treats ``$2a$`` as
@@ -37,10 +37,10 @@ from .exceptions import InvalidHashError, UnsupportedHashError
 
 # What an auth script imports must stay small (every Apache child pays it; docs/benchmarks.md, "Memory"): hashlib
 # and hmac (OpenSSL's libcrypto), secrets, bcrypt, argon2 and the Django/Werkzeug schemes (wsgiauth._webhashes) are
-# imported by the functions that need them, on first use, and so is the C core (wsgiauth._native: cffi and
-# libcrypt), which a store of Django or Werkzeug hashes never uses. {SHA} and the Digest HA1 use CPython's built-in
-# SHA-1 and MD5 (no OpenSSL), and the constant-time comparison is hmac.compare_digest's own C function, taken from
-# where hmac takes it.
+# imported by the functions that need them, on first use, and so is the core (wsgiauth._lowlevel: the compiled
+# wsgiauth._native or its fallback, and libxcrypt opened on first use), which a store of Django or Werkzeug hashes
+# never uses. {SHA} and the Digest HA1 use CPython's built-in SHA-1 and MD5 (no OpenSSL), and the constant-time
+# comparison is hmac.compare_digest's own C function, taken from where hmac takes it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -251,7 +251,7 @@ def _bcrypt_params(stored: str) -> dict[str, Any]:
 
 
 def _verify_bcrypt(password: bytes, stored: str) -> bool:
-    """bcrypt as Apache checks it: crypt_blowfish (through libxcrypt), compared in constant time in C."""
+    """bcrypt as Apache checks it: crypt_blowfish (through libxcrypt), compared in constant time."""
     _bcrypt_parts(stored)
     return _lowlevel.crypt_verify(password[:72], stored.encode("ascii"))  # crypt_blowfish reads 72 bytes
 
