@@ -1,8 +1,8 @@
 """Password hashes: identify a stored hash, verify a password against it, create and upgrade hashes.
 
 Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
-bit: ``$apr1$`` (C, or the pure-Python fallback), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and whatever the system libxcrypt does:
-DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by libxcrypt's bcrypt, which is
+bit: ``$apr1$`` (C, or the pure-Python fallback), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and
+whatever the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by libxcrypt's bcrypt, which is
 Solar Designer's crypt_blowfish, the very code Apache (apr-util) uses: it reads the first 72 bytes of the password and
 keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt`` package treats ``$2a$`` as
 ``$2b$`` and would refuse, e.g., a correct 8-bit password Apache accepts). The ``bcrypt`` package creates new
