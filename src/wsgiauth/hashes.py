@@ -1,16 +1,16 @@
 """Password hashes: identify a stored hash, verify a password against it, create and upgrade hashes.
 
 Every format Apache's ``mod_authn_file``/``mod_authn_dbm``/``mod_authn_dbd`` accepts on Linux is supported, bit for
-bit: ``$apr1$`` (C, or the pure-Python fallback), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and
-whatever the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by libxcrypt's bcrypt, which is
-Solar Designer's crypt_blowfish, the very code Apache (apr-util) uses: it reads the first 72 bytes of the password and
-keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt`` package treats ``$2a$`` as
-``$2b$`` and would refuse, e.g., a correct 8-bit password Apache accepts). The ``bcrypt`` package creates new
-``$2y$`` hashes (the same algorithm as ``$2b$``) and checks Django's bcrypt formats, as Django does. Also: argon2
-(``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/
-``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:`` and ``scrypt:`` hashes (so a Django or Flask user table can be
-used without importing the framework; their code is in ``wsgiauth._webhashes``, imported on first use), and
-plaintext when explicitly allowed.
+bit: ``$apr1$`` (C, or the pure-Python fallback), bcrypt ``$2y$``/``$2b$``/``$2a$``/``$2x$``, ``{SHA}``, and whatever
+the system libxcrypt does: DES, ``$1$``, ``$5$``, ``$6$``, ``$y$`` (yescrypt) ... bcrypt hashes are checked by
+libxcrypt's bcrypt, which is Solar Designer's crypt_blowfish, the very code Apache (apr-util) uses: it reads the first
+72 bytes of the password and keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt``
+package treats ``$2a$`` as ``$2b$`` and would refuse, e.g., a correct 8-bit password Apache accepts). The ``bcrypt``
+package creates new ``$2y$`` hashes (the same algorithm as ``$2b$``) and checks Django's bcrypt formats, as Django
+does. Also: argon2 (``$argon2id$``/``$argon2i$``), Django's
+``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/ ``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:``
+and ``scrypt:`` hashes (so a Django or Flask user table can be used without importing the framework; their code is in
+``wsgiauth._webhashes``, imported on first use), and plaintext when explicitly allowed.
 
 Everything wsgiauth knows about one format is one row of a table (``_Scheme``): how to recognise it, verify it,
 create it, read its cost parameters, its default parameters, and how to build a dummy hash of the same cost.
