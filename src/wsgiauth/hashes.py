@@ -8,7 +8,7 @@ libxcrypt's bcrypt, which is Solar Designer's crypt_blowfish, the very code Apac
 package treats ``$2a$`` as ``$2b$`` and would refuse, e.g., a correct 8-bit password Apache accepts). The ``bcrypt``
 package creates new ``$2y$`` hashes (the same algorithm as ``$2b$``) and checks Django's bcrypt formats, as Django
 does. Also: argon2 (``$argon2id$``/``$argon2i$``), Django's
-``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/ ``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:``
+``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:``
 and ``scrypt:`` hashes (so a Django or Flask user table can be used without importing the framework; their code is in
 ``wsgiauth._webhashes``, imported on first use), and plaintext when explicitly allowed.
 
