@@ -77,18 +77,19 @@ dist: install
 	$(VENV)/bin/twine check --strict dist/*
 	@ls -l dist
 
-# A fresh venv with the wheel of `make dist` and its test extra (not editable: the tests import site-packages).
+# A fresh venv with the wheel of `make dist` and the developers' extras (not editable: the tests import
+# site-packages; the suite runs the benchmarks once and type-checks the README's recipes).
 test-venv: dist
 	rm -rf $(TEST_VENV)
 	$(PY_SYS) -m venv $(TEST_VENV)
 	$(TPY) -m pip install -q --upgrade pip
-	$(TPY) -m pip install -q "$$(ls dist/*.whl)[tests]"
+	$(TPY) -m pip install -q "$$(ls dist/*.whl)[tests,bench,typing]"
 
 # The suite against the installed wheel (the Debian 13 leg included, with that wheel), then the hash and DBM tests
 # again on the pure-Python fallback.
 test: lint test-venv
 	@$(MAKE) --no-print-directory traverse
-	WSGIAUTH_INSTALLED=1 WSGIAUTH_WHEEL="$$(ls $(CURDIR)/dist/*.whl)" $(TPY) -m pytest $(PYTEST_ARGS)
+	WSGIAUTH_INSTALLED=1 WSGIAUTH_WHEEL="$$(ls $(CURDIR)/dist/*.whl)" $(TPY) -X faulthandler -m pytest $(PYTEST_ARGS)
 	WSGIAUTH_INSTALLED=1 WSGIAUTH_NO_NATIVE=1 $(TPY) -m pytest -p no:cacheprovider $(FALLBACK_TESTS) \
 	  -k "not asan and not debian13" $(PYTEST_ARGS)
 

@@ -417,6 +417,9 @@ def test_debian_apache_answers_like_its_native_providers(apache: T.DebianApache)
     log = apache.error_log_text()
     # Debian's mod_wsgi for Python 3.13 served the hooks, and no hook raised.
     assert "mod_wsgi/" in log and "Python/3.13" in log, log[-3000:]
+    # the hooks ran on the wheel's compiled modules (each script says so at import, in the error log)
+    for module in ("_native", "_native_dbm", "_native_bdb"):
+        assert f"wsgiauth {module} in this child: {SITE_PACKAGES}wsgiauth/{module}.abi3.so" in log, log[-3000:]
     assert "Traceback" not in log and "Exception occurred" not in log, log[-3000:]
 
 

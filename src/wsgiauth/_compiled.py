@@ -97,7 +97,9 @@ def library(key: str, soname: str | None = None) -> Any:
             except ImportError as exc:  # an install that skipped the build step generating it
                 raise LibraryMissing(info, f"wsgiauth._abi is missing: {exc}") from None
             try:
-                lib = ffi.dlopen(info.soname)
+                # RTLD_NODELETE: never unmapped, not even when the lib object is freed at interpreter exit, so no
+                # pointer into the library (the handles' methods, db_create in wsgiauth._native_bdb) can dangle
+                lib = ffi.dlopen(info.soname, ffi.RTLD_NOW | ffi.RTLD_NODELETE)
             except OSError as exc:  # cffi says "cannot load library 'NAME': " before dlopen's own message
                 detail = re.sub(r"^cannot load library '[^']*': ", "", str(exc).strip())
                 raise LibraryMissing(info, detail or "not found") from None
