@@ -394,16 +394,30 @@ class Backend:
         return group_names(found)
 
     def allow_access(self, environ: Environ, host: str) -> bool | None:
-        """mod_wsgi's host hook (``WSGIAccessScript``): ``True``, ``False`` (403) or ``None`` (no decision)."""
+        """mod_wsgi's host hook (``WSGIAccessScript``): ``True``, ``False`` (403) or ``None`` (no decision).
+
+        The rules see the connection's address (``REMOTE_ADDR``), never ``host``: with ``HostnameLookups On`` that is
+        the client's unverified reverse-DNS name. Without a client address (none, or empty) the answer is ``False``.
+        """
         if self.access is None:
             return None
         from .hostaccess import client_host
 
-        try:
-            return self.access(client_host(environ, host))
-        except Exception as exc:  # noqa: BLE001
-            self._failed(environ, "allow_access", as_bytes(host), exc)
+        addr = client_host(environ)
+        if not addr:
+            self.log(environ, logging.WARNING, "allow_access: no client address (REMOTE_ADDR): refused")
             return False
+        try:
+            answer = self.access(addr)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(environ, "allow_access", as_bytes(addr), exc)
+            return False
+        if self._level <= logging.DEBUG:
+            what = "allowed" if answer is True else "refused" if answer is False else "no decision"
+            name = _printable(as_bytes(host)) if isinstance(host, str) else "?"
+            self.log(environ, logging.DEBUG, f"allow_access: client {_printable(as_bytes(addr))} (host '{name}'): "
+                                             f"{what}")
+        return answer
 
     def hooks(self) -> tuple[
         Callable[[Environ, str, str], bool | str | None],

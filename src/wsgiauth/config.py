@@ -165,6 +165,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "chain": {
         "members": Key(string_list, "names of the backends asked in order", required=True, arg=""),
+        "on_member_error": Key(choice("stop", "next"), "a failing member: 'stop' ends the chain with that member's "
+                                                       "on_error (default), 'next' asks the next member"),
     },
 }
 
