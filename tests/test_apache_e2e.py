@@ -25,7 +25,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from backends._common import require_tool, wait_until
+from backends._common import missing, require_tool, wait_until
 from backends.apache import Apache, htdigest_line, htpasswd_line
 
 pytestmark = pytest.mark.apache
@@ -306,7 +306,7 @@ def test_a_ptr_name_spelling_an_address_does_not_pass_host_rules(apache_availabl
     private = [unshare, "--mount", "--propagation", "private", "--"]
     probe = subprocess.run([*private, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here (needs CAP_SYS_ADMIN): {probe.stderr.strip()}")
+        missing(f"no private mount namespace here (needs CAP_SYS_ADMIN): {probe.stderr.strip()}")
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 10.1.2.3 localhost\n::1 localhost\n")
     os.chmod(hosts, 0o644)
