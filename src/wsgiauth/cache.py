@@ -26,8 +26,13 @@ Shared tier (``redis=``). Entries are also written to Redis so that every Apache
 them: a process that misses its own tier asks Redis (one round trip, still no hash). The entry's digest is keyed with
 the shared ``key`` and every entry carries a MAC over its content, so whoever can write to Redis but does not know the
 key cannot forge a grant or change a user's groups. Invalidation across processes uses an epoch counter in Redis:
-a process whose backend reloads (or that starts serving) bumps it, which retires every shared entry. Redis down: the
-per-process tier keeps serving, the outage is logged once, Redis is retried after a back-off.
+a process whose backend reloads (or that starts serving) bumps it, which retires every shared entry. The epoch never
+goes back in a process: each one remembers the highest epoch it has read or written and takes an entry only when
+its epoch (covered by the entry's MAC) is the one in force, so someone who sets the counter in Redis back, or replays
+an old entry, gets no old password's grant served; a lower counter found in Redis is put back and logged once.
+Redis down: the per-process tier keeps serving, the outage is logged once, Redis is retried after a back-off.
+
+Admin calls: `Cached.invalidate` takes the name as a request carries it: ``bytes``, or a ``str`` encoded as UTF-8.
 """
 
 from __future__ import annotations

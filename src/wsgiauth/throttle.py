@@ -32,7 +32,7 @@ every request; if a success reset the counters, an attacker could interleave gue
 ride on the victim's activity) and never be locked out. Counters simply expire with their window; a success from one
 address never touches another address's counter.
 
-Memory: the per-process tier tracks at most ``max_tracked`` subjects (about 300 bytes each, so some 30 MB for the
+Memory: the per-process tier tracks at most ``max_tracked`` subjects (300 to 350 bytes each, so some 35 MB for the
 default 100,000; the names an account last resolved to take as many entries again at most). When it is full, the
 subject forgotten first is the least recently failed one that is not locked out. A live lockout of an account or an
 address is never forgotten before it ends. Only a lockout of a name the store resolved to no account (there is no
@@ -120,12 +120,14 @@ end
 return out
 """
 
-# Lockouts started while Redis was down, written back when it answers again. KEYS: (strikes, lock) per subject.
-# ARGV: memory_ms, then (ms left, strikes, lock value) per subject. A longer lockout already in Redis is kept.
+# Lockouts Redis does not have (started while it was down, or lost when it restarted empty), written to it when it
+# answers again. KEYS: the namespace's marker, then (strikes, lock) per subject. ARGV: memory_ms, then (ms left,
+# strikes, lock value) per subject. A longer lockout already in Redis is kept.
 _PUSH_SCRIPT = """
+redis.call('SET', KEYS[1], '1')
 local memory = tonumber(ARGV[1])
 local j = 2
-for i = 1, #KEYS, 2 do
+for i = 2, #KEYS, 2 do
   local ms = tonumber(ARGV[j])
   local s = tonumber(ARGV[j + 1])
   if redis.call('PTTL', KEYS[i + 1]) < ms then
@@ -395,9 +397,8 @@ class Throttled(Wrapper, _registry.PerProcess):
                 failures.append((("user", key), False))
             else:
                 failures.append((("user", identity), True))
-                if identity != key:
-                    self._learn(key, identity)
                 if identity != key and identity != alias:
+                    self._learn(key, identity)
                     # Another spelling of a locked account: refused now that the store named it. The work done was
                     # a normal check's, so this refusal costs what any answer costs.
                     held = self._locked([("user", identity)])
@@ -547,19 +548,27 @@ class Throttled(Wrapper, _registry.PerProcess):
         assert tier is not None
         if self._unshared:
             self._push_unshared()
+        marker = self._marker()
         lock_keys = [self._keys(s)[2] for s in subjects]
 
         def op(r: Any) -> list[Any]:
             pipe = r.pipeline(transaction=False)
+            pipe.exists(marker)
             for k in lock_keys:
                 pipe.pttl(k)
                 pipe.get(k)
             return list(pipe.execute())
 
-        values = tier.call(op)
+        present, *values = tier.call(op)
         now = self._clock()
-        best: tuple[str, float] | None = None
         table = self._table
+        if not present:
+            # Redis lost what it held (restarted empty, flushed): the lockouts this process knows go back first,
+            # and count for this answer.
+            with self._lock:
+                self._unshared.update(s for s, slot in table.locked.items() if slot.locked_until > now)
+            self._push_unshared(mark=True)
+        best = self._local_locked(subjects) if not present else None
         with self._lock:
             for i, subject in enumerate(subjects):
                 ms = int(values[2 * i])
@@ -575,9 +584,14 @@ class Throttled(Wrapper, _registry.PerProcess):
                         if values[2 * i + 1] != _UNRESOLVED:
                             slot.account = True
                         table.lock(subject, slot, now + left)
-                elif slot is not None and slot.locked_until > now and subject not in self._unshared:
+                elif present and slot is not None and slot.locked_until > now and subject not in self._unshared:
                     table.unlock(subject, slot, now)  # lifted in Redis (released by an administrator)
         return best
+
+    def _marker(self) -> str:
+        """A key present as long as Redis keeps this namespace's state (absent after a restart without data)."""
+        assert self._tier is not None
+        return self._tier.key("throttle", self.namespace, "present")
 
     def _shared_fail(self, failures: Sequence[_Failure]) -> list[tuple[str, float]]:
         tier = self._tier
@@ -613,8 +627,9 @@ class Throttled(Wrapper, _registry.PerProcess):
                     slot.window_end = now + (left / 1000.0 if left > 0 else self.window)
         return started
 
-    def _push_unshared(self) -> None:
-        """Write the lockouts this process started while Redis was down (raises `TierDown` if it still is)."""
+    def _push_unshared(self, mark: bool = False) -> None:
+        """Write the lockouts that Redis does not have (raises `TierDown` if it is still down); ``mark``: set the
+        namespace's marker even when there is none."""
         tier = self._tier
         assert tier is not None
         now = self._clock()
@@ -627,9 +642,9 @@ class Throttled(Wrapper, _registry.PerProcess):
                     continue
                 pending.append((subject, max(1, int((slot.locked_until - now) * 1000)), slot.strikes,
                                 _ACCOUNT if slot.account else _UNRESOLVED))
-        if not pending:
+        if not pending and not mark:
             return
-        keys = [k for s, _, _, _ in pending for k in self._keys(s)[1:]]
+        keys = [self._marker(), *(k for s, _, _, _ in pending for k in self._keys(s)[1:])]
         args: list[Any] = [int(self.memory * 1000)]
         for _, ms, strikes, value in pending:
             args += [ms, strikes, value]
