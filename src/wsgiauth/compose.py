@@ -171,6 +171,15 @@ class Chain(Backend):
             raise failure
         return found if known else None
 
+    def user_key(self, user: bytes) -> bytes:
+        """The name through every member's `user_key` in turn: spellings that any member matches to one account
+        share a key (a throttle counts them together), whichever member answers. Exact when the members' foldings
+        commute, as case, width and space folding, NFKC and domain stripping do; a key shared by names that only
+        some member confuses merely counts them together (stricter, never looser)."""
+        for member in self.members:
+            user = member.user_key(user)
+        return user
+
     def generation(self) -> int:
         return hash(tuple(m.generation() for m in self.members))
 
@@ -226,6 +235,10 @@ class Canonical(Wrapper):
 
     def lookup(self, user: bytes) -> Record | None:
         return self.inner.lookup(self._map(user))
+
+    def user_key(self, user: bytes) -> bytes:
+        """The inner store's key of the mapped name: ``alice@x0`` and ``alice@x1`` share alice's key."""
+        return self.inner.user_key(self._map(user))
 
     def groups(self, user: bytes) -> Sequence[bytes] | None:
         # Apache passes the canonical name (REMOTE_USER) to the group hook; mapping it again must be harmless.
