@@ -78,7 +78,8 @@ def test_a_failing_member_never_lets_a_later_member_decide(member_on_error):
     log = e["wsgi.errors"].getvalue()
     assert "ldap unreachable" in log and "granted" not in log and "old-pw" not in log
     if member_on_error == "deny":
-        assert "denied by ldap: ldap failed (BackendError: ldap unreachable); its on_error 'deny' ends the chain" in log
+        assert ("failed: MemberFailedError: ldap failed (BackendError: ldap unreachable); its on_error 'deny' ends "
+                "the chain") in log
     # the chain's own on_error says what a failure of the chain becomes at the hook
     assert chain(down, stale, on_error="deny").check_password(env(), "alice", "old-pw") is False
     if member_on_error != "deny":
@@ -86,6 +87,20 @@ def test_a_failing_member_never_lets_a_later_member_decide(member_on_error):
             chain(down, stale, on_error="raise").check_password(env(), "alice", "old-pw")
     # the same for Digest and groups: nothing from the member after the failing one
     assert c.groups_for_user(env(), "alice") == []
+
+
+def test_an_outage_of_a_deny_member_is_not_counted_as_failed_logins():
+    """A member that fails with on_error="deny" raises (MemberFailedError) rather than answering "denied", so a
+    throttle above the chain does not lock out the users who log in during the outage."""
+    from wsgiauth import throttled
+
+    down = Store("ldap", {}, down=True)
+    down.on_error = "deny"
+    stale = Store("file", {b"alice": Record(OLD)})
+    t = throttled(chain(down, stale), max_failures=2)
+    for _ in range(5):
+        assert t.check_password(env(), "alice", "old-pw") is False
+    assert t.status(user=b"alice")["user"] == {"failures": 0, "locked": 0.0}
 
 
 def test_opting_in_to_fallthrough_grants_what_the_later_member_holds():
@@ -164,7 +179,7 @@ def test_stopped_slapd_never_lets_a_stale_file_grant(slapd, tmp_path):
             for password in ("old-pw", "secret"):
                 e = env()
                 assert strict.check_password(e, "alice", password) is False
-                assert "denied by corp: corp failed (BackendUnavailableError" in e["wsgi.errors"].getvalue()
+                assert "MemberFailedError: corp failed (BackendUnavailableError" in e["wsgi.errors"].getvalue()
             lenient = chain(directory, stale, on_member_error="next")
             assert lenient.check_password(env(), "alice", "old-pw") is True  # what the opt-in means
         finally:

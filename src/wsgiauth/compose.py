@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from .adapter import Backend, Decision, Outcome, Record, Wrapper
-from .exceptions import BackendError, WsgiAuthError
+from .exceptions import BackendError, MemberFailedError, WsgiAuthError
 
 __all__ = ["Canonical", "Chain", "canonicalize", "chain"]
 
@@ -100,9 +100,8 @@ class Chain(Backend):
                     failure = exc
                     continue
                 if member.on_error == "deny":
-                    return Decision(Outcome.DENIED, backend=member.label,
-                                    reason=f"{member.label} failed ({_describe(exc)}); its on_error 'deny' ends "
-                                           "the chain")
+                    # An exception, not a DENIED decision: a throttle above must not count an outage as a guess.
+                    raise MemberFailedError(member.label, exc, "deny") from exc
                 raise
             if decision.outcome is not Outcome.UNKNOWN:
                 return decision
