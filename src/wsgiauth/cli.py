@@ -274,7 +274,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         return EXIT_DENIED
     except StoreError as exc:
         raise CliError(str(exc), EXIT_BACKEND) from None
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # TypeError: a parameter the scheme does not take (--cost for argon2)
         raise CliError(str(exc)) from None
     finally:
         if kind == "sql":
