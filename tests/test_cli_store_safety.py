@@ -56,7 +56,7 @@ def work() -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------------- F9
 
 
-def test_user_delete_removes_every_line_like_htpasswd_D(work: Path) -> None:  # noqa: N802
+def test_user_delete_removes_every_line_like_htpasswd_D(work: Path) -> None:
     htpasswd = require_tool("htpasswd")
     text = (f"# hand-edited\nalice:{bcrypt4('first')}\nbob:{bcrypt4('bob pw')}\nalice:{bcrypt4('second')}\n"
             f"  alice:{bcrypt4('third')}\n")
