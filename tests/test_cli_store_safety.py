@@ -353,6 +353,40 @@ def test_concurrent_add_of_one_user_sql(work: Path) -> None:
         conn.close()
 
 
+def test_user_edit_through_a_symlink_keeps_the_link(work: Path) -> None:
+    real = work / "real-users"
+    real.write_text(f"bob:{bcrypt4('bob pw')}\n")
+    real.chmod(0o640)
+    link = work / "users"
+    link.symlink_to(real)
+    r = run("user", "add", "--htpasswd", str(link), "alice", "--cost", "4", stdin="pw\n")
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and link.resolve() == real  # the link still names the file it named...
+    assert set(parse_htpasswd(real.read_bytes()).users) == {b"bob", b"alice"}  # ...which has the change
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+
+
+def test_user_edit_refused_when_the_owner_cannot_be_kept(work: Path) -> None:
+    """www-data may write root's group-writable file, but a replacement would be www-data's: refused, unchanged."""
+    if os.geteuid() != 0:
+        missing("needs root to run the command as www-data (CI runs as root)")
+    shared = work / "shared"
+    shared.mkdir()
+    os.chown(shared, WWW_DATA, WWW_DATA)
+    f = shared / "users"
+    text = f"alice:{bcrypt4('a')}\nbob:{bcrypt4('b')}\n"
+    f.write_text(text)
+    f.chmod(0o660)
+    os.chown(f, 0, WWW_DATA)
+    r = subprocess.run(["runuser", "-u", "www-data", "--", *WSGIAUTH, "user", "delete", "--htpasswd", str(f), "alice"],
+                       capture_output=True, text=True, timeout=120, cwd="/")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"cannot keep the owner and group of {f}" in r.stderr and "Traceback" not in r.stderr
+    assert f.read_text() == text
+    assert (f.stat().st_uid, f.stat().st_gid) == (0, WWW_DATA)
+    assert [p.name for p in shared.iterdir()] == ["users"]  # the temporary file is gone
+
+
 # ---------------------------------------------------------------------------------------------------- F11
 
 
