@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,19 @@ class SqlStore:
             raise
         self._run("COMMIT")
 
+    def _atomic(self, work: Callable[[], None]) -> None:
+        """Run ``work`` in a transaction, again (up to 5 times) when the server aborted it as a deadlock: two
+        InnoDB transactions locking the gap where a new user would go (``FOR UPDATE``) abort one of them."""
+        for attempt in range(5):
+            try:
+                with self._transaction():
+                    work()
+                return
+            except Exception as exc:
+                if attempt == 4 or not _is_deadlock(exc):
+                    raise
+            time.sleep(0.01 * (attempt + 1))
+
     def _exists(self, user: str) -> bool:
         lock = "" if self.dialect == "sqlite" else " FOR UPDATE"
         return bool(self._run("SELECT 1 FROM wsgiauth_user WHERE name = ?" + lock, [user]))
@@ -314,23 +328,25 @@ class SqlStore:
         name = user.decode("utf-8")
         hashed = hashes.hash_password(password, scheme, **params)
         ha1 = None if realm is None else hashes.ha1(user, realm, password)
+
+        def work() -> None:
+            exists = self._exists(name)
+            if exists and must_exist is False:
+                raise StoreUserExists(name)
+            if not exists and must_exist is True:
+                raise StoreMissingUser(name)
+            if exists:
+                self._run("UPDATE wsgiauth_user SET password_hash = ? WHERE name = ?", [hashed, name])
+            else:
+                self._run("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)", [name, hashed])
+            if realm is not None:
+                r = realm.decode("utf-8")
+                self._run("DELETE FROM wsgiauth_realm_hash WHERE username = ? AND realm = ?", [name, r])
+                self._run("INSERT INTO wsgiauth_realm_hash (username, realm, ha1) VALUES (?, ?, ?)", [name, r, ha1])
+            self._add_groups(name, groups)
+
         try:
-            with self._transaction():
-                exists = self._exists(name)
-                if exists and must_exist is False:
-                    raise StoreUserExists(name)
-                if not exists and must_exist is True:
-                    raise StoreMissingUser(name)
-                if exists:
-                    self._run("UPDATE wsgiauth_user SET password_hash = ? WHERE name = ?", [hashed, name])
-                else:
-                    self._run("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)", [name, hashed])
-                if realm is not None:
-                    r = realm.decode("utf-8")
-                    self._run("DELETE FROM wsgiauth_realm_hash WHERE username = ? AND realm = ?", [name, r])
-                    self._run("INSERT INTO wsgiauth_realm_hash (username, realm, ha1) VALUES (?, ?, ?)",
-                              [name, r, ha1])
-                self._add_groups(name, groups)
+            self._atomic(work)
         except Exception as exc:
             if _is_integrity_error(exc) and must_exist is not True:
                 raise StoreUserExists(name) from None  # added by another command since we looked
@@ -346,19 +362,25 @@ class SqlStore:
     def set_groups(self, user: bytes, groups: Sequence[bytes]) -> None:
         """Add an existing user to ``groups``."""
         name = user.decode("utf-8")
-        with self._transaction():
+
+        def work() -> None:
             if not self._exists(name):
                 raise StoreMissingUser(name)
             self._add_groups(name, groups)
 
+        self._atomic(work)
+
     def delete(self, user: bytes) -> None:
         name = user.decode("utf-8")
-        with self._transaction():
+
+        def work() -> None:
             if not self._exists(name):
                 raise StoreMissingUser(name)
             self._run("DELETE FROM wsgiauth_group_member WHERE username = ?", [name])
             self._run("DELETE FROM wsgiauth_realm_hash WHERE username = ?", [name])
             self._run("DELETE FROM wsgiauth_user WHERE name = ?", [name])
+
+        self._atomic(work)
 
     def users(self) -> list[tuple[bytes, str]]:
         rows = self._run("SELECT name, password_hash, active FROM wsgiauth_user ORDER BY name")
@@ -373,6 +395,15 @@ class SqlStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _is_deadlock(exc: BaseException) -> bool:
+    """A transaction the server aborted to break a deadlock (MySQL 1213, PostgreSQL 40P01) or a serialisation
+    failure (40001): running it again is the cure."""
+    if getattr(exc, "sqlstate", None) in ("40001", "40P01"):  # psycopg
+        return True
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return bool(args) and args[0] == 1213 and type(exc).__name__ == "OperationalError"  # PyMySQL
 
 
 def _is_integrity_error(exc: BaseException) -> bool:

@@ -276,6 +276,11 @@ def cmd_user(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_BACKEND) from None
     except (TypeError, ValueError) as exc:  # TypeError: a parameter the scheme does not take (--cost for argon2)
         raise CliError(str(exc)) from None
+    except Exception as exc:
+        if kind != "sql":
+            raise
+        # a driver's error (lock wait timeout, lost connection...): one line, no traceback
+        raise CliError(f"the database refused the change: {type(exc).__name__}: {exc}", EXIT_BACKEND) from None
     finally:
         if kind == "sql":
             store.close()
