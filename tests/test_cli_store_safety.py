@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import platform
 import shutil
 import sqlite3
 import stat
@@ -155,12 +156,19 @@ def _opened_by(pid: int, targets: set[str]) -> bool:
     return False
 
 
+_READ = {"x86_64": "0", "amd64": "0", "aarch64": "63", "arm64": "63"}.get(platform.machine().lower())
+
+
 def _reading_stdin(pid: int) -> bool:
+    """Whether the process sits in read(0, ...): at its password prompt."""
+    if _READ is None:  # an architecture whose system call numbers we do not know: give them time instead
+        time.sleep(3)
+        return True
     try:
         fields = Path(f"/proc/{pid}/syscall").read_text().split()
     except OSError:
         return True  # gone, or not inspectable: do not wait for it
-    return fields[:2] == ["0", "0x0"]  # read(0, ...) on x86-64
+    return fields[:2] == [_READ, "0x0"]
 
 
 def _wait(condition: object, procs: list[subprocess.Popen[bytes]], limit: float) -> None:
