@@ -232,13 +232,7 @@ class Store:
         if self.kind == "htgroup":
             return {u.decode(): ",".join(sorted(g.decode() for g in gs)) for u, gs in parse_htgroup(data).by_user.items()}
         if self.kind in SQL_KINDS:
-            from wsgiauth._cli_store import sql_store
-
-            db = sql_store(self.url)
-            try:
-                return {str(n): str(h) for n, h in db._run("SELECT name, password_hash FROM wsgiauth_user")}
-            finally:
-                db.close()
+            return {str(n): str(h) for n, h in _query(self.url, "SELECT name, password_hash FROM wsgiauth_user")}
         from wsgiauth.backends import dbm
 
         return {u.decode(): dbm.get_entry(str(self.path), u, type=self.kind).hash.decode()  # type: ignore[union-attr]
@@ -306,19 +300,28 @@ def _round(store: Store, round_: int) -> None:
 
 def _server_url(kind: str, request: pytest.FixtureRequest) -> str | None:
     """sqlite: None (a file in the test's directory); postgresql, mysql: a fresh schema on the suite's server."""
-    if kind == "sqlite":
+    if kind not in ("postgresql", "mysql"):
         return None
     server = request.getfixturevalue("postgres" if kind == "postgresql" else "mariadb")
-    tables = ("wsgiauth_group_member", "wsgiauth_realm_hash", "wsgiauth_user")
+    url = str(server.url)
+    for table in ("wsgiauth_group_member", "wsgiauth_realm_hash", "wsgiauth_user"):
+        _query(url, f"DELETE FROM {table}")
+    return url
+
+
+def _query(url: str, text: str) -> list[tuple[object, ...]]:
+    """One statement on the store's own (autocommit) connection."""
     from wsgiauth._cli_store import sql_store
 
-    db = sql_store(server.url)
+    db = sql_store(url)
     try:
-        for t in tables:
-            db._run(f"DELETE FROM {t}")
+        cur = db.conn.cursor()
+        cur.execute(text)
+        rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+        cur.close()
+        return rows
     finally:
         db.close()
-    return str(server.url)
 
 
 @pytest.mark.parametrize("kind", ["htpasswd", "htdigest", "htgroup", "db", "gdbm", "sdbm", *SQL_KINDS])
@@ -377,13 +380,7 @@ def test_concurrent_add_of_one_user_sql(kind: str, work: Path, request: pytest.F
     results = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs]
     assert sorted(code for code, _ in results) == [0] + [1] * 9, results
     assert all("already exists" in err for code, err in results if code == 1), results
-    from wsgiauth._cli_store import sql_store
-
-    db = sql_store(url)
-    try:
-        assert db._run("SELECT count(*) FROM wsgiauth_group_member WHERE username = 'carol'") == [(1,)]
-    finally:
-        db.close()
+    assert _query(url, "SELECT count(*) FROM wsgiauth_group_member WHERE username = 'carol'") == [(1,)]
 
 
 # ---------------------------------------------------------------------------------------------------- F11
