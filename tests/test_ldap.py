@@ -580,6 +580,17 @@ def test_no_connection_growth_over_1000_authentications_and_a_reimport(
     assert stats["search"]["opened"] <= 2 and stats["bind"]["opened"] <= 2
 
 
+def test_idle_connections_pass_the_who_am_i_check(make: Callable[..., ldap.Backend]) -> None:
+    """check_after=0: every checkout validates the connection with a Who-am-I, read by the strict decoder: slapd's
+    real answers pass, so no connection is dropped and reopened."""
+    b = make(check_after=0)
+    for _ in range(5):
+        assert b.check_password(ENV, "alice", "secret") is True
+        assert b.groups_for_user(ENV, "alice")
+    for pool in b.stats().values():
+        assert pool["checks_failed"] == 0 and pool["opened"] == 1
+
+
 def test_threads_share_bounded_pools(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     b = make(pool_size=3, breaker_threshold=0)
     results: list[object] = []

@@ -277,6 +277,8 @@ def _apply(data: bytes, edits: list[tuple[str, float, int]]) -> bytes:
     return bytes(out)
 
 
+# resultCode encodings in place of 0a 01 00; all malformed but 0a 81 01 00 (the long length form, which BER allows:
+# the reference check and the decoder both read it as success)
 _BAD_CODES = [b"\x0a\x00", b"\x0a\x02\x00\x00", b"\x02\x01\x00", b"\x0a\x01\xff", b"\x0a\x05\x00\x00\x00\x00\x00",
               b"\x0a\x81\x01\x00", b"\x0a\x80\x00\x00", b"\x04\x01\x00"]
 
