@@ -65,13 +65,7 @@ def test_ha1_default(benchmark: Any) -> None:
     assert benchmark(hashes.ha1, USER, REALM, PASSWORD) == _ha1_hashlib(USER, REALM, PASSWORD)
 
 
-def _ha1_hashlib(user: bytes, realm: bytes, password: bytes) -> str:
-    h = hashlib.md5(user)
-    h.update(b":")
-    h.update(realm)
-    h.update(b":")
-    h.update(password)
-    return h.hexdigest()
+_ha1_hashlib = hashes._ha1_with(hashlib.md5)  # the same code as hashes.ha1, on OpenSSL's MD5
 
 
 def test_ha1_hashlib(benchmark: Any) -> None:

@@ -259,7 +259,7 @@ def test_user_sql_relative_url(work: Path) -> None:
     (work / "rel").mkdir()
     db = work / "rel" / "users.sqlite"
     conn = sqlite3.connect(db)
-    conn.executescript((ROOT / "backends" / "sql" / "schema.sql").read_text())
+    conn.executescript(SQL_SCHEMA.read_text())
     conn.close()
     r = run("user", "add", "--sql", "sqlite:///users.sqlite", "ivy", stdin="sql pw\n", cwd=work / "rel")
     assert r.returncode == 0, r.stderr

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from backends._common import missing, require_tool
+from backends._common import SQL_SCHEMA, missing, require_tool
 from wsgiauth import ConfigError, config, load
 from wsgiauth._options import POOL_OPTIONS
 from wsgiauth.compose import Canonical, Chain
@@ -295,9 +295,11 @@ def test_chain_canonicalize_and_access(store: Path) -> None:
     assert check_password({}, "carol", "singer") is True  # unknown to the first file, known to the second
     assert check_password({}, "carol", "wrong") is False
     assert "staff" in groups_for_user({}, "alice")
-    assert allow_access({}, "127.0.0.1") is True
-    assert allow_access({}, "10.1.2.3") is False
-    assert allow_access({}, "192.0.2.1") is False
+    # the rules see REMOTE_ADDR (as mod_wsgi sets it), never the host argument (issue 15, F4)
+    assert allow_access({"REMOTE_ADDR": "127.0.0.1"}, "127.0.0.1") is True
+    assert allow_access({"REMOTE_ADDR": "10.1.2.3"}, "10.1.2.3") is False
+    assert allow_access({"REMOTE_ADDR": "192.0.2.1"}, "192.0.2.1") is False
+    assert allow_access({}, "127.0.0.1") is False  # no client address: refused
     assert cfg.backends["more"].label == "second file"
 
 
@@ -640,11 +642,10 @@ def test_sqlite_database_as_path_or_sqlalchemy_url(store: Path, tmp_path: Path, 
     """`database` takes a path or an SQLAlchemy-style URL; a relative one is relative to the configuration file."""
     import sqlite3
 
-    root = Path(__file__).resolve().parents[1]
     (tmp_path / "db").mkdir()
     db = tmp_path / "db" / "users.db"
     conn = sqlite3.connect(db)
-    conn.executescript((root / "backends" / "sql" / "schema.sql").read_text())
+    conn.executescript(SQL_SCHEMA.read_text())
     alice_hash = (store / "users").read_text().splitlines()[0].split(":", 1)[1]  # written by htpasswd -B
     conn.execute("INSERT INTO wsgiauth_user (name, password_hash) VALUES ('alice', ?)", (alice_hash,))
     conn.commit()

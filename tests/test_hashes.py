@@ -831,15 +831,16 @@ def test_random_passwords_round_trip(password: bytes, scheme: str, change: bytes
 
 
 def test_an_auth_script_loads_only_what_its_hashes_need() -> None:
-    """Every Apache child pays for what an auth script imports: no OpenSSL (hashlib/hmac), bcrypt, argon2 or DBM
-    libraries for an htpasswd store of {SHA} and $apr1$ users, and the C core only once a scheme needs it."""
+    """Every Apache child pays for what an auth script imports: no OpenSSL (hashlib/hmac), bcrypt, argon2, DBM
+    libraries or Django/Werkzeug schemes for an htpasswd store of {SHA} and $apr1$ users, and the C core only once a
+    scheme needs it."""
     code = """
 import sys
 from wsgiauth import hashes
 from wsgiauth.backends import htpasswd  # noqa: F401
 from wsgiauth.cache import cached  # noqa: F401
 heavy = ("hashlib", "hmac", "_hashlib", "bcrypt", "argon2", "secrets", "dataclasses", "wsgiauth._native",
-         "wsgiauth._native_dbm", "wsgiauth._redis")
+         "wsgiauth._native_dbm", "wsgiauth._redis", "wsgiauth._webhashes")
 print(sorted(m for m in heavy if m in sys.modules))
 assert hashes.verify(b"secret", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")  # htpasswd -nbs x secret
 print(sorted(m for m in heavy if m in sys.modules))

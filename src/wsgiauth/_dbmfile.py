@@ -7,10 +7,10 @@ changes on disk:
 * keys and values are raw bytes with no trailing NUL, exactly as APR's ``apr_dbm`` stores them;
 * a path is given as in ``AuthDBMUserFile``: for SDBM the files are ``PATH.pag`` and ``PATH.dir``, for GDBM and DB
   the file is ``PATH`` itself;
-* :func:`detect_type` tells the type from the files on disk (SDBM by its ``.pag`` file, GDBM and DB by their magic
-  numbers), and the type picks one :class:`_Format`, the format's table of operations (as apr-util's
+* `detect_type` tells the type from the files on disk (SDBM by its ``.pag`` file, GDBM and DB by their magic
+  numbers), and the type picks one `_Format`, the format's table of operations (as apr-util's
   ``apr_dbm_type_t``), once, when the database is opened;
-* a read-only :class:`DbmFile` reads changes made in place (``htdbm`` rewrites its files) on the next call and
+* a read-only `DbmFile` reads changes made in place (``htdbm`` rewrites its files) on the next call and
   reopens when the path is replaced; each call is serialised by a lock (libgdbm and Berkeley DB handles are not
   thread-safe, and a call costs microseconds).
 """
@@ -92,7 +92,7 @@ def _load(c_name: str) -> _Ops:
 
 
 class _Format:
-    """One DBM format: its files and its operations (looked up by :func:`_load` when a database of the format is
+    """One DBM format: its files and its operations (looked up by `_load` when a database of the format is
     first opened).
 
     Args:
@@ -195,7 +195,7 @@ class DbmFile:
         type: ``"sdbm"``, ``"gdbm"``, ``"db"``, or ``"auto"`` to detect it from the files (a new database
             created with ``"auto"`` is ``"db"``, Apache's default on Debian).
         writable: open for writing (the database is created when missing). A writer holds the database's
-            exclusive lock until :meth:`close`; use it briefly, as ``htdbm`` does.
+            exclusive lock until `close`; use it briefly, as ``htdbm`` does.
         check_interval: seconds between two checks that ``path`` still names the file that is open (a replaced
             file is reopened); ``0`` checks on every call.
         lock_timeout: seconds to wait for a lock held by another process (``htdbm`` writing) before failing.

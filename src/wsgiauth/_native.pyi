@@ -1,6 +1,6 @@
 """Type stub of the private cffi module ``wsgiauth._native`` (built from csrc/; see csrc/build_native.py).
 
-Only the C core routines used by :mod:`wsgiauth._lowlevel` are spelled out; other C files' functions are typed
+Only the C core routines used by `wsgiauth._lowlevel` are spelled out; other C files' functions are typed
 ``Any`` through ``__getattr__`` until their owners add them here.
 """
 

@@ -1,7 +1,7 @@
 """Type stub of the private cffi module ``wsgiauth._native_dbm`` (the DBM formats; see csrc/build_native.py).
 
 Its functions (``wa_sdbm_*``, ``wa_gdbm_*``, ``wa_bdb_*`` and the shared ``wa_dbm_*``, declared in csrc/cdef_sdbm.h,
-cdef_gdbm.h, cdef_bdb.h and cdef_dbmfile.h) are typed ``Any``; :mod:`wsgiauth._dbmfile` is their only user.
+cdef_gdbm.h, cdef_bdb.h and cdef_dbmfile.h) are typed ``Any``; `wsgiauth._dbmfile` is their only user.
 """
 
 from typing import Any

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 
 from ._value import Value
 from .exceptions import StoreError
+from .hashes import _cost_key
 
 __all__ = [
     "GROUP_LINE_MAX",
@@ -311,30 +312,18 @@ class GroupTable(Value):
         self._init({} if members is None else members, {} if by_user is None else by_user, too_long_at)
 
 
-def _scheme_key(hash_: str) -> str:
-    """What makes two hashes cost the same to verify: the scheme and its cost parameters, not the salt."""
-    if hash_.startswith("$"):
-        parts = hash_.split("$")
-        # $apr1$salt$h, $1$salt$h -> scheme only; $2y$10$... -> scheme and cost; $5$rounds=N$... -> with rounds;
-        # $y$j9T$salt$h -> scheme and parameters.
-        if len(parts) > 2 and (parts[1][:1] == "2" or parts[2].startswith("rounds=") or parts[1] in ("y", "gy", "7")):
-            return "$".join(parts[:3])
-        return "$".join(parts[:2])
-    if hash_.startswith("{"):
-        return hash_[: hash_.find("}") + 1] if "}" in hash_ else "{"
-    if len(hash_) == 13:
-        return "des"
-    return "other"
-
-
 def representative_hash(hashes: list[str]) -> str | None:
-    """The first hash of the scheme (and cost) most of ``hashes`` use: what an unknown user should cost."""
+    """The first hash of the scheme (and cost) most of ``hashes`` use: what an unknown user should cost.
+
+    Hashes cost the same when ``wsgiauth.hashes`` finds the same scheme and cost parameters in them (the salt does not
+    count); the hashes that can never verify count as one kind.
+    """
     usable = [h for h in hashes if h]
     if not usable:
         return None
-    counts = collections.Counter(_scheme_key(h) for h in usable)
-    best = counts.most_common(1)[0][0]
-    return next(h for h in usable if _scheme_key(h) == best)
+    keys = [_cost_key(h) for h in usable]
+    best = collections.Counter(keys).most_common(1)[0][0]
+    return usable[keys.index(best)]
 
 
 def _field_text(raw: bytes) -> str:

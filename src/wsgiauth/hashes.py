@@ -9,16 +9,21 @@ keeps crypt_blowfish's ``$2a$`` safety measure for 8-bit passwords (the ``bcrypt
 ``$2y$`` hashes (the same algorithm as ``$2b$``) and checks Django's bcrypt formats, as Django does. Also: argon2
 (``$argon2id$``/``$argon2i$``), Django's ``pbkdf2_sha256$``/``pbkdf2_sha1$``/``argon2$``/``bcrypt_sha256$``/
 ``bcrypt$``/``scrypt$`` and Werkzeug's ``pbkdf2:`` and ``scrypt:`` hashes (so a Django or Flask user table can be
-used without importing the framework), and plaintext when explicitly allowed.
+used without importing the framework; their code is in ``wsgiauth._webhashes``, imported on first use), and
+plaintext when explicitly allowed.
+
+Everything wsgiauth knows about one format is one row of a table (``_Scheme``): how to recognise it, verify it,
+create it, read its cost parameters, its default parameters, and how to build a dummy hash of the same cost.
+``identify``, ``verify``, ``hash_password``, ``needs_update`` and ``dummy_verify`` are lookups in that table.
 
 Passwords are ``bytes`` (the raw request bytes). Stored hashes are ``str``. A malformed hash raises
-:class:`~wsgiauth.exceptions.InvalidHashError`; a well-formed hash of a scheme not supported (or not enabled, like
-plaintext by default) raises :class:`~wsgiauth.exceptions.UnsupportedHashError`, its subclass. A malformed hash
-never verifies. Every comparison of a computed digest with a stored one is constant-time.
+``wsgiauth.exceptions.InvalidHashError``; a well-formed hash of a scheme not supported (or not enabled, like
+plaintext by default) raises ``wsgiauth.exceptions.UnsupportedHashError``, its subclass. A malformed hash never
+verifies. Every comparison of a computed digest with a stored one is constant-time.
 
 NUL bytes: Apache hands passwords to its hash routines as C strings (mod_wsgi too), and HMAC-based formats cannot
 tell ``b"pw"`` from ``b"pw\\x00"``; so a password containing a NUL byte never verifies, whatever the format (the
-hash is still computed, so such a request costs what any other costs), and :func:`hash_password` refuses one.
+hash is still computed, so such a request costs what any other costs), and ``hash_password`` refuses one.
 """
 
 from __future__ import annotations
@@ -30,18 +35,18 @@ import threading
 
 from .exceptions import InvalidHashError, UnsupportedHashError
 
-# What an auth script imports must stay small (every Apache child pays it): hashlib and hmac (OpenSSL's libcrypto,
-# about 4 MiB of RSS), secrets, bcrypt and argon2 are imported by the functions that need them, on first use, and
-# so is the C core (wsgiauth._native: cffi and libcrypt), which a store of Django or Werkzeug hashes never uses.
-# {SHA} and the Digest HA1 use CPython's built-in SHA-1 and MD5 (no OpenSSL), and the constant-time comparison is
-# hmac.compare_digest's own C function, taken from where hmac takes it.
+# What an auth script imports must stay small (every Apache child pays it; docs/benchmarks.md, "Memory"): hashlib
+# and hmac (OpenSSL's libcrypto), secrets, bcrypt, argon2 and the Django/Werkzeug schemes (wsgiauth._webhashes) are
+# imported by the functions that need them, on first use, and so is the C core (wsgiauth._native: cffi and
+# libcrypt), which a store of Django or Werkzeug hashes never uses. {SHA} and the Digest HA1 use CPython's built-in
+# SHA-1 and MD5 (no OpenSSL), and the constant-time comparison is hmac.compare_digest's own C function, taken from
+# where hmac takes it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Final
 
     import argon2
-    import argon2.low_level
 
     from . import _lowlevel
 
@@ -106,46 +111,11 @@ MAX_PBKDF2_ITERATIONS: Final = 50_000_000
 MAX_SCRYPT_MEMORY: Final = 1 << 30  # bytes (128 * n * r): Werkzeug/Django scrypt, $7$, $y$, $gy$
 MAX_ARGON2_MEMORY_KIB: Final = 1 << 20  # 1 GiB
 
-#: Every scheme :func:`identify` can return.
-SCHEMES: Final = (
-    "apr1",
-    "argon2",
-    "bcrypt",
-    "bsdi_crypt",
-    "des",
-    "django_argon2",
-    "django_bcrypt",
-    "django_bcrypt_sha256",
-    "django_pbkdf2_sha1",
-    "django_pbkdf2_sha256",
-    "django_scrypt",
-    "gost_yescrypt",
-    "md5_crypt",
-    "plaintext",
-    "scrypt_crypt",
-    "sha1",
-    "sha256_crypt",
-    "sha512_crypt",
-    "werkzeug_pbkdf2",
-    "werkzeug_scrypt",
-    "yescrypt",
-)
-
-_CRYPT_PREFIXES: Final = (
-    ("$1$", "md5_crypt"),
-    ("$5$", "sha256_crypt"),
-    ("$6$", "sha512_crypt"),
-    ("$y$", "yescrypt"),
-    ("$gy$", "gost_yescrypt"),
-    ("$7$", "scrypt_crypt"),
-)
-_CRYPT_SCHEMES: Final = frozenset({name for _, name in _CRYPT_PREFIXES} | {"des", "bsdi_crypt"})
-# Known formats we do not verify: they must never fall through to "plaintext".
-_UNSUPPORTED_PREFIXES: Final = (
-    "$argon2d$", "$sha1$", "$md5", "$3$", "$nt$",
-    "argon2$", "bcrypt_sha256$", "bcrypt$", "scrypt$", "sha1$", "md5$", "unsalted_md5$", "unsalted_sha1$",
-    "crypt$", "sha256$", "sha512$", "plain$",
-)
+#: The rounds of a ``$5$``/``$6$`` hash that names none (the SHA-crypt specification's, libxcrypt's default).
+_SHA_CRYPT_ROUNDS: Final = 5000
+_DUMMY_PASSWORD: Final = b"wsgiauth dummy password"
+#: The crypt alphabet (``_lowlevel.APR1_SALT_CHARS``), here so that using it does not load the C core.
+_ITOA64: Final = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _B64 = "./0-9A-Za-z"
 _DES_RE: Final = re.compile(rf"[{_B64}]{{13}}")
 _BSDI_RE: Final = re.compile(rf"_[{_B64}]{{19}}")
@@ -154,26 +124,17 @@ _SHA1_RE: Final = re.compile(r"\{SHA\}[A-Za-z0-9+/]{27}=")
 _ARGON2_RE: Final = re.compile(
     r"\$(argon2id|argon2i)\$v=([0-9]{1,3})\$m=([0-9]{1,10}),t=([0-9]{1,10}),p=([0-9]{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
 )
-_DIGITS_RE: Final = re.compile(r"[1-9][0-9]{0,9}")
-_HEX_RE: Final = re.compile(r"(?:[0-9a-f]{2})+")
-_WERKZEUG_HASHES: Final = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512"})
-_DUMMY_PASSWORD: Final = b"wsgiauth dummy password"
+_ROUNDS_RE: Final = re.compile(r"\$[56]\$rounds=([0-9]{1,10})\$")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-# _ct_equal (imported above) is the faster of the two equivalent constant-time routines (benchmarks/bench_hashes.py
-# measures both): for the short digests compared here, hmac.compare_digest's direct C call (about 60 ns) beats the
-# cffi call into wa_ct_equal (about 330 ns: argument conversion and the GIL release dominate).
-
-
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings in constant time (no early exit; ``b`` is the expected value).
 
-    Of the two equivalent routines, wsgiauth's C ``wa_ct_equal`` (``_lowlevel.ct_equal``) and
-    :func:`hmac.compare_digest`, the benchmarks find the latter about five times faster for digest-sized input
-    (a cffi call costs more than the comparison), so it is the one used, here and inside :func:`verify`.
+    This is ``hmac.compare_digest``, the routine ``verify`` uses too (docs/benchmarks.md says why not wsgiauth's C
+    ``wa_ct_equal``).
 
     Args:
         a: the computed (candidate) value.
@@ -190,32 +151,37 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return _ct_equal(a, b)
 
 
-def ha1(user: bytes, realm: bytes, password: bytes) -> str:
-    """The HTTP Digest HA1 that ``htdigest`` stores: lowercase hex MD5 of ``user:realm:password``.
+def _ha1_with(md5: Callable[[bytes], Any]) -> Callable[[bytes, bytes, bytes], str]:
+    """``ha1`` computed with the MD5 constructor ``md5`` (benchmarks/bench_hashes.py times it with hashlib's)."""
 
-    The three parts are fed to MD5 one after the other, never joined. Of the equivalent implementations,
-    wsgiauth's C routine (``_lowlevel.ha1``), :mod:`hashlib` (OpenSSL) and CPython's built-in ``_md5``, the
-    benchmarks (benchmarks/bench_hashes.py) find the Python objects faster for inputs of usual size: the C routine's
-    work is one MD5 block, and the cffi call (argument conversion, GIL release, output buffer) costs more. The
-    built-in ``_md5`` is used (as fast as OpenSSL's for one block, and it does not load libcrypto).
+    def ha1(user: bytes, realm: bytes, password: bytes) -> str:
+        """The HTTP Digest HA1 that ``htdigest`` stores: lowercase hex MD5 of ``user:realm:password``.
 
-    Args:
-        user: the raw user name bytes.
-        realm: the raw realm bytes (Apache's ``AuthName``).
-        password: the raw password bytes.
+        The three parts are fed to MD5 one after the other, never joined. MD5 is CPython's built-in ``_md5`` (it
+        does not load OpenSSL; docs/benchmarks.md compares it with hashlib's and wsgiauth's C routine).
 
-    Returns:
-        32 lowercase hex digits.
+        Args:
+            user: the raw user name bytes.
+            realm: the raw realm bytes (Apache's ``AuthName``).
+            password: the raw password bytes.
 
-    Raises:
-        TypeError: an argument is not ``bytes``.
-    """
-    h = _md5(user)  # raises TypeError for str
-    h.update(b":")
-    h.update(realm)
-    h.update(b":")
-    h.update(password)
-    return h.hexdigest()
+        Returns:
+            32 lowercase hex digits.
+
+        Raises:
+            TypeError: an argument is not ``bytes``.
+        """
+        h = md5(user)  # raises TypeError for str
+        h.update(b":")
+        h.update(realm)
+        h.update(b":")
+        h.update(password)
+        return str(h.hexdigest())
+
+    return ha1
+
+
+ha1: Final = _ha1_with(_md5)
 
 
 def _ascii(stored: str) -> bytes:
@@ -234,93 +200,43 @@ def _b64decode(text: str, *, padded: bool) -> bytes:
         raise InvalidHashError("malformed hash: bad base64") from None
 
 
-#: The crypt alphabet (``_lowlevel.APR1_SALT_CHARS``), here so that using it does not load the C core.
-_ITOA64: Final = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
 def _salt_chars(n: int, alphabet: str = _ITOA64) -> str:
     import secrets
 
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
-# ---------------------------------------------------------------------------------------------------- identify
-
-
-def identify(stored: str) -> str:
-    """Name the scheme of a stored hash (by its form; :func:`verify` checks the rest of the syntax).
-
-    Args:
-        stored: the stored hash, as in the credential store.
-
-    Returns:
-        One of :data:`SCHEMES`: ``"apr1"``, ``"bcrypt"``, ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``,
-        ``"sha512_crypt"``, ``"yescrypt"``, ``"argon2"``, ``"django_pbkdf2_sha256"``, ``"django_pbkdf2_sha1"``,
-        ``"django_argon2"``, ``"django_bcrypt_sha256"``, ``"django_bcrypt"``, ``"django_scrypt"``,
-        ``"werkzeug_pbkdf2"``, ``"werkzeug_scrypt"`` ..., or ``"plaintext"`` for a string that has no hash form.
-
-    Raises:
-        TypeError: ``stored`` is not a ``str``.
-        InvalidHashError: ``stored`` is empty or holds a NUL or line break.
-        UnsupportedHashError: ``stored`` has the form of a known scheme that is not supported (``$2x$``, Django's
-            ``bcrypt_sha256$`` ...), starts with ``$`` or ``{`` followed by an unknown scheme, or is a locked or
-            unusable marker (``!``, ``*``).
-    """
-    if not isinstance(stored, str):
-        raise TypeError(f"a stored hash is a str, not {type(stored).__name__}")
-    if not stored:
-        raise InvalidHashError("empty hash")
-    if "\x00" in stored or "\n" in stored or "\r" in stored:
-        raise InvalidHashError("malformed hash: control characters")
-    s = stored
-    if s.startswith("$apr1$"):
-        return "apr1"
-    if s.startswith(("$2a$", "$2b$", "$2y$", "$2x$")):
-        return "bcrypt"
-    if s.startswith("{SHA}"):
-        return "sha1"
-    for prefix, name in _CRYPT_PREFIXES:
-        if s.startswith(prefix):
-            return name
-    if s.startswith(("$argon2id$", "$argon2i$")):
-        return "argon2"
-    if s.startswith("pbkdf2_sha256$"):
-        return "django_pbkdf2_sha256"
-    if s.startswith("pbkdf2_sha1$"):
-        return "django_pbkdf2_sha1"
-    if s.startswith(("pbkdf2:", "pbkdf2$")):
-        return "werkzeug_pbkdf2"
-    if s.startswith(("scrypt:", "scrypt$")) and s.count("$") == 2:
-        return "werkzeug_scrypt"
-    if s.startswith(("argon2$argon2id$", "argon2$argon2i$")):
-        return "django_argon2"
-    if s.startswith("bcrypt_sha256$$2"):
-        return "django_bcrypt_sha256"
-    if s.startswith("bcrypt$$2"):
-        return "django_bcrypt"
-    if s.startswith("scrypt$") and s.count("$") == 5:
-        return "django_scrypt"
-    if _DES_RE.fullmatch(s):
-        return "des"
-    if _BSDI_RE.fullmatch(s):
-        return "bsdi_crypt"
-    if s.startswith(_UNSUPPORTED_PREFIXES):
-        raise UnsupportedHashError(f"unsupported hash scheme {s.split('$')[1] if s.startswith('$') else s[:12]!r}")
-    if s[0] in "!*":
-        raise UnsupportedHashError("locked or unusable password marker")
-    if s[0] in "${":
-        raise UnsupportedHashError("unknown hash scheme")
-    return "plaintext"
-
-
-# ---------------------------------------------------------------------------------------------------- verifiers
+# ---------------------------------------------------------------------------------------------------- apr1, {SHA}
 
 
 def _verify_apr1(password: bytes, stored: str) -> bool:
     return _lowlevel.apr1_verify(password, _ascii(stored))
 
 
+def _hash_apr1(password: bytes, *, salt: str | None = None) -> str:
+    salt = _salt_chars(8) if salt is None else salt
+    return _lowlevel.apr1_hash(password, salt.encode("ascii", "replace"))
+
+
+def _verify_sha1(password: bytes, stored: str) -> bool:
+    if not _SHA1_RE.fullmatch(stored):
+        raise InvalidHashError("malformed {SHA} hash")
+    return _ct_equal(_sha1(password).digest(), binascii.a2b_base64(stored[5:]))  # the pattern checked the base64
+
+
+def _hash_sha1(password: bytes) -> str:
+    return "{SHA}" + base64.b64encode(_sha1(password).digest()).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------- bcrypt
+
+
 def _bcrypt_parts(stored: str) -> tuple[str, int]:
+    """The variant letter (``a``, ``b``, ``x``, ``y``) and cost of a bcrypt hash.
+
+    Raises:
+        InvalidHashError: not a bcrypt hash, or a cost outside 4..31.
+    """
     m = _BCRYPT_RE.fullmatch(stored)
     if m is None:
         raise InvalidHashError("malformed bcrypt hash")
@@ -330,31 +246,30 @@ def _bcrypt_parts(stored: str) -> tuple[str, int]:
     return m.group(1), cost
 
 
+def _bcrypt_params(stored: str) -> dict[str, Any]:
+    return {"cost": _bcrypt_parts(stored)[1]}
+
+
 def _verify_bcrypt(password: bytes, stored: str) -> bool:
     """bcrypt as Apache checks it: crypt_blowfish (through libxcrypt), compared in constant time in C."""
     _bcrypt_parts(stored)
     return _lowlevel.crypt_verify(password[:72], stored.encode("ascii"))  # crypt_blowfish reads 72 bytes
 
 
-def _verify_bcrypt_pyca(password: bytes, stored: str) -> bool:
-    """bcrypt as Django checks it: the ``bcrypt`` package (which reads ``$2a$`` as ``$2b$``)."""
-    if _bcrypt_parts(stored)[0] == "x":
-        raise UnsupportedHashError("Django never wrote $2x$ bcrypt hashes")
-    raw = stored.encode("ascii")
+def _hash_bcrypt(password: bytes, *, cost: int, prefix: str = "$2y$") -> str:
+    if not isinstance(cost, int) or not 4 <= cost <= 31:
+        raise ValueError("bcrypt cost must be an int from 4 to 31 (htpasswd -C offers 4 to 17)")
     import bcrypt as _bcrypt
 
-    try:
-        computed = _bcrypt.hashpw(password[:72], raw)  # bcrypt 5 refuses more than 72 bytes
-    except ValueError:
-        raise InvalidHashError("malformed bcrypt hash") from None
-    return _ct_equal(computed, raw)
+    raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
+    return prefix + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
 
 
-def _verify_sha1(password: bytes, stored: str) -> bool:
-    if not _SHA1_RE.fullmatch(stored):
-        raise InvalidHashError("malformed {SHA} hash")
-    expected = _b64decode(stored[5:], padded=True)
-    return _ct_equal(_sha1(password).digest(), expected)
+def _dummy_bcrypt(like: str) -> str:
+    return _lowlevel.crypt(_DUMMY_PASSWORD, like.encode("ascii"))  # same variant and cost, checked the same way
+
+
+# ---------------------------------------------------------------------------------------------------- libxcrypt
 
 
 def _itoa64(c: str) -> int:
@@ -404,185 +319,375 @@ def _verify_crypt(password: bytes, stored: str) -> bool:
     return _lowlevel.crypt_verify(password, _check_crypt_setting(stored))
 
 
-def _argon2_parts(stored: str) -> tuple[argon2.low_level.Type, int, int, int, int, bytes, bytes]:
+def _sha_crypt_params(stored: str) -> dict[str, Any]:
+    m = _ROUNDS_RE.match(stored)
+    return {"rounds": int(m.group(1)) if m else _SHA_CRYPT_ROUNDS}
+
+
+def _yescrypt_params(stored: str) -> dict[str, Any]:
+    """The parameter field of ``$y$``/``$gy$`` (``j9T``: flavor, N, r), as libxcrypt's ``crypt_gensalt`` writes it."""
+    fields = stored.split("$")
+    return {"setting": fields[2] if len(fields) > 2 else ""}
+
+
+def _scrypt_crypt_params(stored: str) -> dict[str, Any]:
+    return {"setting": stored[3:14]}  # N, r, p
+
+
+def _crypt_is_legacy(stored: str) -> bool:
+    """libxcrypt calls the method legacy (``$1$``, BSDi ...): replace such a hash whatever its parameters."""
+    return _lowlevel.crypt_checksalt(stored.encode("ascii")) != _lowlevel.CRYPT_SALT_OK
+
+
+def _sha_crypt_wanted(params: dict[str, Any]) -> dict[str, Any]:
+    return {"rounds": int(params.get("rounds") or _SHA_CRYPT_ROUNDS)}
+
+
+def _yescrypt_wanted(params: dict[str, Any]) -> dict[str, Any]:
+    setting = _lowlevel.crypt_gensalt(b"$y$", int(params.get("cost") or 0))
+    return {"setting": setting.split(b"$")[2].decode("ascii")}
+
+
+def _dummy_crypt(like: str) -> str:
+    # libxcrypt takes a whole hash as the setting: same method, cost and salt length, a known password.
+    return _lowlevel.crypt(_DUMMY_PASSWORD, _check_crypt_setting(like))
+
+
+def _crypt_with(password: bytes, setting: bytes) -> str:
+    try:
+        return _lowlevel.crypt(password, setting)
+    except InvalidHashError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _hash_des(password: bytes) -> str:
+    return _crypt_with(password, _salt_chars(2).encode("ascii"))
+
+
+def _hash_md5_crypt(password: bytes) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$1$"))
+
+
+def _hash_sha256_crypt(password: bytes, *, rounds: int | None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$5$", rounds or 0))
+
+
+def _hash_sha512_crypt(password: bytes, *, rounds: int | None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$6$", rounds or 0))
+
+
+def _hash_yescrypt(password: bytes, *, cost: int | None = None) -> str:
+    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$y$", cost or 0))
+
+
+# ---------------------------------------------------------------------------------------------------- argon2
+
+
+def _argon2_parts(stored: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """The parameters of an argon2 hash (under argon2-cffi's names: what its ``check_needs_rehash`` compares), its
+    salt and its digest.
+
+    Raises:
+        InvalidHashError: malformed, or parameters out of range (memory above MAX_ARGON2_MEMORY_KIB ...).
+    """
     m = _ARGON2_RE.fullmatch(stored)
     if m is None:
         raise InvalidHashError("malformed argon2 hash")
     import argon2.low_level
-    variant = argon2.low_level.Type.ID if m.group(1) == "argon2id" else argon2.low_level.Type.I
+
     version, memory, time_cost, parallelism = (int(m.group(i)) for i in range(2, 6))
     salt = _b64decode(m.group(6), padded=False)
     digest = _b64decode(m.group(7), padded=False)
     if (version not in (16, 19) or not 1 <= parallelism <= 255 or not 8 * parallelism <= memory
             <= MAX_ARGON2_MEMORY_KIB or not 1 <= time_cost <= 1000 or len(salt) < 8 or len(digest) < 4):
         raise InvalidHashError("malformed argon2 hash: parameters out of range")
-    return variant, version, memory, time_cost, parallelism, salt, digest
+    variant = argon2.low_level.Type.ID if m.group(1) == "argon2id" else argon2.low_level.Type.I
+    params = {"type": variant, "version": version, "memory_cost": memory, "time_cost": time_cost,
+              "parallelism": parallelism, "salt_len": len(salt), "hash_len": len(digest)}
+    return params, salt, digest
+
+
+def _argon2_params(stored: str) -> dict[str, Any]:
+    return _argon2_parts(stored)[0]
 
 
 def _verify_argon2(password: bytes, stored: str) -> bool:
-    variant, version, memory, time_cost, parallelism, salt, digest = _argon2_parts(stored)
+    p, salt, digest = _argon2_parts(stored)
     import argon2.exceptions
     import argon2.low_level
 
     try:
         computed = argon2.low_level.hash_secret_raw(
-            password, salt, time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
-            hash_len=len(digest), type=variant, version=version,
+            password, salt, time_cost=p["time_cost"], memory_cost=p["memory_cost"], parallelism=p["parallelism"],
+            hash_len=len(digest), type=p["type"], version=p["version"],
         )
     except argon2.exceptions.HashingError as exc:
         raise InvalidHashError(f"unusable argon2 hash: {exc}") from None
     return _ct_equal(computed, digest)
 
 
-def _iterations(text: str) -> int:
-    if not _DIGITS_RE.fullmatch(text):
-        raise InvalidHashError("malformed hash: bad iteration count")
-    n = int(text)
-    if n > MAX_PBKDF2_ITERATIONS:
-        raise InvalidHashError(f"hash iteration count above the limit of {MAX_PBKDF2_ITERATIONS}")
-    return n
+def _argon2_hasher(params: dict[str, Any]) -> argon2.PasswordHasher:
+    allowed = {"time_cost", "memory_cost", "parallelism", "hash_len", "salt_len"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise TypeError(f"unknown argon2 parameters: {sorted(unknown)}")
+    import argon2.low_level
+
+    return argon2.PasswordHasher(type=argon2.low_level.Type.ID, **params)
 
 
-def _django_parts(stored: str) -> tuple[str, int, str, bytes]:
-    import hashlib
-
-    parts = stored.split("$")
-    if len(parts) != 4 or not parts[2]:
-        raise InvalidHashError("malformed Django pbkdf2 hash")
-    algo = parts[0].removeprefix("pbkdf2_")
-    digest = _b64decode(parts[3], padded=True)
-    if len(digest) != hashlib.new(algo).digest_size:
-        raise InvalidHashError("malformed Django pbkdf2 hash: wrong digest length")
-    return algo, _iterations(parts[1]), parts[2], digest
+def _hash_argon2(password: bytes, **params: Any) -> str:
+    return _argon2_hasher(params).hash(password)
 
 
-def _verify_django(password: bytes, stored: str) -> bool:
-    import hashlib
+def _argon2_wanted(params: dict[str, Any]) -> dict[str, Any]:
+    h = _argon2_hasher(params)
+    import argon2.low_level
 
-    algo, iterations, salt, digest = _django_parts(stored)
-    computed = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
-    return _ct_equal(computed, digest)
-
-
-def _werkzeug_parts(stored: str) -> tuple[list[str], str, bytes]:
-    parts = stored.split("$")
-    if len(parts) != 3 or not parts[1] or not _HEX_RE.fullmatch(parts[2]):
-        raise InvalidHashError("malformed Werkzeug hash")
-    return parts[0].split(":"), parts[1], bytes.fromhex(parts[2])
+    return {"type": h.type, "version": argon2.low_level.ARGON2_VERSION, "memory_cost": h.memory_cost,
+            "time_cost": h.time_cost, "parallelism": h.parallelism, "salt_len": h.salt_len, "hash_len": h.hash_len}
 
 
-def _werkzeug_pbkdf2_params(method: list[str]) -> tuple[str, int]:
-    if method[0] != "pbkdf2" or len(method) > 3:
-        raise InvalidHashError("malformed Werkzeug pbkdf2 hash")
-    name = method[1] if len(method) > 1 else "sha256"
-    if name not in _WERKZEUG_HASHES:
-        raise UnsupportedHashError(f"unsupported Werkzeug pbkdf2 digest {name[:16]!r}")
-    iterations = _iterations(method[2]) if len(method) > 2 else WERKZEUG_DEFAULT_ITERATIONS
-    return name, iterations
+def _dummy_argon2(like: str) -> str:
+    p = _argon2_params(like)
+    import argon2
+
+    hasher = argon2.PasswordHasher(time_cost=p["time_cost"], memory_cost=p["memory_cost"],
+                                   parallelism=p["parallelism"], hash_len=p["hash_len"], salt_len=p["salt_len"],
+                                   type=p["type"])
+    return hasher.hash(_DUMMY_PASSWORD)
 
 
-def _verify_werkzeug_pbkdf2(password: bytes, stored: str) -> bool:
-    import hashlib
-
-    method, salt, digest = _werkzeug_parts(stored)
-    name, iterations = _werkzeug_pbkdf2_params(method)
-    if len(digest) != hashlib.new(name).digest_size:
-        raise InvalidHashError("malformed Werkzeug pbkdf2 hash: wrong digest length")
-    computed = hashlib.pbkdf2_hmac(name, password, salt.encode("utf-8"), iterations)
-    return _ct_equal(computed, digest)
-
-
-def _werkzeug_scrypt_params(method: list[str]) -> tuple[int, int, int]:
-    if method[0] != "scrypt" or len(method) not in (1, 4):
-        raise InvalidHashError("malformed Werkzeug scrypt hash")
-    if len(method) == 1:
-        return 2**15, 8, 1
-    if not all(_DIGITS_RE.fullmatch(v) for v in method[1:]):
-        raise InvalidHashError("malformed Werkzeug scrypt hash: bad parameters")
-    n, r, p = (int(v) for v in method[1:])
-    return _scrypt_params(n, r, p)
-
-
-def _scrypt_params(n: int, r: int, p: int) -> tuple[int, int, int]:
-    if n < 2 or n & (n - 1) or r < 1 or 128 * n * r > MAX_SCRYPT_MEMORY or not 1 <= p <= 64:
-        raise InvalidHashError("malformed scrypt hash: parameters out of range")
-    return n, r, p
-
-
-def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    """scrypt with a 64-byte result; ``maxmem`` just above what OpenSSL allocates (128 r (n + p + 2) bytes)."""
-    maxmem = min(128 * r * (n + p + 2) + (1 << 20), 2**31 - 1)
-    import hashlib
-
-    try:
-        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=64)
-    except ValueError as exc:  # parameters OpenSSL refuses
-        raise InvalidHashError(f"unusable scrypt hash: {exc}") from None
-
-
-def _verify_werkzeug_scrypt(password: bytes, stored: str) -> bool:
-    method, salt, digest = _werkzeug_parts(stored)
-    n, r, p = _werkzeug_scrypt_params(method)
-    if len(digest) != 64:
-        raise InvalidHashError("malformed Werkzeug scrypt hash: wrong digest length")
-    return _ct_equal(_scrypt(password, salt.encode("utf-8"), n, r, p), digest)
-
-
-def _django_scrypt_parts(stored: str) -> tuple[int, str, int, int, bytes]:
-    parts = stored.split("$")
-    if len(parts) != 6 or not parts[2] or not all(_DIGITS_RE.fullmatch(v) for v in (parts[1], parts[3], parts[4])):
-        raise InvalidHashError("malformed Django scrypt hash")
-    n, r, p = _scrypt_params(int(parts[1]), int(parts[3]), int(parts[4]))
-    digest = _b64decode(parts[5], padded=True)
-    if len(digest) != 64:
-        raise InvalidHashError("malformed Django scrypt hash: wrong digest length")
-    return n, parts[2], r, p, digest
-
-
-def _verify_django_scrypt(password: bytes, stored: str) -> bool:
-    n, salt, r, p, digest = _django_scrypt_parts(stored)
-    return _ct_equal(_scrypt(password, salt.encode("utf-8"), n, r, p), digest)
-
-
-def _verify_django_argon2(password: bytes, stored: str) -> bool:
-    return _verify_argon2(password, stored.removeprefix("argon2"))
-
-
-def _sha256_hex(password: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(password).hexdigest().encode("ascii")
-
-
-def _verify_django_bcrypt_sha256(password: bytes, stored: str) -> bool:
-    # Django hashes the password with SHA-256 first (hex, 64 bytes) so that bcrypt sees all of it.
-    return _verify_bcrypt_pyca(_sha256_hex(password), stored.removeprefix("bcrypt_sha256$"))
-
-
-def _verify_django_bcrypt(password: bytes, stored: str) -> bool:
-    return _verify_bcrypt_pyca(password, stored.removeprefix("bcrypt$"))
+# ---------------------------------------------------------------------------------------------------- plaintext
 
 
 def _verify_plaintext(password: bytes, stored: str) -> bool:
     return _ct_equal(password, stored.encode("utf-8"))
 
 
-_VERIFIERS: Final[dict[str, Callable[[bytes, str], bool]]] = {
-    "apr1": _verify_apr1,
-    "bcrypt": _verify_bcrypt,
-    "sha1": _verify_sha1,
-    "argon2": _verify_argon2,
-    "django_pbkdf2_sha256": _verify_django,
-    "django_pbkdf2_sha1": _verify_django,
-    "werkzeug_pbkdf2": _verify_werkzeug_pbkdf2,
-    "werkzeug_scrypt": _verify_werkzeug_scrypt,
-    "django_argon2": _verify_django_argon2,
-    "django_bcrypt_sha256": _verify_django_bcrypt_sha256,
-    "django_bcrypt": _verify_django_bcrypt,
-    "django_scrypt": _verify_django_scrypt,
-    "plaintext": _verify_plaintext,
-    **{name: _verify_crypt for name in _CRYPT_SCHEMES},
+def _dummy_plaintext(like: str) -> str:
+    return _DUMMY_PASSWORD.decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------- the table
+
+
+class _Scheme:
+    """One row of the scheme table: what wsgiauth knows about one hash format.
+
+    Attributes:
+        name: what ``identify`` returns (one of ``SCHEMES``).
+        prefixes: a hash of this scheme starts with one of these (``("",)``: the scheme has no prefix).
+        form: a further test of a hash that has the prefix (``None``: the prefix suffices).
+        creatable: ``make`` is not ``None`` (known without loading a lazy row).
+        verify: ``verify(password, stored)`` -> whether the password (without NUL bytes) matches. Raises
+            ``InvalidHashError`` (or ``UnsupportedHashError``) for a stored hash it cannot check.
+        check: ``check(stored)`` raises as ``verify`` would for a malformed hash, without computing one (``None``:
+            ``params`` checks the hash, or, for a scheme without parameters, verifying an empty password does).
+        make: ``make(password, **params)`` -> a new hash; called with ``defaults`` under the given parameters.
+            Raises ``TypeError`` for an unknown parameter, ``ValueError`` for a value out of range. ``None``: this
+            scheme is not created here.
+        defaults: the parameters of a new hash when not given, and what ``needs_update`` compares with.
+        params: ``params(stored)`` -> the cost parameters of a stored hash under ``make``'s names (never its salt).
+            Raises ``InvalidHashError`` for a malformed hash, or one above the caps (``MAX_PBKDF2_ITERATIONS`` ...),
+            as far as it reads (``check`` does the rest). ``None``: the scheme has no parameters.
+        at_least: the parameters for which more is stronger, compared as one tuple in this order: a stored hash
+            below the wanted tuple needs an update. Every other parameter must be equal to the wanted one.
+        wanted: ``wanted(defaults | params)`` -> the wanted parameters in the form ``params`` returns (``None``: as
+            given). May raise ``TypeError`` for an unknown parameter.
+        legacy: ``legacy(stored)`` -> whether the hash is of a variant to replace whatever its parameters.
+        dummy: ``dummy(like)`` -> a hash of a known password that costs what ``like`` costs to verify (``None``:
+            ``make`` with the parameters of ``like``).
+    """
+
+    __slots__ = ("at_least", "check", "creatable", "defaults", "dummy", "form", "legacy", "make", "name", "params",
+                 "prefixes", "verify", "wanted")
+    name: str
+    prefixes: tuple[str, ...]
+    form: Callable[[str], object] | None
+    creatable: bool
+    verify: Callable[[bytes, str], bool]
+    check: Callable[[str], object] | None
+    make: Callable[..., str] | None
+    defaults: dict[str, Any]
+    params: Callable[[str], dict[str, Any]] | None
+    at_least: tuple[str, ...]
+    wanted: Callable[[dict[str, Any]], dict[str, Any]] | None
+    legacy: Callable[[str], bool] | None
+    dummy: Callable[[str], str] | None
+
+    def __init__(self, name: str, prefixes: tuple[str, ...], *, form: Callable[[str], object] | None = None,
+                 **row: Any) -> None:
+        self.name, self.prefixes, self.form = name, prefixes, form
+        self._fill(**row)
+        self.creatable = self.make is not None
+
+    def _fill(self, *, verify: Callable[[bytes, str], bool], check: Callable[[str], object] | None = None,
+              make: Callable[..., str] | None = None,
+              defaults: dict[str, Any] | None = None, params: Callable[[str], dict[str, Any]] | None = None,
+              at_least: tuple[str, ...] = (), wanted: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              legacy: Callable[[str], bool] | None = None, dummy: Callable[[str], str] | None = None) -> None:
+        self.verify, self.check, self.make, self.defaults, self.params = verify, check, make, defaults or {}, params
+        self.at_least, self.wanted, self.legacy, self.dummy = at_least, wanted, legacy, dummy
+
+    def __repr__(self) -> str:
+        return f"<hash scheme {self.name}>"
+
+
+class _LazyScheme(_Scheme):
+    """A row whose code is in ``wsgiauth._webhashes`` (Django's and Werkzeug's formats).
+
+    Only what ``identify`` needs is here; the first use of anything else imports the module and fills the row in
+    from ``_webhashes.ROWS[name]`` (the same keyword arguments as ``_Scheme``; filling twice is harmless).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, name: str, prefixes: tuple[str, ...], *, form: Callable[[str], object] | None = None,
+                 creatable: bool = True) -> None:
+        self.name, self.prefixes, self.form, self.creatable = name, prefixes, form, creatable
+
+    def __getattr__(self, attr: str) -> Any:  # called only for a slot not filled in yet
+        if attr not in _Scheme.__slots__:
+            raise AttributeError(attr)
+        from . import _webhashes
+
+        self._fill(**_webhashes.ROWS[self.name])
+        return getattr(self, attr)
+
+
+_CRYPT: Final[dict[str, Any]] = {"verify": _verify_crypt, "check": _check_crypt_setting, "dummy": _dummy_crypt}
+_SHA_CRYPT: Final[dict[str, Any]] = {
+    **_CRYPT, "defaults": {"rounds": _SHA_CRYPT_ROUNDS}, "params": _sha_crypt_params, "at_least": ("rounds",),
+    "wanted": _sha_crypt_wanted,
 }
+
+#: Every scheme ``identify`` recognises, tried in this order (``_scheme_of`` looks the ``$...$``/``{...}`` ones up by
+#: that field at once). Plaintext, the fallback, is not in it.
+_TABLE: Final[tuple[_Scheme, ...]] = (
+    _Scheme("apr1", ("$apr1$",), verify=_verify_apr1, make=_hash_apr1),
+    _Scheme("sha1", ("{SHA}",), verify=_verify_sha1, make=_hash_sha1),
+    _Scheme("bcrypt", ("$2a$", "$2b$", "$2y$", "$2x$"), verify=_verify_bcrypt, make=_hash_bcrypt,
+            defaults={"cost": BCRYPT_DEFAULT_COST}, params=_bcrypt_params, at_least=("cost",),
+            legacy=lambda stored: stored.startswith("$2x$"), dummy=_dummy_bcrypt),
+    _Scheme("md5_crypt", ("$1$",), **_CRYPT, make=_hash_md5_crypt, legacy=_crypt_is_legacy),
+    _Scheme("sha256_crypt", ("$5$",), **_SHA_CRYPT, make=_hash_sha256_crypt),
+    _Scheme("sha512_crypt", ("$6$",), **_SHA_CRYPT, make=_hash_sha512_crypt),
+    _Scheme("yescrypt", ("$y$",), **_CRYPT, make=_hash_yescrypt, params=_yescrypt_params, wanted=_yescrypt_wanted),
+    _Scheme("gost_yescrypt", ("$gy$",), **_CRYPT, params=_yescrypt_params, legacy=_crypt_is_legacy),
+    _Scheme("scrypt_crypt", ("$7$",), **_CRYPT, params=_scrypt_crypt_params, legacy=_crypt_is_legacy),
+    _Scheme("argon2", ("$argon2id$", "$argon2i$"), verify=_verify_argon2, make=_hash_argon2, params=_argon2_params,
+            wanted=_argon2_wanted, dummy=_dummy_argon2),
+    _LazyScheme("django_pbkdf2_sha256", ("pbkdf2_sha256$",)),
+    _LazyScheme("django_pbkdf2_sha1", ("pbkdf2_sha1$",)),
+    _LazyScheme("werkzeug_pbkdf2", ("pbkdf2:", "pbkdf2$")),
+    _LazyScheme("werkzeug_scrypt", ("scrypt:", "scrypt$"), form=lambda stored: stored.count("$") == 2),
+    _LazyScheme("django_argon2", ("argon2$argon2id$", "argon2$argon2i$")),
+    _LazyScheme("django_bcrypt_sha256", ("bcrypt_sha256$$2",)),
+    _LazyScheme("django_bcrypt", ("bcrypt$$2",), creatable=False),
+    _LazyScheme("django_scrypt", ("scrypt$",), form=lambda stored: stored.count("$") == 5),
+    _Scheme("des", ("",), form=_DES_RE.fullmatch, **_CRYPT, make=_hash_des),
+    _Scheme("bsdi_crypt", ("",), form=_BSDI_RE.fullmatch, **_CRYPT, legacy=_crypt_is_legacy),
+)
+
+
+def _is_field(prefix: str) -> bool:
+    """Whether ``prefix`` is a whole scheme field: ``$name$`` or ``{NAME}``."""
+    return (prefix[:1] == prefix[-1:] == "$" and prefix.count("$") == 2) or (prefix[:1] == "{" and prefix[-1:] == "}")
+
+
+#: The rows whose prefixes are whole scheme fields (and that need no other test), by field.
+_BY_FIELD: Final = {prefix: row for row in _TABLE if row.form is None and all(map(_is_field, row.prefixes))
+                    for prefix in row.prefixes}
+#: The others, tried in table order.
+_UNFIELDED: Final = tuple(row for row in _TABLE if row not in _BY_FIELD.values())
+_PLAINTEXT: Final = _Scheme("plaintext", (), verify=_verify_plaintext, dummy=_dummy_plaintext)
+_BY_NAME: Final = {row.name: row for row in (*_TABLE, _PLAINTEXT)}
+#: The hash of an unknown user when the store shows no hash of its own (Apache's default format).
+_DEFAULT_DUMMY: Final = _BY_NAME["apr1"]
+
+#: Known formats not verified here: they must never fall through to plaintext. Each with the family it belongs to.
+_UNSUPPORTED: Final = (
+    ("$argon2d$", "argon2d"), ("$sha1$", "sha1_crypt"), ("$md5", "sun_md5_crypt"), ("$3$", "bsd_nthash"),
+    ("$nt$", "bsd_nthash"), ("argon2$", "django_argon2"), ("bcrypt_sha256$", "django_bcrypt_sha256"),
+    ("bcrypt$", "django_bcrypt"), ("scrypt$", "django_scrypt"), ("sha1$", "django_salted_sha1"),
+    ("md5$", "django_salted_md5"), ("unsalted_md5$", "django_unsalted_md5"), ("unsalted_sha1$", "django_unsalted_sha1"),
+    ("crypt$", "django_crypt"), ("sha256$", "werkzeug_sha256"), ("sha512$", "werkzeug_sha512"),
+    ("plain$", "werkzeug_plain"),
+)
+
+#: Every scheme ``identify`` can return.
+SCHEMES: Final = tuple(sorted(_BY_NAME))
+#: The schemes ``hash_password`` can create (a subset of ``SCHEMES``).
+CREATABLE_SCHEMES: Final = tuple(sorted(row.name for row in _BY_NAME.values() if row.creatable))
+
+
+def _unsupported(family: str) -> UnsupportedHashError:
+    """The error for a hash of a known format that wsgiauth does not verify.
+
+    Args:
+        family: the format's name (``_UNSUPPORTED``).
+
+    Returns:
+        The error; its message names the family only, never a character of the stored hash (the adapter logs the
+        message, and a hash's salt and first characters are secrets too).
+    """
+    return UnsupportedHashError(f"unsupported hash scheme {family!r}")
+
+
+def _scheme_of(stored: str) -> _Scheme:
+    """The table row of ``stored`` (see ``identify``, which returns its name, for what is raised)."""
+    if not isinstance(stored, str):
+        raise TypeError(f"a stored hash is a str, not {type(stored).__name__}")
+    if not stored:
+        raise InvalidHashError("empty hash")
+    if "\x00" in stored or "\n" in stored or "\r" in stored:
+        raise InvalidHashError("malformed hash: control characters")
+    first = stored[0]
+    if first == "$":  # $apr1$, $2y$, $6$ ...: one lookup of the scheme field
+        row = _BY_FIELD.get(stored[:stored.find("$", 1) + 1])
+    elif first == "{":
+        row = _BY_FIELD.get(stored[:stored.find("}") + 1])
+    else:
+        row = None
+    if row is not None:
+        return row
+    for row in _UNFIELDED:
+        if stored.startswith(row.prefixes) and (row.form is None or row.form(stored)):
+            return row
+    for prefix, family in _UNSUPPORTED:
+        if stored.startswith(prefix):
+            raise _unsupported(family)
+    if stored[0] in "!*":
+        raise UnsupportedHashError("locked or unusable password marker")
+    if stored[0] in "${":
+        raise UnsupportedHashError("unknown hash scheme")
+    return _PLAINTEXT
+
+
+# ---------------------------------------------------------------------------------------------------- the API
+
+
+def identify(stored: str) -> str:
+    """Name the scheme of a stored hash (by its form; ``verify`` checks the rest of the syntax).
+
+    Args:
+        stored: the stored hash, as in the credential store.
+
+    Returns:
+        One of ``SCHEMES``: ``"apr1"``, ``"bcrypt"``, ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``,
+        ``"sha512_crypt"``, ``"yescrypt"``, ``"argon2"``, ``"django_pbkdf2_sha256"``, ``"django_pbkdf2_sha1"``,
+        ``"django_argon2"``, ``"django_bcrypt_sha256"``, ``"django_bcrypt"``, ``"django_scrypt"``,
+        ``"werkzeug_pbkdf2"``, ``"werkzeug_scrypt"`` ..., or ``"plaintext"`` for a string that has no hash form.
+
+    Raises:
+        TypeError: ``stored`` is not a ``str``.
+        InvalidHashError: ``stored`` is empty or holds a NUL or line break.
+        UnsupportedHashError: ``stored`` has the form of a known scheme that is not supported (``$argon2d$``,
+            Django's ``sha1$`` ...), starts with ``$`` or ``{`` followed by an unknown scheme, or is a locked or
+            unusable marker (``!``, ``*``).
+    """
+    return _scheme_of(stored).name
 
 
 def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bool:
@@ -607,162 +712,14 @@ def verify(password: bytes, stored: str, *, allow_plaintext: bool = False) -> bo
     """
     if not isinstance(password, bytes):
         raise TypeError(f"password must be bytes, not {type(password).__name__}")
-    scheme = identify(stored)
-    if scheme == "plaintext" and not allow_plaintext:
+    row = _scheme_of(stored)
+    if row is _PLAINTEXT and not allow_plaintext:
         raise UnsupportedHashError("plaintext passwords are not enabled (allow_plaintext=False)")
-    verifier = _VERIFIERS[scheme]
     if b"\x00" in password:
         # Apache would see the password cut at the NUL: do that work, but never grant such a request.
-        verifier(password.split(b"\x00", 1)[0], stored)
+        row.verify(password.split(b"\x00", 1)[0], stored)
         return False
-    return verifier(password, stored)
-
-
-# ---------------------------------------------------------------------------------------------------- creating
-
-
-def _hash_bcrypt(password: bytes, *, cost: int = BCRYPT_DEFAULT_COST, prefix: str = "$2y$") -> str:
-    if not isinstance(cost, int) or not 4 <= cost <= 31:
-        raise ValueError("bcrypt cost must be an int from 4 to 31 (htpasswd -C offers 4 to 17)")
-    import bcrypt as _bcrypt
-
-    raw = _bcrypt.hashpw(password[:72], _bcrypt.gensalt(rounds=cost, prefix=b"2b"))
-    return prefix + raw.decode("ascii")[4:]  # the same algorithm; $2y$ is what htpasswd -B writes
-
-
-def _hash_apr1(password: bytes, *, salt: str | None = None) -> str:
-    salt = _salt_chars(8) if salt is None else salt
-    return _lowlevel.apr1_hash(password, salt.encode("ascii", "replace"))
-
-
-def _hash_sha1(password: bytes) -> str:
-    return "{SHA}" + base64.b64encode(_sha1(password).digest()).decode("ascii")
-
-
-def _crypt_with(password: bytes, setting: bytes) -> str:
-    try:
-        return _lowlevel.crypt(password, setting)
-    except InvalidHashError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _hash_des(password: bytes) -> str:
-    return _crypt_with(password, _salt_chars(2).encode("ascii"))
-
-
-def _hash_md5_crypt(password: bytes) -> str:
-    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$1$"))
-
-
-def _hash_sha256_crypt(password: bytes, *, rounds: int | None = None) -> str:
-    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$5$", rounds or 0))
-
-
-def _hash_sha512_crypt(password: bytes, *, rounds: int | None = None) -> str:
-    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$6$", rounds or 0))
-
-
-def _hash_yescrypt(password: bytes, *, cost: int | None = None) -> str:
-    return _crypt_with(password, _lowlevel.crypt_gensalt(b"$y$", cost or 0))
-
-
-def _argon2_hasher(params: dict[str, Any]) -> argon2.PasswordHasher:
-    allowed = {"time_cost", "memory_cost", "parallelism", "hash_len", "salt_len"}
-    unknown = set(params) - allowed
-    if unknown:
-        raise TypeError(f"unknown argon2 parameters: {sorted(unknown)}")
-    import argon2.low_level
-
-    return argon2.PasswordHasher(type=argon2.low_level.Type.ID, **params)
-
-
-def _hash_argon2(password: bytes, **params: Any) -> str:
-    return _argon2_hasher(params).hash(password)
-
-
-def _hash_django(algo: str) -> Callable[..., str]:
-    def make(password: bytes, *, iterations: int = PBKDF2_DEFAULT_ITERATIONS, salt: str | None = None) -> str:
-        if not isinstance(iterations, int) or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
-            raise ValueError(f"iterations must be an int from 1 to {MAX_PBKDF2_ITERATIONS}")
-        salt = _salt_chars(22, _ALNUM) if salt is None else salt
-        if not salt or "$" in salt:
-            raise ValueError("a Django salt is a non-empty string without '$'")
-        import hashlib
-
-        digest = hashlib.pbkdf2_hmac(algo, password, salt.encode("utf-8"), iterations)
-        return f"pbkdf2_{algo}${iterations}${salt}${base64.b64encode(digest).decode('ascii')}"
-
-    return make
-
-
-_ALNUM: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-def _hash_werkzeug_pbkdf2(password: bytes, *, iterations: int = PBKDF2_DEFAULT_ITERATIONS,
-                          hash_name: str = "sha256") -> str:
-    if hash_name not in _WERKZEUG_HASHES:
-        raise ValueError(f"hash_name must be one of {sorted(_WERKZEUG_HASHES)}")
-    if not isinstance(iterations, int) or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
-        raise ValueError(f"iterations must be an int from 1 to {MAX_PBKDF2_ITERATIONS}")
-    salt = _salt_chars(16, _ALNUM)
-    import hashlib
-
-    digest = hashlib.pbkdf2_hmac(hash_name, password, salt.encode("ascii"), iterations)
-    return f"pbkdf2:{hash_name}:{iterations}${salt}${digest.hex()}"
-
-
-def _checked_scrypt_params(n: object, r: object, p: object) -> tuple[int, int, int]:
-    if not all(isinstance(v, int) for v in (n, r, p)):
-        raise ValueError("scrypt n, r and p are ints")
-    try:
-        return _scrypt_params(n, r, p)  # type: ignore[arg-type]
-    except InvalidHashError:
-        raise ValueError(f"scrypt n must be a power of 2, 128*n*r at most {MAX_SCRYPT_MEMORY}, p from 1 to 64"
-                         ) from None
-
-
-def _hash_werkzeug_scrypt(password: bytes, *, n: int = 2**15, r: int = 8, p: int = 1) -> str:
-    n, r, p = _checked_scrypt_params(n, r, p)
-    salt = _salt_chars(16, _ALNUM)
-    return f"scrypt:{n}:{r}:{p}${salt}${_scrypt(password, salt.encode('ascii'), n, r, p).hex()}"
-
-
-def _hash_django_scrypt(password: bytes, *, n: int = 2**14, r: int = 8, p: int = 5) -> str:
-    n, r, p = _checked_scrypt_params(n, r, p)
-    salt = _salt_chars(22, _ALNUM)
-    digest = base64.b64encode(_scrypt(password, salt.encode("ascii"), n, r, p)).decode("ascii")
-    return f"scrypt${n}${salt}${r}${p}${digest}"
-
-
-def _hash_django_argon2(password: bytes, **params: Any) -> str:
-    return "argon2" + _hash_argon2(password, **params)
-
-
-def _hash_django_bcrypt_sha256(password: bytes, *, cost: int = DJANGO_BCRYPT_DEFAULT_COST) -> str:
-    return "bcrypt_sha256$" + _hash_bcrypt(_sha256_hex(password), cost=cost, prefix="$2b$")
-
-
-_MAKERS: Final[dict[str, Callable[..., str]]] = {
-    "bcrypt": _hash_bcrypt,
-    "apr1": _hash_apr1,
-    "sha1": _hash_sha1,
-    "des": _hash_des,
-    "md5_crypt": _hash_md5_crypt,
-    "sha256_crypt": _hash_sha256_crypt,
-    "sha512_crypt": _hash_sha512_crypt,
-    "yescrypt": _hash_yescrypt,
-    "argon2": _hash_argon2,
-    "django_pbkdf2_sha256": _hash_django("sha256"),
-    "django_pbkdf2_sha1": _hash_django("sha1"),
-    "werkzeug_pbkdf2": _hash_werkzeug_pbkdf2,
-    "werkzeug_scrypt": _hash_werkzeug_scrypt,
-    "django_argon2": _hash_django_argon2,
-    "django_bcrypt_sha256": _hash_django_bcrypt_sha256,
-    "django_scrypt": _hash_django_scrypt,
-}
-
-#: The schemes :func:`hash_password` can create (a subset of :data:`SCHEMES`).
-CREATABLE_SCHEMES: Final = tuple(sorted(_MAKERS))
+    return row.verify(password, stored)
 
 
 def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str:
@@ -771,14 +728,15 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
     Args:
         password: the raw password bytes.
         scheme: ``"bcrypt"`` (default: ``$2y$`` as ``htpasswd -B`` writes, param ``cost``, default
-            :data:`BCRYPT_DEFAULT_COST`; only the first 72 bytes count, as in Apache), ``"apr1"`` (``salt``),
-            ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``/``"sha512_crypt"`` (``rounds``),
-            ``"yescrypt"`` (``cost``), ``"argon2"`` (argon2id: ``time_cost``, ``memory_cost``, ``parallelism``),
-            ``"django_pbkdf2_sha256"``/``"django_pbkdf2_sha1"`` (``iterations``, ``salt``), ``"werkzeug_pbkdf2"``
+            ``BCRYPT_DEFAULT_COST``; only the first 72 bytes count, as in Apache), ``"apr1"`` (``salt``),
+            ``"sha1"``, ``"des"``, ``"md5_crypt"``, ``"sha256_crypt"``/``"sha512_crypt"`` (``rounds``, default
+            5000), ``"yescrypt"`` (``cost``), ``"argon2"`` (argon2id: ``time_cost``, ``memory_cost``,
+            ``parallelism``, argon2-cffi's defaults), ``"django_pbkdf2_sha256"``/``"django_pbkdf2_sha1"``
+            (``iterations``, default ``PBKDF2_DEFAULT_ITERATIONS``, ``salt``), ``"werkzeug_pbkdf2"``
             (``iterations``, ``hash_name``), ``"werkzeug_scrypt"`` (``n``, ``r``, ``p``), ``"django_argon2"`` (as
-            argon2), ``"django_bcrypt_sha256"`` (``cost``, default 12), ``"django_scrypt"`` (``n``, ``r``, ``p``).
-            For files Apache reads use bcrypt (or apr1, sha*_crypt); argon2 and the framework formats are for
-            stores only wsgiauth (or that framework) reads.
+            argon2), ``"django_bcrypt_sha256"`` (``cost``, default ``DJANGO_BCRYPT_DEFAULT_COST``),
+            ``"django_scrypt"`` (``n``, ``r``, ``p``). For files Apache reads use bcrypt (or apr1, sha*_crypt);
+            argon2 and the framework formats are for stores only wsgiauth (or that framework) reads.
         **params: the scheme's parameters, listed above.
 
     Returns:
@@ -791,20 +749,12 @@ def hash_password(password: bytes, scheme: str = "bcrypt", **params: Any) -> str
     """
     if not isinstance(password, bytes):
         raise TypeError(f"password must be bytes, not {type(password).__name__}")
-    maker = _MAKERS.get(scheme)
-    if maker is None:
+    row = _BY_NAME.get(scheme)
+    if row is None or not row.creatable or row.make is None:
         raise UnsupportedHashError(f"cannot create {scheme!r} hashes; choose one of {', '.join(CREATABLE_SCHEMES)}")
     if b"\x00" in password:
         raise ValueError("a password cannot contain a NUL byte (Apache reads passwords as C strings)")
-    return maker(password, **params)
-
-
-# ---------------------------------------------------------------------------------------------------- upgrading
-
-
-def _crypt_rounds(stored: str) -> int:
-    m = re.match(r"\$[56]\$rounds=([0-9]{1,10})\$", stored)
-    return int(m.group(1)) if m else 5000
+    return row.make(password, **{**row.defaults, **params})
 
 
 def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
@@ -812,53 +762,37 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
 
     Args:
         stored: the stored hash.
-        scheme: the scheme wanted (as in :func:`hash_password`).
-        **params: the wanted parameters (as in :func:`hash_password`); defaults as there.
+        scheme: the scheme wanted (as in ``hash_password``).
+        **params: the wanted parameters (as in ``hash_password``); defaults as there.
 
     Returns:
         ``True`` when ``stored`` is of another scheme, has weaker parameters (bcrypt cost, ``rounds``,
-        ``iterations``, scrypt ``n``/``r``/``p``) or other parameters (argon2, yescrypt: any difference, as
-        argon2-cffi's ``check_needs_rehash``), is of a method libxcrypt calls legacy (``$1$``, DES is exempt when
-        asked for), or is malformed/unsupported (it can never verify, so it must be replaced); ``False`` otherwise.
+        ``iterations``, Werkzeug scrypt ``n``/``r``/``p``) or other parameters (argon2, yescrypt, Django scrypt: any
+        difference, as argon2-cffi's ``check_needs_rehash`` and Django's ``must_update``), is of a variant
+        libxcrypt calls legacy (``$1$``; DES is exempt when asked for) or bcrypt ``$2x$``, or is
+        malformed/unsupported (it can never verify, so it must be replaced); ``False`` otherwise.
+
+    Raises:
+        TypeError: ``stored`` is not a ``str``, or an argon2 parameter is unknown.
     """
     try:
-        have = identify(stored)
-        if have != scheme:
+        row = _scheme_of(stored)
+        if row.name != scheme:
             return True
-        if scheme == "bcrypt":
-            variant, cost = _bcrypt_parts(stored)
-            return variant == "x" or cost < int(params.get("cost", BCRYPT_DEFAULT_COST))
-        if scheme in ("sha256_crypt", "sha512_crypt"):
-            _check_crypt_setting(stored)
-            return _crypt_rounds(stored) < int(params.get("rounds") or 5000)
-        if scheme in _CRYPT_SCHEMES:
-            raw = _check_crypt_setting(stored)
-            if scheme == "yescrypt":  # parameters other than the ones asked for (as argon2's check)
-                wanted = _lowlevel.crypt_gensalt(b"$y$", int(params.get("cost") or 0)).split(b"$")[2]
-                return raw.split(b"$")[2] != wanted
-            return _lowlevel.crypt_checksalt(raw) != _lowlevel.CRYPT_SALT_OK and scheme != "des"
-        if scheme in ("argon2", "django_argon2"):
-            bare = stored.removeprefix("argon2") if scheme == "django_argon2" else stored
-            _argon2_parts(bare)
-            return _argon2_hasher(params).check_needs_rehash(bare)
-        if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
-            cost = _bcrypt_parts(stored.split("$", 1)[1])[1]
-            return cost < int(params.get("cost", DJANGO_BCRYPT_DEFAULT_COST))
-        if scheme == "django_scrypt":  # any difference, as Django's own must_update
-            n, _, r, p, _ = _django_scrypt_parts(stored)
-            return (n, r, p) != (int(params.get("n", 2**14)), int(params.get("r", 8)), int(params.get("p", 5)))
-        if scheme.startswith("django_pbkdf2"):
-            return _django_parts(stored)[1] < int(params.get("iterations", PBKDF2_DEFAULT_ITERATIONS))
-        if scheme == "werkzeug_pbkdf2":
-            name, iterations = _werkzeug_pbkdf2_params(_werkzeug_parts(stored)[0])
-            return (name != params.get("hash_name", "sha256")
-                    or iterations < int(params.get("iterations", PBKDF2_DEFAULT_ITERATIONS)))
-        if scheme == "werkzeug_scrypt":
-            n, r, p = _werkzeug_scrypt_params(_werkzeug_parts(stored)[0])
-            return (n, r, p) < (int(params.get("n", 2**15)), int(params.get("r", 8)), int(params.get("p", 1)))
-        if scheme in ("apr1", "sha1"):
-            _VERIFIERS[scheme](b"", stored)  # syntax check only
-        return False
+        if row.check is not None:
+            row.check(stored)
+        elif row.params is None:
+            row.verify(b"", stored)  # a syntax check: a malformed hash raises
+        have = row.params(stored) if row.params is not None else {}
+        if row.legacy is not None and row.legacy(stored):
+            return True
+        want = {**row.defaults, **params}
+        if row.wanted is not None:
+            want = row.wanted(want)
+        if any(name in want and type(value)(want[name]) != value
+               for name, value in have.items() if name not in row.at_least):
+            return True
+        return tuple(have[name] for name in row.at_least) < tuple(int(want[name]) for name in row.at_least)
     except InvalidHashError:
         return True
 
@@ -866,88 +800,68 @@ def needs_update(stored: str, scheme: str = "bcrypt", **params: Any) -> bool:
 # ---------------------------------------------------------------------------------------------------- timing
 
 
-_DEFAULT_DUMMY_KEY: Final = ("apr1",)
 _dummies: dict[tuple[Any, ...], str] = {}
 _dummies_lock = threading.Lock()
 _MAX_DUMMIES: Final = 64
 
 
-def _dummy_key(like: str) -> tuple[Any, ...]:
-    """The scheme and cost parameters of ``like`` (not its salt): hashes with the same key cost the same."""
-    scheme = identify(like)
-    if scheme == "bcrypt":
-        return (scheme, _bcrypt_parts(like)[1])
-    if scheme in ("sha256_crypt", "sha512_crypt"):
-        return (scheme, _crypt_rounds(like))
-    if scheme in ("yescrypt", "gost_yescrypt", "scrypt_crypt"):
-        fields = like.split("$")
-        return (scheme, fields[2] if len(fields) > 2 else "")
-    if scheme in ("argon2", "django_argon2"):
-        parts = _argon2_parts(like.removeprefix("argon2") if scheme == "django_argon2" else like)
-        variant, version, memory, time_cost, parallelism, salt, digest = parts
-        return (scheme, variant, version, memory, time_cost, parallelism, len(salt), len(digest))
-    if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
-        return (scheme, _bcrypt_parts(like.split("$", 1)[1])[1])
-    if scheme == "django_scrypt":
-        n, _, r, p, _ = _django_scrypt_parts(like)
-        return (scheme, n, r, p)
-    if scheme.startswith("django_pbkdf2"):
-        return (scheme, _django_parts(like)[1])
-    if scheme == "werkzeug_pbkdf2":
-        return (scheme, *_werkzeug_pbkdf2_params(_werkzeug_parts(like)[0]))
-    if scheme == "werkzeug_scrypt":
-        return (scheme, *_werkzeug_scrypt_params(_werkzeug_parts(like)[0]))
-    return (scheme,)
+def _cost_of(stored: str) -> tuple[_Scheme, dict[str, Any]]:
+    """The row and cost parameters of ``stored``: hashes with the same two cost the same to verify.
+
+    Raises:
+        InvalidHashError: ``stored`` is malformed or unsupported.
+        TypeError: ``stored`` is not a ``str``.
+    """
+    row = _scheme_of(stored)
+    return row, (row.params(stored) if row.params is not None else {})
 
 
-def _make_dummy(key: tuple[Any, ...], like: str | None) -> str:
-    scheme: str = key[0]
-    if scheme == "plaintext":
-        return _DUMMY_PASSWORD.decode("ascii")
-    if scheme in _CRYPT_SCHEMES and like is not None:
-        # libxcrypt takes a whole hash as the setting: same method, cost and salt length, a known password.
-        return _lowlevel.crypt(_DUMMY_PASSWORD, _check_crypt_setting(like))
-    if scheme == "bcrypt" and like is not None:  # same method and cost, checked the same way
-        return _lowlevel.crypt(_DUMMY_PASSWORD, like.encode("ascii"))
-    if scheme in ("argon2", "django_argon2"):
-        variant, _version, memory, time_cost, parallelism, salt_len, hash_len = key[1:]
-        import argon2
+def _cost_key(stored: str) -> tuple[Any, ...] | None:
+    """What makes hashes cost the same to verify: the scheme and its cost parameters, not the salt.
 
-        made: str = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism,
-                                          hash_len=hash_len, salt_len=salt_len, type=variant).hash(_DUMMY_PASSWORD)
-        return "argon2" + made if scheme == "django_argon2" else made
-    if scheme in ("django_bcrypt_sha256", "django_bcrypt"):
-        made = _hash_bcrypt(_DUMMY_PASSWORD, cost=key[1], prefix="$2b$")
-        return scheme.removeprefix("django_") + "$" + made
-    if scheme == "django_scrypt":
-        return _hash_django_scrypt(_DUMMY_PASSWORD, n=key[1], r=key[2], p=key[3])
-    if scheme.startswith("django_pbkdf2"):
-        return _MAKERS[scheme](_DUMMY_PASSWORD, iterations=key[1])
-    if scheme == "werkzeug_pbkdf2":
-        return _hash_werkzeug_pbkdf2(_DUMMY_PASSWORD, hash_name=key[1], iterations=key[2])
-    if scheme == "werkzeug_scrypt":
-        return _hash_werkzeug_scrypt(_DUMMY_PASSWORD, n=key[1], r=key[2], p=key[3])
-    return _MAKERS[scheme](_DUMMY_PASSWORD)
+    Args:
+        stored: a stored hash.
+
+    Returns:
+        A hashable key (``("bcrypt", ("cost", 10))``), or ``None`` for a hash that can never verify. Never raises.
+    """
+    try:
+        row = _scheme_of(stored)
+        return (row.name,) if row.params is None else (row.name, *row.params(stored).items())
+    except (InvalidHashError, TypeError):
+        return None
+
+
+def _make_dummy(row: _Scheme, params: dict[str, Any], like: str) -> str:
+    """A hash of a known password with the cost of ``like`` (of scheme ``row``, with cost ``params``)."""
+    if row.dummy is not None:
+        return row.dummy(like)
+    if row.make is None:  # pragma: no cover - every row has the one or the other
+        raise ValueError(f"no dummy hash for {row.name}")
+    return row.make(_DUMMY_PASSWORD, **{**row.defaults, **params})
 
 
 def _dummy_for(like: str | None) -> str:
-    key = _DEFAULT_DUMMY_KEY
+    """``_make_dummy`` for ``like`` (for ``_DEFAULT_DUMMY`` when ``like`` is ``None`` or unusable), cached per key."""
+    row: _Scheme = _DEFAULT_DUMMY
+    params: dict[str, Any] = {}
     if like is not None:
         try:
-            key = _dummy_key(like)
+            row, params = _cost_of(like)
         except (InvalidHashError, TypeError):
-            key = _DEFAULT_DUMMY_KEY
+            row, params = _DEFAULT_DUMMY, {}
+    key = (row.name, *params.items())
     with _dummies_lock:
         dummy = _dummies.get(key)
     if dummy is not None:
         return dummy
     try:
-        dummy = _make_dummy(key, like if key is not _DEFAULT_DUMMY_KEY else None)
+        dummy = _make_dummy(row, params, like or "")
     except (InvalidHashError, ValueError, TypeError):
-        key = _DEFAULT_DUMMY_KEY
-        dummy = _make_dummy(key, None)
+        row, key = _DEFAULT_DUMMY, (_DEFAULT_DUMMY.name,)
+        dummy = _make_dummy(row, {}, "")
     with _dummies_lock:
-        if len(_dummies) < _MAX_DUMMIES or key == _DEFAULT_DUMMY_KEY:
+        if len(_dummies) < _MAX_DUMMIES or row is _DEFAULT_DUMMY:
             dummy = _dummies.setdefault(key, dummy)
     return dummy
 
