@@ -373,6 +373,27 @@ def test_user_key_agrees_with_slapd_on_random_spellings(backend: ldap.Backend) -
     assert matched >= 20  # enough of the sample reaches alice for the check to mean something
 
 
+def test_a_throttle_counts_every_spelling_of_alice_as_alice(make: Callable[..., ldap.Backend]) -> None:
+    """Finding 2 end to end, on slapd: wrong guesses under spellings the directory matches to alice (each its own
+    raw bytes) lock alice; the right password is then refused in every spelling; bob is not locked. Unknown names
+    are counted under their user_key, so spellings of one unknown name share a counter too."""
+    from wsgiauth.throttle import throttled
+
+    backend = throttled(make(), max_failures=5, per="user")
+    for n, spelling in enumerate(["Alice", "ALICE", "ａｌｉｃｅ", "ALİCE", "\xa0alice"]):
+        assert backend.lockouts == 0, n
+        answer = backend.check_password(ENV, w(spelling), "a-wrong-guess")
+        assert answer is not True and not isinstance(answer, str)
+    assert backend.lockouts == 1  # the fifth spelling of alice locked her
+    for spelling in ("alice", "ａｌｉｃｅ", "AlIcE", "\u3000alice"):
+        assert backend.check_password(ENV, w(spelling), "secret") is False, spelling
+    assert backend.check_password(ENV, "bob", "hunter2") is True
+    for spelling in ("nobody", "NOBODY", "ｎｏｂｏｄｙ", "Nobody", "\xa0nobody"):
+        backend.check_password(ENV, w(spelling), "x")
+    assert backend.lockouts == 2
+    assert backend.refusal("ＮＯＢＯＤＹ".encode()) is not None
+
+
 def test_canonical_name_is_the_entrys_own_value_by_default(make: Callable[..., ldap.Backend],
                                                             slapd: slapd_launcher.Slapd) -> None:
     """REMOTE_USER is the stored uid, never the spelling a guesser chose (ａｌｉｃｅ, ALICE)."""
