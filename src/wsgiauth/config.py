@@ -154,7 +154,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "verify": Key(boolean, "check the server certificate (false only for tests)"),
         "connect_timeout": option_key(LDAP_CONNECT_TIMEOUT),
         "timeout": option_key(LDAP_TIMEOUT),
-        "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER"),
+        "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER "
+                                             "(default: the entry's own value of the search attribute)"),
         "group_base": Key(string, "base DN under which to search groups"),
         "group_filter": Key(string, "which entries are groups"),
         "group_attributes": Key(string_list, "group attributes holding member DNs (member, uniqueMember)"),
