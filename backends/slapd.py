@@ -64,7 +64,7 @@ moduleload memberof
 TLSCACertificateFile {dir}/tls/ca.pem
 TLSCertificateFile {dir}/tls/server.pem
 TLSCertificateKeyFile {dir}/tls/server.key
-sizelimit 500
+sizelimit {size_limit}
 # idletimeout 0: never close idle clients (the pools decide)
 
 database mdb
@@ -145,6 +145,8 @@ class Slapd(Launcher):
         seed: load ``backends/data/slapd/seed.ldif`` after the first start.
         log_level: slapd's ``-d`` debug level (``0``: errors only; ``stats`` logs every operation).
         cert_hosts: the names the server certificate holds (change them to test host name checking).
+        size_limit: slapd's ``sizelimit`` (the most entries one search returns to anyone but the rootdn; 500 is
+            slapd's default).
 
     Attributes:
         port, tls_port: the plain (STARTTLS-capable) and LDAPS ports on 127.0.0.1.
@@ -164,7 +166,7 @@ class Slapd(Launcher):
     active_filter = ACTIVE_FILTER
 
     def __init__(self, directory: Path | None = None, *, seed: bool = True, log_level: str = "0",
-                 cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> None:
+                 cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), size_limit: int = 500) -> None:
         self.slapd = find_tool("slapd", "/usr/sbin")
         self.ldapadd = find_tool("ldapadd")
         self.ldapsearch = find_tool("ldapsearch")
@@ -177,6 +179,7 @@ class Slapd(Launcher):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
         self.cert_hosts = cert_hosts
+        self.size_limit = size_limit
         self.log_level = log_level
         self.port = free_port()
         self.tls_port = free_port()
@@ -197,6 +200,7 @@ class Slapd(Launcher):
         self.conf.write_text(SLAPD_CONF.format(
             includes="\n".join(f"include {p}" for p in includes), dir=self.dir, modules=MODULE_DIR,
             suffix=self.suffix, rootdn=self.root_dn, rootpw=self.root_pw, service=self.service_dn,
+            size_limit=self.size_limit,
         ))
         assert self.slapd is not None
         # -u: dry run (the mdb files do not exist yet, and a read-only open of them would fail)

@@ -264,3 +264,15 @@ def test_record_and_decision_are_immutable_values() -> None:
         r.hash = "{SHA}y"  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(Record("h", b"n", (b"g",), False, {"k": "v"}))) == Record(
         "h", b"n", (b"g",), False, {"k": "v"})
+
+
+@pytest.mark.parametrize("stored", ["sha1$Xy7qSALT$8f3c2b1a", "$sha1$40000$Xy7qSALT$8f3c2b1aDEADBEEF",
+                                    "md5$Xy7qSALT$8f3c2b1a", "$argon2d$v=19$m=512,t=2,p=2$Xy7qSALT$8f3c2b1a"])
+def test_an_unusable_stored_hash_is_logged_by_family_only(stored):
+    """Issue 15, F14: the log names the scheme family, never the hash's salt or first characters."""
+    b = DictBackend({b"eve": Record(stored)})
+    e = env()
+    assert b.check_password(e, "eve", "guess") is False
+    log = e["wsgi.errors"].getvalue()
+    assert "unsupported hash scheme" in log
+    assert "Xy7q" not in log and "8f3c" not in log and stored not in log

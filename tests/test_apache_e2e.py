@@ -3,8 +3,8 @@
 Two throw-away servers for the whole module:
 
 * ``site``: ``--auth-user-script`` + ``--auth-group-script`` (``Require wsgi-group staff``) + ``--host-access-script``
-  on ``/``, plus, through ``--include-file``, ``/canonical`` (a ``compose.canonicalize`` backend) and ``/denied``
-  (an access script that refuses 127.0.0.1);
+  on ``/``, plus, through ``--include-file``, ``/canonical`` (a ``compose.canonicalize`` backend), ``/denied``
+  (an access script that refuses 127.0.0.1) and ``/lookups`` (host rules under ``HostnameLookups On``);
 * ``digest_site``: ``--auth-user-script --auth-type Digest`` over an htdigest file.
 
 The password files are made by Debian's ``htpasswd``/``htdigest``.
@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from backends._common import require_tool, wait_until
+from backends._common import missing, require_tool, wait_until
 from backends.apache import Apache, htdigest_line, htpasswd_line
 
 pytestmark = pytest.mark.apache
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Every password sent in this module: the error logs must never show any of them.
 PW = {
@@ -69,6 +74,14 @@ from wsgiauth.hostaccess import allow_access as rules
 allow_access = rules(deny=["127.0.0.1"])
 """
 
+LOOKUPS_SCRIPT = """\
+from wsgiauth.adapter import Backend
+from wsgiauth.hostaccess import HostRules
+
+allow_access = Backend(access=HostRules(allow=["127.0.0.0/8"], default=False), log_level="debug",
+                       label="lookups").allow_access
+"""
+
 DIGEST_SCRIPT = """\
 import os
 
@@ -89,6 +102,10 @@ INCLUDE = """\
 </Location>
 <Location /denied>
     WSGIAccessScript "${WSGIAUTH_SITE}/deny.wsgi"
+</Location>
+<Location /lookups>
+    HostnameLookups On
+    WSGIAccessScript "${WSGIAUTH_SITE}/lookups.wsgi"
 </Location>
 """
 
@@ -115,6 +132,7 @@ def site(apache_factory) -> Apache:
             "auth.wsgi": AUTH_SCRIPT,
             "canonical.wsgi": CANONICAL_SCRIPT,
             "deny.wsgi": DENY_SCRIPT,
+            "lookups.wsgi": LOOKUPS_SCRIPT,
         },
         auth_user_script="auth.wsgi",
         auth_group_script="auth.wsgi",
@@ -233,6 +251,73 @@ def test_host_access_denies_loopback_with_403(site):
     # /denied: hostaccess.allow_access(deny=["127.0.0.1"]); refused before any credentials are asked.
     assert site.get("/denied/page").status == 403
     assert site.get("/denied/page", user="alice", password=PW["alice"]).status == 403
+
+
+def test_host_access_under_hostname_lookups_decides_on_remote_addr(site):
+    """HostnameLookups On: mod_wsgi passes the client's reverse-DNS name as `host` ("localhost" for 127.0.0.1 here);
+    the rule `allow 127.0.0.0/8` still sees the connection's address."""
+    assert site.get("/lookups/page", user="alice", password=PW["alice"]).status == 200
+    lines = [line for line in site.error_log_text().splitlines() if "wsgiauth[lookups]: debug: allow_access" in line]
+    assert lines, site.error_log_text()[-2000:]
+    found = re.search(r"client 127\.0\.0\.1 \(host '([^']*)'\): allowed", lines[-1])
+    assert found is not None, lines[-1]
+    assert found.group(1) != "127.0.0.1"  # a name (from /etc/hosts), not the address
+
+
+# Run inside a private mount namespace where 127.0.0.1's name is "10.1.2.3" (the machine's /etc/hosts is left
+# alone): the PTR record anyone controlling a reverse zone can publish. Apache runs in it with HostnameLookups On.
+PTR_DRIVER = r'''
+import json, subprocess, sys
+subprocess.run(["mount", "--bind", sys.argv[1], "/etc/hosts"], check=True)
+from backends.apache import Apache
+
+TEN = """
+from wsgiauth.adapter import Backend
+from wsgiauth.hostaccess import HostRules
+
+allow_access = Backend(access=HostRules(allow=["10.0.0.0/8"], default=False), log_level="debug",
+                       label="ten").allow_access
+"""
+DENY = """
+from wsgiauth.hostaccess import allow_access as rules
+
+allow_access = rules(deny=["127.0.0.0/8"])
+"""
+INCLUDE = """
+HostnameLookups On
+<Location /ten>
+    WSGIAccessScript "${WSGIAUTH_SITE}/ten.wsgi"
+</Location>
+<Location /local-denied>
+    WSGIAccessScript "${WSGIAUTH_SITE}/deny.wsgi"
+</Location>
+"""
+with Apache(files={"ten.wsgi": TEN, "deny.wsgi": DENY}, include=INCLUDE) as server:
+    out = {"ten": server.get("/ten/page").status, "local-denied": server.get("/local-denied/page").status,
+           "log": [line for line in server.error_log_text().splitlines() if "allow_access" in line]}
+print(json.dumps(out))
+'''
+
+
+def test_a_ptr_name_spelling_an_address_does_not_pass_host_rules(apache_available, tmp_path):
+    """Issue 15, F4, through a real Apache: with the PTR of 127.0.0.1 saying "10.1.2.3", `allow 10.0.0.0/8` refuses
+    (403) and `deny 127.0.0.0/8` still refuses. Needs a private mount namespace (root, `unshare`)."""
+    unshare = require_tool("unshare")
+    private = [unshare, "--mount", "--propagation", "private", "--"]
+    probe = subprocess.run([*private, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        missing(f"no private mount namespace here (needs CAP_SYS_ADMIN): {probe.stderr.strip()}")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 10.1.2.3 localhost\n::1 localhost\n")
+    os.chmod(hosts, 0o644)
+    result = subprocess.run([*private, sys.executable, "-c", PTR_DRIVER, str(hosts)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["ten"] == 403, out  # the PTR name is no address of the client's
+    assert out["local-denied"] == 403, out  # and a deny rule is not dodged by it
+    # the hook did get the PTR name as `host` (so the test is not vacuous), and decided on REMOTE_ADDR
+    assert any("client 127.0.0.1 (host '10.1.2.3'): refused" in line for line in out["log"]), out["log"]
 
 
 # ---------------------------------------------------------------------------------------------- Digest

@@ -375,3 +375,32 @@ def test_bad_configuration_is_refused() -> None:
         cached(store, redis="redis://127.0.0.1:1/0", key="short")
     with pytest.raises(TypeError):
         cached("not a backend")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------- issue 15
+
+
+def test_invalidate_of_a_unicode_name_reaches_the_utf8_user() -> None:
+    """Finding 16: invalidate("zoë") forgets the grant of the user whose browser sent zo\\xc3\\xab."""
+    zoe = "zoë".encode()
+    store = Store({zoe: apr1(b"old")}, tracks_changes=False)
+    backend = cached(store)
+    as_mod_wsgi_passes_it = zoe.decode("latin-1")
+    assert backend.check_password(ENV, as_mod_wsgi_passes_it, "old") is True
+    store.set_password(zoe, b"new")
+    backend.invalidate("zoë")
+    assert backend.check_password(ENV, as_mod_wsgi_passes_it, "old") is False  # the old password is gone at once
+    assert backend.check_password(ENV, as_mod_wsgi_passes_it, "new") is True
+    store.set_password(zoe, b"newer")
+    backend.invalidate(as_mod_wsgi_passes_it.encode("latin-1"))  # request text: pass its bytes
+    assert backend.check_password(ENV, as_mod_wsgi_passes_it, "new") is False
+
+
+def test_a_cached_grant_keeps_the_account_the_store_resolved() -> None:
+    """A throttle in front counts and locks under Decision.identity: a cache hit must carry it too."""
+    store = Store({b"alice": apr1(b"a")}, names={b"alice": b"uid=alice,ou=people"}, tracks_changes=False)
+    backend = cached(store)
+    first = backend.authenticate(b"alice", b"a")
+    hit = backend.authenticate(b"alice", b"a")
+    assert hit.reason == "cached" and store.lookups == 1
+    assert hit.identity == first.identity == b"uid=alice,ou=people"

@@ -295,9 +295,11 @@ def test_chain_canonicalize_and_access(store: Path) -> None:
     assert check_password({}, "carol", "singer") is True  # unknown to the first file, known to the second
     assert check_password({}, "carol", "wrong") is False
     assert "staff" in groups_for_user({}, "alice")
-    assert allow_access({}, "127.0.0.1") is True
-    assert allow_access({}, "10.1.2.3") is False
-    assert allow_access({}, "192.0.2.1") is False
+    # the rules see REMOTE_ADDR (as mod_wsgi sets it), never the host argument (issue 15, F4)
+    assert allow_access({"REMOTE_ADDR": "127.0.0.1"}, "127.0.0.1") is True
+    assert allow_access({"REMOTE_ADDR": "10.1.2.3"}, "10.1.2.3") is False
+    assert allow_access({"REMOTE_ADDR": "192.0.2.1"}, "192.0.2.1") is False
+    assert allow_access({}, "127.0.0.1") is False  # no client address: refused
     assert cfg.backends["more"].label == "second file"
 
 

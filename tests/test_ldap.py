@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -211,11 +212,12 @@ def test_dn_template_injection_never_binds_as_anyone(make: Callable[..., ldap.Ba
 def test_ldap_matching_ignores_case_and_outer_spaces_so_use_the_canonical_name(
         make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
     """LDAP compares uid values case-insensitively and ignores surrounding spaces (RFC 4518), in searches and in
-    DNs alike, as mod_authnz_ldap sees too: " ALICE" is alice. remote_user_attribute makes Apache record the stored
-    name instead of what was typed."""
+    DNs alike, as mod_authnz_ldap sees too: " ALICE" is alice. Apache records the stored name, not what was typed:
+    the entry's own value of the search attribute, or of remote_user_attribute."""
     for kw in ({}, {"bind_template": f"uid={{user}},{slapd.people}"}):
-        assert make(**kw).check_password(ENV, " ALICE ", "secret") is True
+        assert make(**kw).check_password(ENV, " ALICE ", "secret") == "alice"
         assert make(remote_user_attribute="uid", **kw).check_password(ENV, " ALICE ", "secret") == "alice"
+        assert make(remote_user_attribute="cn", **kw).check_password(ENV, " ALICE ", "secret") == "Alice Liddell"
 
 
 def test_direct_bind_from_template(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:
@@ -267,6 +269,195 @@ def test_several_servers_are_tried_in_order(make: Callable[..., ldap.Backend], s
     t = time.monotonic()
     assert b.check_password(ENV, "alice", "secret") is True
     assert time.monotonic() - t < 1.5
+
+
+# ---------------------------------------------------------------------- names: canonical name, identity, user_key
+
+ALICE_DN = b"uid=alice,ou=people,dc=example,dc=org"
+# Spellings of alice, and whether slapd (OpenLDAP 2.5/2.6, uid is caseIgnoreMatch) matches each to uid=alice: measured
+# by the test below against the real server, so this table is what slapd does, not what RFC 4518 says it should.
+SPELLINGS: dict[str, bool] = {
+    "alice": True,
+    "Alice": True,
+    "ALICE": True,
+    "ａｌｉｃｅ": True,  # fullwidth: NFKC
+    "ＡＬＩＣＥ": True,
+    "ALİCE": True,  # U+0130, folded to "i" by slapd (RFC 3454's B.2 would give "i" + U+0307)
+    "alİce": True,
+    "\xa0alice": True,  # NO-BREAK SPACE at the start: insignificant
+    "alice\xa0": True,
+    " alice ": True,
+    "\u2003alice": True,  # EM SPACE
+    "\u3000alice": True,  # IDEOGRAPHIC SPACE
+    "ａlice": True,
+    "alice\u202f": True,  # NARROW NO-BREAK SPACE
+    "\U0001d41alice": True,  # MATHEMATICAL BOLD SMALL A: NFKC
+    "\u24d0lice": True,  # CIRCLED LATIN SMALL LETTER A: NFKC
+    "ALICE\t": False,  # a tab: RFC 4518 maps it to SPACE, slapd keeps it
+    "\u1680alice": False,  # OGHAM SPACE MARK: the same
+    "al\xadice": False,  # SOFT HYPHEN: RFC 4518 maps it to nothing, slapd keeps it
+    "al\u200bice": False,  # ZERO WIDTH SPACE: the same
+    "alıce": False,  # dotless i is another letter
+    "ALI\u0307CE": False,  # I + COMBINING DOT ABOVE is not U+0130 for slapd
+    "al ice": False,  # an inner space is significant
+    "álice": False,
+}
+
+
+def test_user_key_is_one_key_for_every_spelling_of_alice(backend: ldap.Backend) -> None:
+    """What a throttle counts an unknown name under: LDAP's matching (RFC 4518), not the bytes typed. The names come
+    as UTF-8 bytes, as a browser sends them."""
+    key = backend.user_key(b"alice")
+    assert key == b"alice"
+    for spelling in ("Alice", "ALICE", "ａｌｉｃｅ", "ALİCE", "\xa0alice"):
+        assert backend.user_key(spelling.encode("utf-8")) == key, spelling
+    for spelling, matched in SPELLINGS.items():
+        if matched:
+            assert backend.user_key(spelling.encode("utf-8")) == key, spelling
+    assert backend.user_key(b"bob") != key
+    assert backend.user_key(b"al ice") == b"al ice" and backend.user_key(b"al  ice") == b"al ice"
+    assert backend.user_key("zoë".encode()) == backend.user_key("ZOE\u0308".encode()) == "zoë".encode()
+    assert backend.user_key(b"zo\xeb") == b"zo\xeb"  # not UTF-8: as it is (no entry can hold it)
+    assert isinstance(backend.user_key(b""), bytes)
+
+
+def test_every_spelling_slapd_matches_gets_the_same_identity(backend: ldap.Backend) -> None:
+    """Measured against slapd: every spelling that logs in as alice yields her DN as the identity, in the grant and
+    in a wrong-password denial alike, with the same user_key; those slapd keeps apart are unknown."""
+    measured = {}
+    for spelling in SPELLINGS:
+        raw = spelling.encode("utf-8")
+        right = backend.authenticate(raw, b"secret")
+        wrong = backend.authenticate(raw, b"not-the-password")
+        measured[spelling] = right.granted
+        if right.granted:
+            assert right.identity == wrong.identity == ALICE_DN, spelling
+            assert wrong.outcome is Outcome.DENIED
+            assert right.name == b"alice"  # the stored value, whatever was typed
+            assert backend.user_key(raw) == backend.user_key(b"alice"), spelling
+        else:
+            assert right.outcome is wrong.outcome is Outcome.UNKNOWN, spelling
+            assert right.identity is wrong.identity is None
+    assert measured == SPELLINGS
+
+
+def _variants(rng: random.Random, n: int) -> list[str]:
+    """Spellings of "alice" a guesser might try: per letter upper/lower case, fullwidth, mathematical and circled
+    forms; spaces of several kinds at the ends; now and then an ignorable character or a space inside."""
+    forms: list[Callable[[str], str]] = [
+        str.upper, str.lower, lambda c: chr(ord(c) - ord("a") + 0xFF41), lambda c: chr(ord(c) - ord("a") + 0xFF21),
+        lambda c: chr(ord(c) - ord("a") + 0x1D41A), lambda c: chr(ord(c) - ord("a") + 0x24D0),
+        lambda c: "\u0130" if c == "i" else c.upper(),
+    ]
+    spaces = ["", "", " ", "\xa0", "\u2003", "\u3000", "\u202f", "\t", "\u1680", "\u2028"]
+    inside = [""] * 20 + ["\xad", "\u200b", "\u200d", "\ufe0f", "\u034f", "\u2060", " "]
+    out = []
+    for _ in range(n):
+        core = "".join(rng.choice(forms)(c) + rng.choice(inside) for c in "alice")
+        out.append(rng.choice(spaces) + core + rng.choice(spaces))
+    return out
+
+
+def test_user_key_agrees_with_slapd_on_random_spellings(backend: ldap.Backend) -> None:
+    """A seeded sample of spellings: every one that slapd matches to alice has alice's user_key (the throttle's key
+    never splits what the directory joins)."""
+    rng = random.Random(4518)
+    matched = 0
+    for spelling in _variants(rng, 150):
+        raw = spelling.encode("utf-8")
+        decision = backend.authenticate(raw, b"secret")
+        if decision.granted:
+            matched += 1
+            assert decision.identity == ALICE_DN
+            assert backend.user_key(raw) == b"alice", ascii(spelling)
+    assert matched >= 20  # enough of the sample reaches alice for the check to mean something
+
+
+def test_a_throttle_counts_every_spelling_of_alice_as_alice(make: Callable[..., ldap.Backend]) -> None:
+    """Finding 2 end to end, on slapd: wrong guesses under spellings the directory matches to alice (each its own
+    raw bytes) lock alice; the right password is then refused in every spelling; bob is not locked. Unknown names
+    are counted under their user_key, so spellings of one unknown name share a counter too."""
+    from wsgiauth.throttle import throttled
+
+    backend = throttled(make(), max_failures=5, per="user")
+    for n, spelling in enumerate(["Alice", "ALICE", "ａｌｉｃｅ", "ALİCE", "\xa0alice"]):
+        assert backend.lockouts == 0, n
+        answer = backend.check_password(ENV, w(spelling), "a-wrong-guess")
+        assert answer is not True and not isinstance(answer, str)
+    assert backend.lockouts == 1  # the fifth spelling of alice locked her
+    for spelling in ("alice", "ａｌｉｃｅ", "AlIcE", "\u3000alice"):
+        assert backend.check_password(ENV, w(spelling), "secret") is False, spelling
+    assert backend.check_password(ENV, "bob", "hunter2") is True
+    for spelling in ("nobody", "NOBODY", "ｎｏｂｏｄｙ", "Nobody", "\xa0nobody"):
+        backend.check_password(ENV, w(spelling), "x")
+    assert backend.lockouts == 2
+    assert backend.refusal("ＮＯＢＯＤＹ".encode()) is not None
+
+
+def test_canonical_name_is_the_entrys_own_value_by_default(make: Callable[..., ldap.Backend],
+                                                            slapd: slapd_launcher.Slapd) -> None:
+    """REMOTE_USER is the stored uid, never the spelling a guesser chose (ａｌｉｃｅ, ALICE)."""
+    for kw in ({}, {"bind_template": f"uid={{user}},{slapd.people}"}):
+        b = make(**kw)
+        assert b.check_password(ENV, "alice", "secret") is True  # as stored: True
+        assert b.check_password(ENV, "ALICE", "secret") == "alice"
+        assert b.check_password(ENV, w("ａｌｉｃｅ"), "secret") == "alice"
+        assert b.check_password(ENV, w("\xa0alice"), "secret") == "alice"
+        assert b.check_password(ENV, "carol", "Carol.pw") == "Carol"
+        assert b.check_password(ENV, w("ZOË"), w("ünïcødé")) == "zoë"
+        assert b.check_password(ENV, "ALICE", "wrong") is False
+
+
+def test_several_values_of_the_search_attribute(make: Callable[..., ldap.Backend],
+                                                slapd: slapd_launcher.Slapd) -> None:
+    """An entry with two uid values: the canonical name is the value the typed name matched."""
+    slapd.add_ldif(f"dn: uid=duo,{slapd.people}\nobjectClass: inetOrgPerson\nuid: duo\nuid: Duo-Alias\ncn: Duo\n"
+                   f"sn: Duo\nuserPassword: duo.pw\n")
+    b = make()
+    assert b.check_password(ENV, "DUO", "duo.pw") == "duo"
+    assert b.check_password(ENV, "duo-alias", "duo.pw") == "Duo-Alias"
+    assert b.authenticate(b"duo", b"duo.pw").identity == b.authenticate(b"DUO-ALIAS", b"x").identity == \
+        f"uid=duo,{slapd.people}".encode()
+
+
+def test_identity_is_the_dn_of_the_one_entry_found(make: Callable[..., ldap.Backend], backend: ldap.Backend,
+                                                   slapd: slapd_launcher.Slapd) -> None:
+    assert backend.authenticate(b"Carol", b"Carol.pw").identity == f"uid=Carol,{slapd.people}".encode()
+    assert backend.authenticate(b"CAROL", b"wrong").identity == f"uid=Carol,{slapd.people}".encode()
+    assert backend.authenticate(b"nobody", b"secret").identity is None
+    assert backend.authenticate(b"mallory", b"disabled.pw").identity is None  # excluded by the filter: no entry
+    whole = make(f"{slapd.url}/{slapd.suffix}")
+    assert whole.authenticate(b"twin", b"twin.pw").identity is None  # two entries: none of them
+    direct = make(bind_template=f"uid={{user}},{slapd.people}")
+    assert direct.authenticate(b"ALICE", b"secret").identity == ALICE_DN
+    assert direct.authenticate(b"ALICE", b"wrong").identity is None  # the server says only "invalid credentials"
+
+
+@pytest.fixture(scope="module")
+def slapd_limit_1(launch: Callable[..., Any]) -> slapd_launcher.Slapd:
+    """A slapd whose size limit is 1: a search that matches two entries returns one, then sizeLimitExceeded."""
+    server: slapd_launcher.Slapd = launch(slapd_launcher.Slapd, size_limit=1)
+    return server
+
+
+def test_uniqueness_does_not_depend_on_the_servers_size_limit(slapd_limit_1: slapd_launcher.Slapd) -> None:
+    """twin has an entry in ou=people and one in ou=contractors. With sizelimit 1 the server returns one of them
+    and resultCode 4: ambiguous, refused like two entries, after the same dummy bind."""
+    s = slapd_limit_1
+    b = ldap.Backend(f"{s.url}/{s.suffix}?uid?sub?(objectClass=inetOrgPerson)", bind_dn=s.service_dn,
+                     bind_password=s.service_pw, connect_timeout=1.0, timeout=2.0)
+    try:
+        assert b.check_password(ENV, "alice", "secret") is True  # one match: within the limit
+        before = b.stats()
+        decision = b.authenticate(b"twin", b"twin.pw")
+        after = b.stats()
+        assert decision.outcome is Outcome.UNKNOWN and "size limit" in decision.reason
+        assert decision.identity is None
+        assert b.check_password(ENV, "twin", "twin.pw") is None
+        # the same work as a wrong password: one search and one (dummy) bind
+        assert [after[p]["checkouts"] - before[p]["checkouts"] for p in ("search", "bind")] == [1, 1]
+    finally:
+        b.close()
 
 
 # ---------------------------------------------------------------------- groups
@@ -408,6 +599,17 @@ def test_no_connection_growth_over_1000_authentications_and_a_reimport(
     assert slapd.connections() == baseline
     stats = again.stats()
     assert stats["search"]["opened"] <= 2 and stats["bind"]["opened"] <= 2
+
+
+def test_idle_connections_pass_the_who_am_i_check(make: Callable[..., ldap.Backend]) -> None:
+    """check_after=0: every checkout validates the connection with a Who-am-I, read by the strict decoder: slapd's
+    real answers pass, so no connection is dropped and reopened."""
+    b = make(check_after=0)
+    for _ in range(5):
+        assert b.check_password(ENV, "alice", "secret") is True
+        assert b.groups_for_user(ENV, "alice")
+    for pool in b.stats().values():
+        assert pool["checks_failed"] == 0 and pool["opened"] == 1
 
 
 def test_threads_share_bounded_pools(make: Callable[..., ldap.Backend], slapd: slapd_launcher.Slapd) -> None:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import io
 import json
 import subprocess
 import threading
@@ -205,7 +206,7 @@ def test_require_groups() -> None:
         ok = requests.get(url, auth=HTTPBasicAuth("alice", "wonder land"), timeout=10)
         other = requests.get(url, auth=HTTPBasicAuth("bob", "builder"), timeout=10)
     assert ok.status_code == 200  # "Staff" matches "staff": Apache compares groups case-insensitively
-    assert other.status_code == 403
+    assert other.status_code == 401  # as Apache answers `Require group` for Basic (issue 15, F8)
 
 
 def test_host_rules_of_the_backend() -> None:
@@ -441,3 +442,164 @@ def test_lua_script_is_shipped() -> None:
     text = lua_script_path().read_text()
     assert "function reflect_user(r)" in text
     assert "headers_out" in text
+
+
+# ---------------------------------------------------------------------------------------------------- issue 15
+
+
+class Guarded(DictBackend):
+    """A store with a small throttle of its own: Basic failures are counted in ``authenticate``; for callers that
+    check credentials themselves it has a throttle's two hooks (``record_failure`` counts, ``refusal`` refuses a
+    user after ``limit`` failures). It also counts its HA1 look-ups, to show that a refused Digest
+    request costs the same work."""
+
+    def __init__(self, limit: int = 10**9, **kw: Any) -> None:
+        super().__init__(dict(USERS), dict(GROUPS), **kw)
+        self.limit = limit
+        self.failures: list[tuple[bytes, str | None]] = []
+        self.ha1_lookups = 0
+
+    def refusal(self, user: bytes, client: str | None = None) -> str | None:
+        count = sum(1 for u, _ in self.failures if u == user)
+        return f"user locked out ({count} failures)" if count >= self.limit else None
+
+    def record_failure(self, user: bytes, client: str | None = None) -> None:
+        self.failures.append((user, client))
+
+    def authenticate(self, user: bytes, password: bytes, client: str | None = None) -> Decision:
+        refused = self.refusal(user, client)
+        if refused is not None:
+            return Decision(Outcome.DENIED, backend=self.label, reason=refused)
+        decision = super().authenticate(user, password, client)
+        if not decision.granted:
+            self.record_failure(user, client)
+        return decision
+
+    def realm_hash(self, user: bytes, realm: bytes) -> str | None:
+        self.ha1_lookups += 1
+        return super().realm_hash(user, realm)
+
+
+def call(app: Any, path: str = "/", headers: dict[str, str] | None = None,
+         addr: str | None = "127.0.0.1") -> tuple[str, list[tuple[str, str]], bytes]:
+    """One request through the WSGI callable itself (no server: fast for a thousand guesses)."""
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+                               "REQUEST_URI": path, "wsgi.errors": io.StringIO()}
+    if addr is not None:
+        environ["REMOTE_ADDR"] = addr
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen["status"], seen["headers"] = status, response_headers
+
+    body = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+def challenge_of(app: Any) -> str:
+    status, headers, _ = call(app)
+    assert status.startswith("401")
+    return next(v for k, v in headers if k == "WWW-Authenticate" and v.startswith("Digest"))
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_wrong_digest_responses_are_counted() -> None:
+    """F7: 1,000 wrong Digest guesses are each reported to the backend (a throttle counts them); nothing else is."""
+    store = Guarded()
+    mw = DigestAuth(echo, store, realm=REALM, algorithms=("MD5",))
+    challenge = challenge_of(mw)
+    for i in range(1000):
+        status, _, _ = call(mw, "/g", {"Authorization": authorization(challenge, "alice", f"guess{i}", "/g", nc=i + 1)})
+        assert status.startswith("401")
+    assert len(store.failures) == 1000
+    assert set(store.failures) == {(b"alice", "127.0.0.1")}
+    # an unknown user's guess counts too, as over Basic; a malformed header or a forged nonce is no password guess
+    call(mw, "/g", {"Authorization": authorization(challenge, "nobody", "x", "/g")})
+    call(mw, "/g", {"Authorization": "Digest garbage"})
+    call(mw, "/g", {"Authorization": authorization(challenge.replace('nonce="', 'nonce="x'), "alice", "x", "/g")})
+    assert len(store.failures) == 1001 and store.failures[-1] == (b"nobody", "127.0.0.1")
+    # the right password is not a failure
+    assert call(mw, "/g", {"Authorization": authorization(challenge, "alice", "wonder land", "/g", nc=5000)}
+                )[0].startswith("200")
+    assert len(store.failures) == 1001
+
+
+def test_locked_user_is_refused_over_digest_even_with_the_right_password() -> None:
+    """F7: a user locked out (here by Basic failures) gets 401 over Digest too, after the same HA1 look-up."""
+    store = Guarded(limit=3)
+    mw = AuthMiddleware(echo, store, realm=REALM, schemes=("Digest", "Basic"), algorithms=("MD5",))
+    challenge = challenge_of(mw)
+    ok = authorization(challenge, "bob", "builder", "/d")
+    assert call(mw, "/d", {"Authorization": ok})[0].startswith("200")
+    for _ in range(3):  # wrong Basic passwords lock bob out
+        assert call(mw, "/d", basic("bob", "nope"))[0].startswith("401")
+    assert call(mw, "/d", basic("bob", "builder"))[0].startswith("401")
+    before = store.ha1_lookups
+    e_status, e_headers, _ = call(mw, "/d", {"Authorization": authorization(challenge, "bob", "builder", "/d", nc=2)})
+    assert e_status.startswith("401")
+    assert any(k == "WWW-Authenticate" for k, _ in e_headers)
+    assert store.ha1_lookups == before + 1  # the same work as an unlocked check
+    assert len(store.failures) == 3  # a refused attempt is not counted again
+    assert call(mw, "/d", {"Authorization": authorization(challenge, "alice", "wonder land", "/d", nc=3)}
+                )[0].startswith("200")  # other users are not affected
+
+
+def test_a_real_throttle_locks_digest_and_basic_alike() -> None:
+    """F7 with wsgiauth.throttle: wrong Digest guesses lock the user out of Digest and Basic, right password or not.
+
+    Passes once `throttle.Throttled` implements `refusal` and `record_failure` (the adapter's interface)."""
+    from wsgiauth.throttle import throttled
+
+    guarded = throttled(backend(), max_failures=5, lockout=600, per="user")
+    mw = AuthMiddleware(echo, guarded, realm=REALM, schemes=("Digest", "Basic"), algorithms=("MD5",))
+    challenge = challenge_of(mw)
+    assert call(mw, "/t", {"Authorization": authorization(challenge, "alice", "wonder land", "/t")}
+                )[0].startswith("200")
+    for i in range(5):
+        assert call(mw, "/t", {"Authorization": authorization(challenge, "alice", "bad", "/t", nc=2 + i)}
+                    )[0].startswith("401")
+    assert call(mw, "/t", {"Authorization": authorization(challenge, "alice", "wonder land", "/t", nc=10)}
+                )[0].startswith("401")
+    assert call(mw, "/t", basic("alice", "wonder land"))[0].startswith("401")
+    # and Basic failures lock Digest out
+    for _ in range(5):
+        assert call(mw, "/t", basic("bob", "bad"))[0].startswith("401")
+    assert call(mw, "/t", {"Authorization": authorization(challenge, "bob", "builder", "/t")})[0].startswith("401")
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Digest"])
+def test_group_check_is_no_password_oracle(scheme: str) -> None:
+    """F8: the right password of a user outside require_groups gets what a wrong one gets (401 and a fresh
+    challenge), and counts as a failure."""
+    store = Guarded()
+    mw = AuthMiddleware(echo, store, realm=REALM, schemes=(scheme,), algorithms=("MD5",), require_groups=["staff"])
+
+    def attempt(user: str, password: str, nc: int) -> tuple[str, list[str]]:
+        if scheme == "Basic":
+            headers = basic(user, password)
+        else:
+            headers = {"Authorization": authorization(challenge_of(mw), user, password, "/p", nc=nc)}
+        status, response_headers, _ = call(mw, "/p", headers)
+        return status, [v.split()[0] for k, v in response_headers if k == "WWW-Authenticate"]
+
+    right, wrong = attempt("bob", "builder", 1), attempt("bob", "nope", 1)
+    assert right == wrong == ("401 Unauthorized", [scheme])
+    assert store.failures == [(b"bob", "127.0.0.1"), (b"bob", "127.0.0.1")]  # both counted
+    assert attempt("alice", "wonder land", 1)[0] == "200 OK"
+    assert len(store.failures) == 2
+
+
+@pytest.mark.parametrize("addr", ["", None])
+def test_host_rules_fail_closed_without_a_client_address(addr: str | None) -> None:
+    """F4: gunicorn on a Unix socket sets REMOTE_ADDR to ''; with host rules the middleware refuses (403)."""
+    for rules in (HostRules(deny=["10.9.0.0/16"]), HostRules(allow=["all"])):
+        mw = BasicAuth(echo, backend(access=rules), realm=REALM)
+        assert call(mw, "/", basic("alice", "wonder land"), addr=addr)[0] == "403 Forbidden"
+        assert call(mw, "/", basic("alice", "wonder land"))[0] == "200 OK"  # 127.0.0.1: no deny rule matches
+    # no host rules: nothing to fail
+    assert call(BasicAuth(echo, backend(), realm=REALM), "/", basic("alice", "wonder land"), addr=addr)[0] == "200 OK"

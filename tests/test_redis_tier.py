@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -293,3 +294,132 @@ def test_a_hung_redis_costs_one_bounded_timeout_then_nothing(server: Redis, tier
     assert first < 1.5  # socket_timeout 0.3 s (no retry on a timeout), not redis-py's default 5 s or more
     assert rest < 0.5
     assert tier.failures == 1
+
+
+# ---------------------------------------------------------------------------------------------------- issue 15
+# Finding 12: shared lockouts are mirrored and honoured through an outage; finding 13: the epoch cannot go back.
+
+
+@pytest.mark.parametrize("outage", ["stopped", "hung", "out-of-connections"])
+def test_shared_lockouts_are_honoured_through_a_redis_outage(server: Redis, request: pytest.FixtureRequest,
+                                                             outage: str) -> None:
+    """Two processes (their own per-process tiers): a lockout started in one and read by the other survives Redis
+    going away in both, and counting goes on locally from the shared count."""
+    import signal
+
+    if not server.proc or server.proc.poll() is not None:
+        server.start()
+    prefix = "o" + str(abs(hash(request.node.name)))
+    tier = RedisTier(server.url, prefix=prefix, retry_after=0.2, max_connections=1)
+
+    def process() -> Any:
+        return throttled(Store(users()), max_failures=3, lockout=2.5, growth=1, per="user", redis=tier)
+
+    a, b = process(), process()
+    for _ in range(3):
+        a.authenticate(b"alice", b"guess")
+    locked_at = time.monotonic()
+    assert not b.authenticate(b"alice", PASSWORD).granted  # b reads the lockout from Redis
+    for _ in range(2):
+        a.authenticate(b"bob", b"guess")  # two of bob's three failures, counted in Redis
+    assert a.status("bob")["user"]["failures"] == 2
+
+    held = None
+    if outage == "stopped":
+        server.stop()
+    elif outage == "hung":
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)
+    else:
+        held = tier.client().connection_pool.get_connection()  # redis-py's only connection: MaxConnectionsError
+    try:
+        for p in (a, b):
+            decision = p.authenticate(b"alice", PASSWORD)
+            assert not decision.granted and "locked out" in decision.reason
+        assert tier.failures >= 1  # Redis really was out of reach
+        if outage == "stopped":  # refused until the lockout ends, then granted again
+            wait_until(lambda: b.authenticate(b"alice", PASSWORD).granted, timeout=10, what="the lockout to end")
+            assert time.monotonic() - locked_at > 2.0
+        a.authenticate(b"bob", b"guess")  # the third failure: a goes on from the shared count of two
+        assert not a.authenticate(b"bob", b"bobpw").granted
+        assert b.authenticate(b"bob", b"bobpw").granted  # b saw none of bob's failures...
+        for _ in range(3):
+            b.authenticate(b"bob", b"guess")  # ...and counts fresh guesses itself
+        assert not b.authenticate(b"bob", b"bobpw").granted
+    finally:
+        if outage == "hung":
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGCONT)
+        if held is not None:
+            tier.client().connection_pool.release(held)
+        if outage == "stopped":
+            server.start()
+    # Redis is back (empty, after a restart): the lockouts the processes started meanwhile are written back, and a
+    # process that never saw them finds them there
+    for p in (a, b):
+        wait_until(lambda p=p: p.authenticate(b"nobody", b"x") is not None and not tier._down, timeout=5,
+                   what="the tier to come back")
+    assert not process().authenticate(b"bob", b"bobpw").granted
+    # the shared state rules again: a release made in a third process reaches both
+    process().release(b"bob")
+    assert a.authenticate(b"bob", b"bobpw").granted and b.authenticate(b"bob", b"bobpw").granted
+
+
+class NoChangeSignal(Store):
+    """An SQL/LDAP-like store: no generation() of its own, so a cache in front of it never bumps the epoch."""
+
+    generation = Backend.generation  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["epoch-set-back", "epoch-set-back-and-entry-replayed"])
+def test_a_rolled_back_epoch_does_not_bring_an_old_password_back(tier: RedisTier, raw: redis.Redis,
+                                                                 replay: bool) -> None:
+    store = Store(users())
+    a = cached(store, redis=tier, key=KEY)
+    a.authenticate(b"x", b"x")  # a starts serving (that bumps the epoch)
+    assert a.authenticate(b"alice", PASSWORD).granted
+    epoch_key = tier.key("cache", a.namespace, "epoch")
+    (entry_key,) = [k for k in raw.keys(tier.prefix + ":cache:*") if k != epoch_key.encode()]
+    old_epoch, old_entry = raw.get(epoch_key), raw.get(entry_key)
+    # alice's password changes; process a reloads its store, which retires the shared entries
+    store.users[b"alice"] = hashes.hash_password(b"new-pw", "apr1")
+    store.gen += 1
+    assert not a.authenticate(b"alice", PASSWORD).granted
+    new_epoch = int(raw.get(epoch_key) or 0)
+    assert new_epoch > int(old_epoch or 0)
+    # a process that only read the epoch (its store has no change signal, so it never bumps it)
+    c = cached(NoChangeSignal(dict(store.users)), redis=tier, key=KEY, namespace=a.namespace)
+    assert c.authenticate(b"bob", b"bobpw").granted
+    # someone with write access to Redis (not to the key) sets the epoch back, and replays the old grant
+    raw.set(epoch_key, old_epoch or b"0")
+    if replay:
+        raw.set(entry_key, old_entry or b"", px=60_000)
+    for p in (a, c):
+        decision = p.authenticate(b"alice", PASSWORD)
+        assert not decision.granted and decision.reason != "cached (shared)"
+    assert int(raw.get(epoch_key) or 0) >= new_epoch  # and the epoch was put back
+    assert a.authenticate(b"alice", b"new-pw").granted  # the tier goes on serving the new password
+    assert c.authenticate(b"alice", b"new-pw").reason == "cached (shared)"
+
+
+def test_a_shared_cache_hit_of_a_locked_account_is_refused(tier: RedisTier) -> None:
+    """The shared entry keeps the account the store resolved, so that a process which never saw the name still
+    refuses a locked account's cached grant."""
+
+    class Named(Store):
+        def lookup(self, user: bytes) -> Record | None:
+            found = super().lookup(user)
+            return None if found is None else Record(found.hash, name=b"uid=" + user + b",ou=people")
+
+    def process() -> Any:
+        return throttled(cached(Named(users()), redis=tier, key=KEY), max_failures=3, per="user", redis=tier)
+
+    a, b = process(), process()
+    a.authenticate(b"x", b"x")
+    b.authenticate(b"x", b"x")
+    assert a.authenticate(b"alice", PASSWORD).granted
+    for _ in range(3):
+        b.authenticate(b"alice", b"guess")  # counted under uid=alice,ou=people
+    fresh = process()
+    decision = fresh.authenticate(b"alice", PASSWORD)
+    assert not decision.granted and "locked out" in decision.reason

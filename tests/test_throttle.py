@@ -12,8 +12,10 @@ import time
 import pytest
 
 from wsgiauth import hashes
-from wsgiauth.adapter import Backend, Record
+from wsgiauth._options import THROTTLE_MAX_TRACKED
+from wsgiauth.adapter import Backend, Decision, Outcome, Record
 from wsgiauth.cache import cached
+from wsgiauth.compose import canonicalize, chain
 from wsgiauth.exceptions import ConfigError
 from wsgiauth.throttle import throttled
 
@@ -257,3 +259,235 @@ def test_bad_configuration_is_refused(store: Store) -> None:
                    {"lockout": 60, "max_lockout": 10}, {"per": "host"}):
         with pytest.raises(ConfigError):
             throttled(store, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------- issue 15
+# Finding 2: name variants share the account's counter; finding 3: lockouts are never evicted, IPv6 per /64;
+# finding 16: admin calls take a Unicode str as UTF-8.
+
+
+class Folding(Backend):
+    """A store that matches names loosely (case-insensitively, as LDAP does) and names the account it resolved.
+
+    ``fold_key``: also say so in `user_key` (as ldap.Backend does); without it, the throttle only learns the account
+    from each decision. ``dn``: the identity is a DN-like key that no typed name equals (an LDAP entry's DN).
+    """
+
+    label = "folding"
+
+    def __init__(self, users: dict[bytes, str], *, fold_key: bool = False, dn: bool = False) -> None:
+        super().__init__()
+        self.users = users
+        self.fold_key = fold_key
+        self.dn = dn
+        self.lookups = 0
+
+    def lookup(self, user: bytes) -> Record | None:
+        self.lookups += 1
+        name = user.lower()
+        h = self.users.get(name)
+        if h is None:
+            return None
+        return Record(h, name=b"uid=" + name + b",ou=people" if self.dn else name)
+
+    def user_key(self, user: bytes) -> bytes:
+        return user.lower() if self.fold_key else user
+
+
+def test_2000_domain_variants_through_canonicalize_lock_alice(store: Store) -> None:
+    """alice@x0 ... alice@x1999 are all alice to canonicalize(strip_domain=True): they are all alice's failures."""
+    backend = throttled(canonicalize(store, strip_domain=True), max_failures=5, per="user", clock=Clock())
+    answers = [backend.check_password(env(f"203.0.113.{i % 250}"), f"alice@x{i}", "guess") for i in range(2000)]
+    assert answers == [False] * 2000
+    assert backend.lockouts >= 1 and backend.refused >= 1990
+    assert backend.check_password(env("192.0.2.1"), "alice", PASSWORD) is False  # the right password, refused
+    assert backend.check_password(env("192.0.2.1"), "alice@example.org", PASSWORD) is False
+    assert backend.check_password(env("192.0.2.1"), "bob", "bobpw") is True  # another account is not locked
+
+
+@pytest.mark.parametrize("fold_key", [False, True], ids=["learnt-from-decisions", "user_key-folds"])
+def test_spellings_the_store_resolves_to_one_account_share_its_counter(fold_key: bool) -> None:
+    store = Folding({b"alice": hashes.hash_password(PASSWORD.encode(), "apr1")}, fold_key=fold_key)
+    backend = throttled(store, max_failures=5, per="user", clock=Clock())
+    for spelling in ("Alice", "ALICE", "aLiCe", "alIce", "ALice"):  # five spellings, one account
+        assert backend.check_password(env(), spelling, "guess") is False
+    assert backend.status("alice")["user"]["failures"] == 0  # the fifth failure locked it
+    assert backend.status("alice")["user"]["locked"] > 0
+    for spelling in ("alice", "ALICE", "AliCE"):  # a spelling seen before, the store's own, a new one
+        assert backend.check_password(env(), spelling, PASSWORD) is False, spelling
+    decision = backend.authenticate(b"aLICE", PASSWORD.encode())
+    assert not decision.granted and "locked out" in decision.reason
+
+
+def test_a_locked_account_behind_a_dn_is_refused_in_every_spelling_and_costs_a_normal_check() -> None:
+    """The store's identity is a DN that no typed name equals (LDAP): the account is still locked for every
+    spelling; a spelling never seen costs one normal check (then the refusal), a known one the dummy path."""
+    store = Folding({b"alice": hashes.hash_password(PASSWORD.encode(), "apr1")}, dn=True)
+    backend = throttled(store, max_failures=3, per="user", clock=Clock())
+    for spelling in ("Alice", "ALICE", "aLiCe"):
+        backend.check_password(env(), spelling, "guess")
+    assert backend.status(b"uid=alice,ou=people")["user"]["locked"] > 0
+    before = store.lookups
+    assert backend.check_password(env(), "ALICe", PASSWORD) is False  # new spelling: normal check, then refused
+    assert store.lookups == before + 1
+    assert backend.check_password(env(), "ALICe", PASSWORD) is False  # known now: refused before the store
+    assert backend.refusal(b"ALICe") is not None and "locked out" in (backend.refusal(b"Alice") or "")
+    assert backend.refusal(b"bob") is None
+
+
+def test_record_failure_counts_like_a_failed_check_and_refusal_reports_the_lockout(store: Store) -> None:
+    backend = throttled(store, max_failures=3, clock=Clock())
+    assert backend.refusal(b"alice", "198.51.100.7") is None
+    for _ in range(3):
+        backend.record_failure(b"alice", "198.51.100.8")  # e.g. three wrong Digest responses
+    reason = backend.refusal(b"alice", "203.0.113.1")
+    assert reason is not None and "user locked out" in reason
+    assert backend.check_password(env("203.0.113.1"), "alice", PASSWORD) is False
+    assert "address locked out" in (backend.refusal(b"bob", "198.51.100.8") or "")
+    assert backend.check_password(env("203.0.113.1"), "bob", "bobpw") is True
+
+
+def test_canonical_and_chain_user_keys_agree_with_their_members_matching() -> None:
+    folding = Folding({b"alice": "x"}, fold_key=True)
+    exact = Store({b"Bob": "x"})
+    assert canonicalize(exact, strip_domain=True).user_key(b"alice@x7") == b"alice"
+    assert canonicalize(folding, strip_domain=True).user_key(b"ALICE@x7") == b"alice"
+    both = chain(canonicalize(exact, strip_domain=True), folding)
+    # every spelling either member matches to alice has alice's key
+    assert {both.user_key(n) for n in (b"alice", b"ALICE", b"alice@x1", b"ALICE@Y", b"EXAMPLE\\Alice")} == {b"alice"}
+    assert chain(exact).user_key(b"Bob") == b"Bob"  # byte-exact stores keep the name as typed
+
+
+class Fast(Backend):
+    """A store that answers at once (no hashing), so that floods of failures take a fraction of a second.
+
+    Names starting with ``acct`` are accounts (resolved, wrong password); ``alice`` has password ``pw``; any other
+    name is unknown."""
+
+    label = "fast"
+
+    def authenticate(self, user: bytes, password: bytes, client: str | None = None) -> Decision:
+        if user == b"alice":
+            outcome = Outcome.GRANTED if password == b"pw" else Outcome.DENIED
+            return Decision(outcome, backend=self.label, identity=user)
+        if user.startswith(b"acct"):
+            return Decision(Outcome.DENIED, backend=self.label, identity=user)
+        return Decision(Outcome.UNKNOWN, backend=self.label)
+
+    def dummy_authenticate(self, user: bytes, password: bytes) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("max_tracked", "junk"), [(100, 10_001), (THROTTLE_MAX_TRACKED.default, 50_001)],
+                         ids=["small-table", "default-table"])
+def test_a_flood_of_junk_failures_never_unlocks_alice(max_tracked: int, junk: int) -> None:
+    """Each junk failure (a new name from a new address) is two new subjects: far more than the table holds."""
+    backend = throttled(Fast(), max_failures=3, lockout=600, max_tracked=max_tracked, clock=Clock())
+    for _ in range(3):
+        backend.authenticate(b"alice", b"guess", "192.0.2.1")
+    assert not backend.authenticate(b"alice", b"pw", "192.0.2.2").granted
+    for i in range(junk):
+        backend.authenticate(b"junk%d" % i, b"x", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    decision = backend.authenticate(b"alice", b"pw", "192.0.2.3")
+    assert not decision.granted and "user locked out" in decision.reason
+    assert backend.status("alice")["user"]["locked"] > 500
+    assert backend.status(client="192.0.2.1")["address"]["locked"] > 500  # the guessing address stays locked too
+
+
+def test_the_table_stays_within_its_budget_whatever_the_flood() -> None:
+    """Memory is bounded: a second, five times larger flood of junk grows the process by (almost) nothing."""
+    import tracemalloc
+
+    backend = throttled(Fast(), max_failures=3, lockout=600, max_tracked=2000, clock=Clock())
+
+    def flood(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            backend.authenticate(b"junk%d" % i, b"x", f"10.0.{i >> 8 & 255}.{i & 255}")
+
+    tracemalloc.start()
+    try:
+        flood(0, 4000)  # fills the table
+        full = tracemalloc.get_traced_memory()[0]
+        flood(4000, 20_000)
+        grown = tracemalloc.get_traced_memory()[0] - full
+    finally:
+        tracemalloc.stop()
+    assert full > 300_000  # the table itself: 2,000 subjects of some 300 bytes
+    assert grown < 50_000, grown  # 20,000 more subjects would be 5 MB
+
+
+def test_junk_lockouts_make_room_but_account_and_address_lockouts_are_kept(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    backend = throttled(Fast(), max_failures=2, lockout=600, per="user", max_tracked=50, clock=clock)
+    for _ in range(2):
+        backend.authenticate(b"alice", b"guess")
+    for i in range(500):  # 500 junk names locked out: names resolved to no account, the first to go when full
+        for _ in range(2):
+            backend.authenticate(b"junk%d" % i, b"x")
+    assert not backend.authenticate(b"alice", b"pw").granted
+    for _ in range(2):  # a new account is still counted and locked
+        backend.authenticate(b"acct-new", b"x")
+    assert backend.status("acct-new")["user"]["locked"] > 0
+    # now fill the budget with lockouts of accounts: nothing is evicted; new names are not counted (logged once)
+    with caplog.at_level(logging.WARNING, logger="wsgiauth.throttle"):
+        for i in range(60):
+            for _ in range(2):
+                backend.authenticate(b"acct%d" % i, b"x")
+    assert not backend.authenticate(b"alice", b"pw").granted
+    assert all(backend.status(f"acct{i}")["user"]["locked"] > 0 for i in range(48))
+    assert backend.untracked > 0
+    assert sum("not counted" in r.getMessage() for r in caplog.records) == 1
+    clock.now += 601  # every lockout ended: alice logs in, and new names are counted again
+    assert backend.authenticate(b"alice", b"pw").granted
+    for _ in range(2):
+        backend.authenticate(b"acct-later", b"x")
+    assert backend.status("acct-later")["user"]["locked"] > 0
+
+
+def test_3000_addresses_of_one_ipv6_64_lock_the_64() -> None:
+    backend = throttled(Fast(), max_failures=5, per="address", clock=Clock())
+    for i in range(3000):
+        backend.authenticate(b"acct%d" % i, b"x", f"2001:db8:1:2::{i:x}")
+    assert backend.status(client="2001:db8:1:2::1")["address"]["locked"] > 0
+    refused = backend.authenticate(b"alice", b"pw", "2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert not refused.granted and "address locked out" in refused.reason
+    assert backend.authenticate(b"alice", b"pw", "2001:db8:1:3::1").granted  # the next /64 is another client
+    backend.release(client="2001:db8:1:2::abcd")  # an address stands for its /64
+    assert backend.authenticate(b"alice", b"pw", "2001:db8:1:2::1").granted
+
+
+def test_ipv4_mapped_addresses_are_their_ipv4_address_and_the_prefix_is_configurable() -> None:
+    backend = throttled(Fast(), max_failures=3, per="address", clock=Clock())
+    for client in ("::ffff:203.0.113.5", "203.0.113.5", "::ffff:cb00:7105"):
+        backend.authenticate(b"junk", b"x", client)
+    assert not backend.authenticate(b"alice", b"pw", "203.0.113.5").granted
+    assert backend.address_key("::ffff:203.0.113.5") == b"203.0.113.5"
+    assert backend.address_key("2001:DB8:0:0:1::9") == b"2001:db8::/64"
+    per_address = throttled(Fast(), max_failures=3, per="address", ipv6_prefix=128, clock=Clock())
+    for i in range(10):
+        per_address.authenticate(b"junk", b"x", f"2001:db8::{i}")
+    assert per_address.authenticate(b"alice", b"pw", "2001:db8::1").granted
+    assert per_address.address_key("not an address") == b"not an address"
+    for bad in (0, 129):
+        with pytest.raises(ConfigError):
+            throttled(Fast(), ipv6_prefix=bad)
+
+
+ZOE_UTF8 = "zoë".encode()  # what a browser sends for the name zoë
+
+
+def test_release_and_status_of_a_unicode_name_reach_the_utf8_user() -> None:
+    store = Store({ZOE_UTF8: hashes.hash_password(PASSWORD.encode(), "apr1")})
+    backend = throttled(store, max_failures=2, per="user", clock=Clock())
+    as_mod_wsgi_passes_it = ZOE_UTF8.decode("latin-1")
+    for _ in range(2):
+        assert backend.check_password(env(), as_mod_wsgi_passes_it, "guess") is False
+    assert backend.status(user="zoë")["user"]["locked"] > 0
+    backend.release(user="zoë")
+    assert backend.status(user="zoë")["user"]["locked"] == 0
+    assert backend.check_password(env(), as_mod_wsgi_passes_it, PASSWORD) is True
+    # request text from mod_wsgi is latin-1: its bytes are passed as bytes
+    for _ in range(2):
+        backend.check_password(env(), as_mod_wsgi_passes_it, "guess")
+    backend.release(user=as_mod_wsgi_passes_it.encode("latin-1"))
+    assert backend.check_password(env(), as_mod_wsgi_passes_it, PASSWORD) is True

@@ -105,6 +105,23 @@ def _readable(path: str, report: Report, what: str) -> bool:
     return True
 
 
+def _not_public(path: str, report: Report, what: str, holds: str = "password hashes") -> None:
+    """Warn when every local user can read ``path`` (fail when every one can write it)."""
+    from ._safefile import world_access
+
+    try:
+        readable, writable = world_access(path)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if writable:
+        report.fail(f"{what} {path} is writable by every local user (mode {mode:04o}): anyone on this machine can "
+                    "give themselves access", f"chmod o-rwx {path}")
+    elif readable:
+        report.warn(f"{what} {path} is readable by every local user (mode {mode:04o}): anyone on this machine can "
+                    f"copy its {holds}", f"chmod o-rwx {path}")
+
+
 def _group_hint() -> str:
     try:
         import grp
@@ -145,9 +162,7 @@ def _check(config: str, report: Report) -> None:
     for name, b in settings["backends"].items():
         _check_backend(name, b, report)
     if settings["redis"] is not None:
-        u = urlsplit(settings["redis"]["url"])
-        if u.scheme != "unix":
-            _reachable("redis", u.hostname or "127.0.0.1", u.port or 6379, report, tls=u.scheme == "rediss")
+        _check_redis(settings["redis"]["url"], report)
     try:
         cfg = build(settings, source=path)
     except ConfigError as exc:
@@ -162,9 +177,14 @@ def _check_backend(name: str, b: dict[str, Any], report: Report) -> None:
     where = f"backends.{name}"
     if kind in ("htpasswd", "htdigest", "htgroup"):
         for key, what in (("users", "htpasswd file"), ("digest", "htdigest file"), ("groups", "htgroup file")):
-            if key in b and _readable(b[key], report, f"{where}: {what}") and key == "users":
-                _scan_htpasswd(b[key], where, report)
-            if key == "digest" and key in b:
+            if key not in b:
+                continue
+            if _readable(b[key], report, f"{where}: {what}"):
+                _not_public(b[key], report, f"{where}: {what}",
+                            "group memberships" if key == "groups" else "password hashes")
+                if key == "users":
+                    _scan_htpasswd(b[key], where, report)
+            if key == "digest":
                 _scan_htdigest(b[key], where, report)
     elif kind == "dbm":
         p = b["path"]
@@ -174,15 +194,17 @@ def _check_backend(name: str, b: dict[str, Any], report: Report) -> None:
             report.fail(f"{where}: DBM database {p} does not exist", "create it with `wsgiauth user add --dbm` or "
                                                                        "htdbm -c")
         else:
-            for c in found:
-                _readable(c, report, f"{where}: DBM file")
             if found[0].endswith(".pag") and os.path.exists(p + ".dir"):
-                _readable(p + ".dir", report, f"{where}: DBM file")
+                found.append(p + ".dir")
+            for c in found:
+                if _readable(c, report, f"{where}: DBM file"):
+                    _not_public(c, report, f"{where}: DBM file")
             _scan_dbm(p, b.get("dbm_type", "auto"), where, report)
     elif kind == "sql":
         driver = b["driver"]
         if driver == "sqlite":
-            _readable(b["database"], report, f"{where}: SQLite database")
+            if _readable(b["database"], report, f"{where}: SQLite database"):
+                _not_public(b["database"], report, f"{where}: SQLite database")
         else:
             host, port = _sql_address(b)
             if host.startswith("/"):
@@ -191,6 +213,25 @@ def _check_backend(name: str, b: dict[str, Any], report: Report) -> None:
                 _reachable(f"{where} ({driver})", host, port, report)
     elif kind == "ldap":
         _check_ldap(where, b, report)
+
+
+def _check_redis(url: str, report: Report) -> None:
+    from urllib.parse import parse_qs
+
+    u = urlsplit(url)
+    if u.scheme == "unix":
+        return
+    query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    # redis-py reads these from the URL: ssl_cert_reqs=none|optional turns the certificate check off
+    reqs = query.get("ssl_cert_reqs", "required").lower()
+    setting = f"ssl_cert_reqs={reqs}"
+    verify = reqs not in ("none", "optional", "cert_none", "cert_optional")
+    if verify and query.get("ssl_check_hostname", "true").lower() in ("false", "0", "no", "n", "off"):
+        verify, setting = False, "ssl_check_hostname=false"
+    fix = ("give the CA in the URL instead: rediss://...?ssl_ca_certs=/path/to/ca.pem (the CA that signed the "
+           "server's certificate), without ssl_cert_reqs or ssl_check_hostname")
+    _reachable("redis", u.hostname or "127.0.0.1", u.port or 6379, report, tls=u.scheme == "rediss",
+               ca_file=query.get("ssl_ca_certs"), verify=verify, unverified=(setting, fix))
 
 
 def _sql_address(b: dict[str, Any]) -> tuple[str, int]:
@@ -224,9 +265,15 @@ def _check_ldap(where: str, b: dict[str, Any], report: Report) -> None:
         for h in b.get("hosts", []):
             host, _, port = h.rpartition(":") if h.count(":") == 1 else (h, "", "")
             hosts.append((host or h, int(port) if port.isdigit() else (636 if tls else 389)))
+    verify = b.get("verify", True)
+    unverified = f"set ca_file = \"/path/to/ca.pem\" in {where} (the CA that signed the server's certificate) " \
+                 "and remove verify = false"
     for host, port in hosts:
-        _reachable(f"{where} (ldap)", host, port, report, tls=tls, ca_file=b.get("ca_file"),
-                   verify=b.get("verify", True))
+        _reachable(f"{where} (ldap)", host, port, report, tls=tls, ca_file=b.get("ca_file"), verify=verify,
+                   unverified=("verify = false", unverified))
+    if b.get("starttls") and not verify:
+        report.warn(f"{where}: STARTTLS without checking the server's certificate (verify = false): a machine in "
+                    "the middle can pose as the directory and collect every password", unverified)
     if not tls and not b.get("starttls"):
         host_list = [h for h, _ in hosts]
         if any(h not in ("127.0.0.1", "localhost", "::1") for h in host_list):
@@ -235,7 +282,9 @@ def _check_ldap(where: str, b: dict[str, Any], report: Report) -> None:
 
 
 def _reachable(what: str, host: str, port: int, report: Report, *, tls: bool = False,
-               ca_file: str | None = None, verify: bool = True) -> None:
+               ca_file: str | None = None, verify: bool = True, unverified: tuple[str, str] = ("", "")) -> None:
+    """Connect (and, with ``tls``, make a TLS handshake); ``unverified`` is ``(setting, fix)``: what turned the
+    certificate check off and how to turn it on, for the warning given when ``verify`` is false."""
     start = time.perf_counter()
     try:
         sock = socket.create_connection((host, port), timeout=3)
@@ -262,6 +311,11 @@ def _reachable(what: str, host: str, port: int, report: Report, *, tls: bool = F
         except (ssl.SSLError, OSError) as exc:
             report.fail(f"{what}: TLS handshake with {host}:{port} failed: {exc}")
             return
+    if not verify:
+        setting, fix = unverified
+        report.warn(f"{what}: {host}:{port} answers over TLS, but its certificate is not checked ({setting}): a "
+                    "machine in the middle can pose as the server and read what is sent", fix)
+        return
     if cert and cert.get("notAfter"):
         days = (ssl.cert_time_to_seconds(str(cert["notAfter"])) - time.time()) / 86400
         if days < 14:
@@ -269,7 +323,7 @@ def _reachable(what: str, host: str, port: int, report: Report, *, tls: bool = F
         else:
             report.ok(f"{what}: {host}:{port} answers over TLS, certificate valid for {days:.0f} more days")
     else:
-        report.ok(f"{what}: {host}:{port} answers over TLS ({'unverified' if not verify else 'verified'})")
+        report.ok(f"{what}: {host}:{port} answers over TLS, certificate verified")
 
 
 def _scan(entries: Iterable[tuple[int, bytes, str]], where: str, path: str, report: Report,

@@ -1,21 +1,25 @@
 """User management for the ``wsgiauth user`` command: htpasswd, htdigest and htgroup files, DBM and SQL stores.
 
-Files are rewritten atomically (a temporary file in the same directory, then ``rename``), keeping the original
-file's mode and owner, under an exclusive ``flock`` on the file so that two ``wsgiauth user`` commands do not lose
+Files are edited under the writer's lock and rewritten atomically (see `wsgiauth._safefile`): an exclusive
+``flock`` on the file, the content re-read under it, a temporary file in the same directory with the old file's
+owner, group and mode, fsync, rename, fsync of the directory. So concurrent ``wsgiauth user`` commands never lose
 each other's change. Lines other than the user's are kept byte for byte (comments, blank lines, other users).
+Every line naming the user is changed (``htpasswd -D`` and ``htpasswd`` do the same), and the result is read back
+the way Apache reads it before it is written: the change must be exactly the one asked for.
+
+SQL changes run in one transaction each.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import hashes
+from . import _safefile, hashes
 from .exceptions import StoreError
 
 __all__ = ["FileStore", "StoreMissingUser", "StoreUserExists", "sql_store"]
@@ -27,71 +31,6 @@ class StoreUserExists(Exception):
 
 class StoreMissingUser(Exception):
     """``passwd``/``delete`` of a user that is not there."""
-
-
-@contextlib.contextmanager
-def _locked(path: Path, create: bool) -> Iterator[bytes | None]:
-    """Hold an exclusive lock on ``path`` (created empty if ``create``) and give its content (``None`` if absent)."""
-    flags = os.O_RDWR | (os.O_CREAT if create else 0)
-    existed = path.exists()
-    try:
-        fd = os.open(path, flags, 0o640)
-        if not existed:
-            _new_file_mode(str(path))
-    except FileNotFoundError:
-        yield None
-        return
-    except PermissionError:
-        raise StoreError(f"cannot open {path} for writing: permission denied for uid {os.getuid()}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            yield f.read()
-    finally:
-        os.close(fd)
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, keeping mode and owner of the existing file."""
-    try:
-        st: os.stat_result | None = path.stat()
-    except FileNotFoundError:
-        st = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if st is not None:
-            os.chmod(tmp, st.st_mode & 0o7777)
-            with contextlib.suppress(PermissionError):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        else:
-            _new_file_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-#: The group Apache's processes run as on Debian; a new store file is given to it so that Apache can read it.
-APACHE_GROUP = "www-data"
-
-
-def _new_file_mode(path: str) -> None:
-    """A new store file: mode 0640, group www-data when we may set it (root), so that Apache and only Apache reads
-    it; otherwise 0640 with our own group (``wsgiauth doctor`` then says what to change)."""
-    os.chmod(path, 0o640)
-    if os.geteuid() == 0:
-        import grp
-
-        try:
-            gid = grp.getgrnam(APACHE_GROUP).gr_gid
-        except KeyError:
-            return
-        os.chown(path, 0, gid)
 
 
 def _check_name(user: bytes, what: str = "user name") -> None:
@@ -124,60 +63,103 @@ class FileStore:
             return user + b":" + self.realm + b":"
         return user + b":"
 
-    def _edit(self, user: bytes, make_line: Callable[[bytes | None], bytes | None], create: bool) -> bool:
-        """Replace (or drop, or append) the user's line; returns whether the user was there."""
+    def _target(self) -> str:
+        """The file to lock and replace: through a symbolic link, the file it names (the link stays)."""
+        return os.path.realpath(self.path)
+
+    def _edit(self, user: bytes, new_line: bytes | None, *, must_exist: bool | None, expect: str | None) -> None:
+        """Replace every line of the user with ``new_line`` (appended when there is none), or drop them all
+        (``new_line=None``), as ``htpasswd`` and ``htpasswd -D`` do. ``expect`` is what Apache must then read
+        for the user: the new hash, or ``None`` (gone)."""
         _check_name(user)
         key = self._key(user)
-        with _locked(self.path, create) as content:
+        path = self._target()
+        with _safefile.locked_file(path, create=must_exist is not True and new_line is not None) as content:
             if content is None:
                 raise StoreError(f"{self.path} does not exist")
-            lines = content.splitlines(keepends=True)
             found = False
             out: list[bytes] = []
-            for line in lines:
-                if not found and line.lstrip().startswith(key):
+            for line in content.splitlines(keepends=True):
+                if line.lstrip().startswith(key):
                     found = True
-                    new = make_line(line)
-                    if new is not None:
-                        out.append(new + b"\n")
+                    if new_line is not None:
+                        out.append(new_line + b"\n")
                     continue
                 out.append(line)
+            if found and must_exist is False:
+                raise StoreUserExists(user.decode("utf-8", "replace"))
+            if not found and (must_exist is True or new_line is None):
+                raise StoreMissingUser(user.decode("utf-8", "replace"))
             if not found:
-                new = make_line(None)
-                if new is None:
-                    return False
+                assert new_line is not None
                 if out and not out[-1].endswith(b"\n"):
                     out[-1] += b"\n"
-                out.append(new + b"\n")
-            _replace(self.path, b"".join(out))
-            return found
+                out.append(new_line + b"\n")
+            data = b"".join(out)
+            self._check_result(content, data, user, expect)
+            _safefile.replace_file(path, data)
+
+    def _check_result(self, before: bytes, after: bytes, user: bytes, expect: str | None) -> None:
+        """Refuse to write unless Apache, reading ``after``, sees exactly the change asked for: ``user`` with the
+        hash ``expect`` (or gone), every other entry as before."""
+        from ._textfile import parse_htdigest, parse_htpasswd
+
+        if self.kind == "htdigest":
+            assert self.realm is not None
+            me = (user, self.realm)
+            old_d, new_d = parse_htdigest(before), parse_htdigest(after)
+            kept = _without(old_d.hashes, me) == _without(new_d.hashes, me)
+            if not kept or new_d.hashes.get(me) != expect:
+                self._refuse(user, new_d.too_long_at)
+            return
+        old_p, new_p = parse_htpasswd(before), parse_htpasswd(after)
+        if _without(old_p.users, user) != _without(new_p.users, user) or new_p.users.get(user) != expect:
+            self._refuse(user, new_p.too_long_at)
+
+    def _check_groups(self, before: bytes, after: bytes, user: bytes, groups: Sequence[bytes],
+                      only_remove: bool) -> None:
+        """As `_check_result` for an htgroup file: the user in no group (``only_remove``) or in ``groups`` too,
+        every other user in the same groups as before."""
+        from ._textfile import parse_htgroup
+
+        old, new = parse_htgroup(before), parse_htgroup(after)
+        want = set() if only_remove else set(old.by_user.get(user, ())) | set(groups)
+        if _without(old.by_user, user) != _without(new.by_user, user) or set(new.by_user.get(user, ())) != want:
+            self._refuse(user, new.too_long_at)
+
+    def _refuse(self, user: bytes, too_long_at: int | None) -> None:
+        name = user.decode("utf-8", "replace")
+        if too_long_at is not None:
+            why = f"line {too_long_at} is too long for Apache, which stops reading the file there"
+        else:
+            why = "a line ending in '\\' joins the next one, or a NUL byte cuts a line, near the lines of " + name
+        raise StoreError(f"{self.path} not changed: Apache would not read the change to {name} as asked ({why}); "
+                         "fix the file by hand")
 
     def set(self, user: bytes, password: bytes, *, scheme: str = "bcrypt", must_exist: bool | None = None,
             **params: Any) -> None:
-        """Add a user (``must_exist=False``), change a password (``True``) or either (``None``)."""
+        """Add a user (``must_exist=False``), change a password (``True``) or either (``None``).
+
+        Every line of the user gets the new hash, as ``htpasswd`` does with a user listed twice (``htdigest``
+        changes the first line only; here the rule is the same for both, so that no old hash stays behind).
+        """
+        if self.kind == "htgroup":
+            raise ValueError("an htgroup file holds no passwords")
         if self.kind == "htdigest":
             assert self.realm is not None
-            line = self._key(user) + hashes.ha1(user, self.realm, password).encode("ascii")
+            stored = hashes.ha1(user, self.realm, password)
         else:
-            line = user + b":" + hashes.hash_password(password, scheme, **params).encode("ascii")
-
-        def make(old: bytes | None) -> bytes | None:
-            if old is not None and must_exist is False:
-                raise StoreUserExists(user.decode("utf-8", "replace"))
-            if old is None and must_exist is True:
-                raise StoreMissingUser(user.decode("utf-8", "replace"))
-            return line
-
-        self._edit(user, make, create=must_exist is not True)
+            stored = hashes.hash_password(password, scheme, **params)
+        self._edit(user, self._key(user) + stored.encode("ascii"), must_exist=must_exist, expect=stored)
 
     def delete(self, user: bytes) -> None:
-        """Remove a user (raises `StoreMissingUser` if absent)."""
+        """Remove every line of a user, as ``htpasswd -D`` does (htdigest: in this realm; htgroup: the user from
+        every group). Raises `StoreMissingUser` if absent."""
         if self.kind == "htgroup":
             if not self.set_groups(user, [], only_remove=True):
                 raise StoreMissingUser(user.decode("utf-8", "replace"))
             return
-        if not self._edit(user, lambda old: None, create=False):
-            raise StoreMissingUser(user.decode("utf-8", "replace"))
+        self._edit(user, None, must_exist=True, expect=None)
 
     def users(self) -> list[tuple[bytes, str]]:
         """``(user, detail)`` for every entry: the hash scheme, the realm, or the user's groups."""
@@ -229,7 +211,8 @@ class FileStore:
         _check_name(user)
         for g in groups:
             _check_name(g, "group name")
-        with _locked(self.path, create=not only_remove) as content:
+        path = self._target()
+        with _safefile.locked_file(path, create=not only_remove) as content:
             if content is None:
                 raise StoreError(f"{self.path} does not exist")
             from ._textfile import split_conf_words
@@ -263,8 +246,14 @@ class FileStore:
                 for g in groups:
                     if g not in present:
                         out.append(g + b": " + _quote_member(user) + b"\n")
-            _replace(self.path, b"".join(out))
+            data = b"".join(out)
+            self._check_groups(content, data, user, groups, only_remove)
+            _safefile.replace_file(path, data)
             return found
+
+
+def _without(table: dict[Any, Any], key: Any) -> dict[Any, Any]:
+    return {k: v for k, v in table.items() if k != key}
 
 
 def _quote_member(name: bytes) -> bytes:
@@ -274,12 +263,19 @@ def _quote_member(name: bytes) -> bytes:
 
 
 class SqlStore:
-    """Users in wsgiauth's own SQL schema (``wsgiauth/data/sql/schema.sql``): ``wsgiauth_user`` and friends."""
+    """Users in wsgiauth's own SQL schema (``wsgiauth/data/sql/schema.sql``): ``wsgiauth_user`` and friends.
+
+    Each change is one transaction: it happens entirely or not at all, and two commands changing the same user are
+    serialised (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL, MySQL: the user's row is locked ``FOR UPDATE``).
+    """
 
     def __init__(self, target: str, dialect: str | None = None) -> None:
         from .backends import sql
 
-        connect, dialect, _key = sql._connector_from_string(target, dialect, False, 5.0)  # type: ignore[arg-type]
+        remote = target.split("://", 1)[0].lower() in ("postgresql", "postgres", "mysql", "mariadb", "mysql+pymysql")
+        # SQLite: the time to wait for another writer's lock; servers: the connect and statement timeout
+        timeout = 5.0 if remote or dialect in ("postgresql", "mysql") else _safefile.WRITE_LOCK_TIMEOUT
+        connect, dialect, _key = sql._connector_from_string(target, dialect, False, timeout)  # type: ignore[arg-type]
         self.conn = connect()
         self.mark = "?" if dialect == "sqlite" else "%s"
         self.dialect = dialect
@@ -287,56 +283,107 @@ class SqlStore:
     def _q(self, text: str) -> str:
         return text.replace("?", self.mark)
 
-    def _exec(self, text: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _run(self, text: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()
         try:
             cur.execute(self._q(text), tuple(args))
             rows = cur.fetchall() if cur.description else []
         finally:
             cur.close()
-        self.conn.commit()
         return [tuple(r) for r in rows]
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction (the connection is in autocommit mode otherwise)."""
+        self._run({"sqlite": "BEGIN IMMEDIATE", "mysql": "START TRANSACTION"}.get(self.dialect, "BEGIN"))
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._run("ROLLBACK")
+            raise
+        self._run("COMMIT")
+
+    def _atomic(self, work: Callable[[], None]) -> None:
+        """Run ``work`` in a transaction, again (up to 5 times) when the server aborted it as a deadlock: two
+        InnoDB transactions locking the gap where a new user would go (``FOR UPDATE``) abort one of them."""
+        for attempt in range(5):
+            try:
+                with self._transaction():
+                    work()
+                return
+            except Exception as exc:
+                if attempt == 4 or not _is_deadlock(exc):
+                    raise
+            time.sleep(0.01 * (attempt + 1))
+
     def _exists(self, user: str) -> bool:
-        return bool(self._exec("SELECT 1 FROM wsgiauth_user WHERE name = ?", [user]))
+        lock = "" if self.dialect == "sqlite" else " FOR UPDATE"
+        return bool(self._run("SELECT 1 FROM wsgiauth_user WHERE name = ?" + lock, [user]))
 
     def set(self, user: bytes, password: bytes, *, scheme: str = "argon2", must_exist: bool | None = None,
-            realm: bytes | None = None, **params: Any) -> None:
+            realm: bytes | None = None, groups: Sequence[bytes] = (), **params: Any) -> None:
+        """Add a user (``must_exist=False``), change a password (``True``) or either (``None``); also store the HA1
+        for ``realm`` and add the user to ``groups``, in the same transaction."""
         name = user.decode("utf-8")
         hashed = hashes.hash_password(password, scheme, **params)
-        exists = self._exists(name)
-        if exists and must_exist is False:
-            raise StoreUserExists(name)
-        if not exists and must_exist is True:
-            raise StoreMissingUser(name)
-        if exists:
-            self._exec("UPDATE wsgiauth_user SET password_hash = ? WHERE name = ?", [hashed, name])
-        else:
-            self._exec("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)", [name, hashed])
-        if realm is not None:
-            r = realm.decode("utf-8")
-            self._exec("DELETE FROM wsgiauth_realm_hash WHERE username = ? AND realm = ?", [name, r])
-            self._exec("INSERT INTO wsgiauth_realm_hash (username, realm, ha1) VALUES (?, ?, ?)",
-                       [name, r, hashes.ha1(user, realm, password)])
+        ha1 = None if realm is None else hashes.ha1(user, realm, password)
+
+        def work() -> None:
+            exists = self._exists(name)
+            if exists and must_exist is False:
+                raise StoreUserExists(name)
+            if not exists and must_exist is True:
+                raise StoreMissingUser(name)
+            if exists:
+                self._run("UPDATE wsgiauth_user SET password_hash = ? WHERE name = ?", [hashed, name])
+            else:
+                self._run("INSERT INTO wsgiauth_user (name, password_hash) VALUES (?, ?)", [name, hashed])
+            if realm is not None:
+                r = realm.decode("utf-8")
+                self._run("DELETE FROM wsgiauth_realm_hash WHERE username = ? AND realm = ?", [name, r])
+                self._run("INSERT INTO wsgiauth_realm_hash (username, realm, ha1) VALUES (?, ?, ?)", [name, r, ha1])
+            self._add_groups(name, groups)
+
+        try:
+            self._atomic(work)
+        except Exception as exc:
+            if _is_integrity_error(exc) and must_exist is not True:
+                raise StoreUserExists(name) from None  # added by another command since we looked
+            raise
+
+    def _add_groups(self, name: str, groups: Sequence[bytes]) -> None:
+        for g in groups:
+            self._run("DELETE FROM wsgiauth_group_member WHERE username = ? AND groupname = ?",
+                      [name, g.decode("utf-8")])
+            self._run("INSERT INTO wsgiauth_group_member (username, groupname) VALUES (?, ?)",
+                      [name, g.decode("utf-8")])
 
     def set_groups(self, user: bytes, groups: Sequence[bytes]) -> None:
+        """Add an existing user to ``groups``."""
         name = user.decode("utf-8")
-        for g in groups:
-            self._exec("DELETE FROM wsgiauth_group_member WHERE username = ? AND groupname = ?",
-                       [name, g.decode("utf-8")])
-            self._exec("INSERT INTO wsgiauth_group_member (username, groupname) VALUES (?, ?)",
-                       [name, g.decode("utf-8")])
+
+        def work() -> None:
+            if not self._exists(name):
+                raise StoreMissingUser(name)
+            self._add_groups(name, groups)
+
+        self._atomic(work)
 
     def delete(self, user: bytes) -> None:
         name = user.decode("utf-8")
-        if not self._exists(name):
-            raise StoreMissingUser(name)
-        self._exec("DELETE FROM wsgiauth_group_member WHERE username = ?", [name])
-        self._exec("DELETE FROM wsgiauth_realm_hash WHERE username = ?", [name])
-        self._exec("DELETE FROM wsgiauth_user WHERE name = ?", [name])
+
+        def work() -> None:
+            if not self._exists(name):
+                raise StoreMissingUser(name)
+            self._run("DELETE FROM wsgiauth_group_member WHERE username = ?", [name])
+            self._run("DELETE FROM wsgiauth_realm_hash WHERE username = ?", [name])
+            self._run("DELETE FROM wsgiauth_user WHERE name = ?", [name])
+
+        self._atomic(work)
 
     def users(self) -> list[tuple[bytes, str]]:
-        rows = self._exec("SELECT name, password_hash, active FROM wsgiauth_user ORDER BY name")
+        rows = self._run("SELECT name, password_hash, active FROM wsgiauth_user ORDER BY name")
         out = []
         for name, stored, active in rows:
             try:
@@ -348,6 +395,20 @@ class SqlStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _is_deadlock(exc: BaseException) -> bool:
+    """A transaction the server aborted to break a deadlock (MySQL 1213, PostgreSQL 40P01) or a serialisation
+    failure (40001): running it again is the cure."""
+    if getattr(exc, "sqlstate", None) in ("40001", "40P01"):  # psycopg
+        return True
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return bool(args) and args[0] == 1213 and type(exc).__name__ == "OperationalError"  # PyMySQL
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    """A DB-API ``IntegrityError`` of any driver (a unique key taken by a concurrent insert)."""
+    return any(c.__name__ == "IntegrityError" for c in type(exc).__mro__)
 
 
 def sql_store(target: str, dialect: str | None = None) -> SqlStore:

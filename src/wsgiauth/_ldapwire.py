@@ -7,8 +7,14 @@ through pyasn1 and decodes it again for its own bookkeeping, which cost more CPU
 together (see docs/benchmarks.md). A user name travels as the raw value of an equality assertion (an OCTET STRING),
 never as filter text, so it cannot change the filter whatever it contains.
 
-Anything the server sends that is not the expected LDAP message (a broken length, a truncated element, an unknown
-operation, a message over `MAX_MESSAGE`) raises `ConnectionLost`: the pool discards the connection.
+Answers are decoded strictly: every element must carry the tag RFC 4511 gives it at that place and end exactly where
+its container ends; lengths are definite (RFC 4511 section 5.1; the long form with up to four length octets is
+accepted, as OpenLDAP's liblber and Active Directory write it); an INTEGER or ENUMERATED (message id, result code)
+has one to four content octets in the shortest two's complement form (X.690 8.3.2) and is not negative; a response
+carries the message id of its request; nothing may follow an operation's final response. A message that breaks any
+of these rules raises `ProtocolError`, a message id 0 (an unsolicited notification, RFC 4511 section 4.4: a Notice
+of Disconnection or any other) raises `ConnectionLost`, and so do a closed socket, a timeout and a message over
+`MAX_MESSAGE`: the pool discards the connection, and the operation never succeeds on such an answer.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_MESSAGE", "PRESENT_OBJECTCLASS", "ConnectionLost", "Entry", "Wire", "and_", "ber_int", "eq",
-           "ldap_result", "or_", "tlv", "tlv_at"]
+__all__ = ["MAX_MESSAGE", "NOTICE_OF_DISCONNECTION", "PRESENT_OBJECTCLASS", "ConnectionLost", "Entry",
+           "ProtocolError", "Wire", "and_", "ber_int", "eq", "ldap_result", "or_", "read_int", "tlv", "tlv_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +50,19 @@ class Entry:
 # peer, refused before any buffering.
 MAX_MESSAGE = 16 << 20
 
+#: The responseName of the Notice of Disconnection (RFC 4511 section 4.4.1).
+NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
+
 
 class ConnectionLost(ConnectionError):
-    """The connection broke, timed out or spoke something that is not LDAP: discard it."""
+    """The connection broke, timed out, or the server ended the session: discard it."""
+
+
+class ProtocolError(ConnectionLost):
+    """The server sent something that is not a well-formed LDAP message (RFC 4511): discard the connection."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"LDAP protocol error: {detail}")
 
 
 def ber_len(n: int) -> bytes:
@@ -86,32 +102,160 @@ def or_(parts: Sequence[bytes]) -> bytes:
 PRESENT_OBJECTCLASS = tlv(0x87, b"objectClass")
 
 
-def tlv_at(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """``(tag, content start, content end)`` of the BER element at ``pos``."""
+# ---------------------------------------------------------------------- strict decoding
+
+_TAG_NAMES = {0x02: "INTEGER", 0x04: "OCTET STRING", 0x0A: "ENUMERATED", 0x30: "SEQUENCE", 0x31: "SET",
+              0x61: "bindResponse", 0x64: "searchResEntry", 0x65: "searchResDone", 0x73: "searchResRef",
+              0x78: "extendedResp"}
+
+
+def _tag_name(tag: int) -> str:
+    return _TAG_NAMES.get(tag, f"0x{tag:02x}")
+
+
+def _length(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
+    """``(length, position after the length octets)`` of the length at ``pos`` (definite form only).
+
+    Returns ``(-1, pos)`` when the length octets do not all lie before ``end`` (more data may be on its way).
+    """
+    first = data[pos]
+    if first < 0x80:
+        return first, pos + 1
+    k = first & 0x7F
+    if k == 0:
+        raise ProtocolError("bad BER length: indefinite (RFC 4511 allows definite lengths only)")
+    if k > 4:
+        raise ProtocolError(f"bad BER length: {k} length octets")
+    if pos + 1 + k > end:
+        return -1, pos
+    return int.from_bytes(data[pos + 1:pos + 1 + k], "big"), pos + 1 + k
+
+
+def tlv_at(data: bytes, pos: int, end: int, tag: int | None = None) -> tuple[int, int, int]:
+    """``(tag, content start, content end)`` of the BER element at ``pos``, which must end by ``end``.
+
+    Raises:
+        ProtocolError: the element runs past ``end``, its length is indefinite or over four octets, its tag is a
+            multi-octet one (LDAP uses none), or it is not ``tag`` (when given).
+    """
     if pos + 2 > end:
-        raise ConnectionLost("truncated LDAP message")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
+        raise ProtocolError("truncated LDAP message (an element is cut short)")
+    got = data[pos]
+    if got != tag:
+        if got & 0x1F == 0x1F:
+            raise ProtocolError(f"multi-octet BER tag 0x{got:02x}")
+        if tag is not None:
+            raise ProtocolError(f"{_tag_name(got)} where {_tag_name(tag)} belongs")
+    start = pos + 2
+    length = data[pos + 1]
+    if length >= 0x80:  # the long form
+        length, start = _length(data, pos + 1, end)
+        if length < 0:
+            raise ProtocolError("truncated LDAP message (an element is cut short)")
+    stop = start + length
+    if stop > end:
+        raise ProtocolError("truncated LDAP message (an element runs past its container)")
+    return got, start, stop
+
+
+def read_int(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
+    """``(value, position after it)`` of a non-negative INTEGER/ENUMERATED under ``tag`` at ``pos``.
+
+    Raises:
+        ProtocolError: another tag, no content octets, more than four, a non-minimal encoding
+            (``0a 02 00 00``) or a negative value.
+    """
+    if pos + 3 <= end and data[pos] == tag:  # the usual case: short form, well-formed
+        a = pos + 2
+        n = data[pos + 1]
+        if 0 < n <= 4 and a + n <= end:
+            first = data[a]
+            if first < 0x80 and (n == 1 or first or data[a + 1] >= 0x80):
+                return int.from_bytes(data[a:a + n], "big"), a + n
+    _, a, b = tlv_at(data, pos, end, tag)
+    n = b - a
+    if n == 0:
+        raise ProtocolError(f"empty {what} (an INTEGER has at least one content octet)")
+    if n > 4:
+        raise ProtocolError(f"{what} of {n} octets")
+    first = data[a]
+    if n > 1 and ((first == 0 and data[a + 1] < 0x80) or (first == 0xFF and data[a + 1] >= 0x80)):
+        raise ProtocolError(f"non-minimal {what} encoding")
     if first >= 0x80:
-        k = first & 0x7F
-        if not 0 < k <= 4 or pos + k > end:
-            raise ConnectionLost("bad BER length in LDAP message")
-        length = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    else:
-        length = first
-    if pos + length > end:
-        raise ConnectionLost("truncated LDAP message")
-    return tag, pos, pos + length
+        raise ProtocolError(f"negative {what}")
+    return int.from_bytes(data[a:b], "big"), b
 
 
-def ldap_result(data: bytes, pos: int, end: int) -> tuple[int, str]:
-    """``(resultCode, diagnosticMessage)`` of an LDAPResult."""
-    _, a, b = tlv_at(data, pos, end)
-    code = int.from_bytes(data[a:b], "big")
-    _, a, b = tlv_at(data, b, end)  # matchedDN
-    _, a, b = tlv_at(data, b, end)
+def ldap_result(data: bytes, pos: int, end: int, optional: tuple[int, ...] = ()) -> tuple[int, str]:
+    """``(resultCode, diagnosticMessage)`` of the LDAPResult that fills ``data[pos:end]``.
+
+    After the three fields may come a referral (``[3]``) and then, in that order, elements with the tags in
+    ``optional`` (a bindResponse's serverSaslCreds, an extendedResp's responseName and responseValue); nothing else.
+    """
+    code, pos = read_int(data, pos, end, 0x0A, "resultCode")
+    _, _, pos = tlv_at(data, pos, end, 0x04)  # matchedDN
+    _, a, b = tlv_at(data, pos, end, 0x04)
+    pos = b
+    if pos < end and data[pos] == 0xA3:  # referral: SEQUENCE OF URI
+        _, ra, pos = tlv_at(data, pos, end, 0xA3)
+        _uris(data, ra, pos)
+    for tag in optional:
+        if pos < end and data[pos] == tag:
+            _, _, pos = tlv_at(data, pos, end, tag)
+    if pos != end:
+        raise ProtocolError(f"unexpected {_tag_name(data[pos])} after an LDAPResult")
     return code, data[a:b].decode("utf-8", "replace")
+
+
+def _uris(data: bytes, pos: int, end: int) -> None:
+    """Check a referral or a searchResRef: one or more URIs (OCTET STRINGs) filling ``data[pos:end]``."""
+    if pos == end:
+        raise ProtocolError("a referral without a URI")
+    _octet_strings(data, pos, end)
+
+
+def _controls(data: bytes, pos: int, end: int) -> None:
+    """Check the controls of an LDAPMessage (``[0]`` content): each ``SEQUENCE { controlType OCTET STRING,
+    criticality BOOLEAN (TRUE, FF, or absent: RFC 4511 section 5.1) OPTIONAL, controlValue OCTET STRING OPTIONAL }``.
+    Response controls carry nothing this client uses; they are checked, then ignored."""
+    while pos < end:
+        _, a, pos = tlv_at(data, pos, end, 0x30)
+        _, _, a = tlv_at(data, a, pos, 0x04)
+        if a < pos and data[a] == 0x01:
+            _, ba, a = tlv_at(data, a, pos, 0x01)
+            if a - ba != 1 or data[ba] != 0xFF:
+                raise ProtocolError("a control's criticality is not TRUE (FF)")
+        if a < pos:
+            _, _, a = tlv_at(data, a, pos, 0x04)
+        if a != pos:
+            raise ProtocolError("unexpected data in a control")
+
+
+def _octet_strings(data: bytes, pos: int, end: int) -> list[bytes]:
+    """The OCTET STRINGs that fill ``data[pos:end]`` (a SET OF / SEQUENCE OF them)."""
+    out = []
+    while pos < end:
+        _, a, pos = tlv_at(data, pos, end, 0x04)
+        out.append(data[a:pos])
+    return out
+
+
+def _entry(msg: bytes, pos: int, end: int) -> Entry:
+    """The SearchResultEntry that fills ``msg[pos:end]``."""
+    _, na, nb = tlv_at(msg, pos, end, 0x04)
+    _, la, lb = tlv_at(msg, nb, end, 0x30)
+    if lb != end:
+        raise ProtocolError("unexpected data after a searchResEntry's attributes")
+    values: dict[str, list[bytes]] = {}
+    pos = la
+    while pos < lb:
+        _, pa, pos = tlv_at(msg, pos, lb, 0x30)
+        _, ta, tb = tlv_at(msg, pa, pos, 0x04)
+        _, sa, sb = tlv_at(msg, tb, pos, 0x31)
+        if sb != pos:
+            raise ProtocolError("unexpected data after an attribute's values")
+        values.setdefault(msg[ta:tb].decode("ascii", "replace").lower(), []).extend(_octet_strings(msg, sa, sb))
+    return Entry(msg[na:nb].decode("utf-8", "replace"), values)
 
 
 class Wire:
@@ -133,37 +277,70 @@ class Wire:
         return self.mid
 
     def receive(self, mid: int) -> tuple[int, bytes, int, int]:
-        """The next message for ``mid``: ``(protocolOp tag, message, op content start, op content end)``."""
-        while True:
-            msg = self._message()
-            _, a, b = tlv_at(msg, 0, len(msg))
-            _, ia, ib = tlv_at(msg, a, b)
-            got = int.from_bytes(msg[ia:ib], "big")
-            tag, oa, ob = tlv_at(msg, ib, b)
-            if got == mid:
-                return tag, msg, oa, ob
-            if got == 0:  # unsolicited notification (notice of disconnection)
-                raise ConnectionLost("the server ended the session")
-            raise ConnectionLost(f"unexpected LDAP message id {got} (waiting for {mid})")
+        """The next message, which must answer ``mid``: ``(protocolOp tag, message, op content start, end)``.
 
-    def _message(self) -> bytes:
+        Raises:
+            ProtocolError: the message is malformed or answers another message id.
+            ConnectionLost: an unsolicited notification (message id 0), or the connection broke.
+        """
+        msg, pos = self._message()  # one whole SEQUENCE; pos: where its content starts
+        end = len(msg)
+        got, pos = read_int(msg, pos, end, 0x02, "messageID")
+        tag, oa, ob = tlv_at(msg, pos, end)
+        if ob != end:
+            if msg[ob] != 0xA0:  # only controls may follow the protocolOp
+                raise ProtocolError(f"unexpected {_tag_name(msg[ob])} after the protocolOp")
+            _, ca, cb = tlv_at(msg, ob, end, 0xA0)
+            if cb != end:
+                raise ProtocolError("unexpected data after the controls")
+            _controls(msg, ca, cb)
+        if got == mid:
+            return tag, msg, oa, ob
+        if got == 0:
+            raise self._notification(tag, msg, oa, ob)
+        raise ProtocolError(f"unexpected LDAP message id {got} (waiting for {mid})")
+
+    @staticmethod
+    def _notification(tag: int, msg: bytes, a: int, b: int) -> ConnectionLost:
+        """What an unsolicited notification (RFC 4511 section 4.4) means here: the connection is unusable."""
+        if tag != 0x78:
+            return ProtocolError(f"{_tag_name(tag)} with message id 0 (only an extendedResp may be unsolicited)")
+        code, diag = ldap_result(msg, a, b, (0x8A, 0x8B))
+        name = b""
+        pos = a
+        while pos < b:  # find the responseName [10] among the fields ldap_result already checked
+            t, ca, pos = tlv_at(msg, pos, b)
+            if t == 0x8A:
+                name = msg[ca:pos]
+        if name == NOTICE_OF_DISCONNECTION:
+            return ConnectionLost(f"the server ended the session (notice of disconnection, result code {code}"
+                                  f"{': ' + diag if diag else ''})")
+        return ConnectionLost(f"unsolicited notification {name.decode('ascii', 'replace') or '(unnamed)'} "
+                              f"(result code {code}): not trusting the connection any more")
+
+    def _trailing(self) -> ProtocolError:
+        """The error for bytes that arrived after an operation's final response (nothing may: the operations are
+        never pipelined, and a notification after the response is no better)."""
+        return ProtocolError(f"{len(self.buf)} unexpected byte(s) after the final response")
+
+    def _message(self) -> tuple[bytes, int]:
+        """The next LDAPMessage (a whole SEQUENCE, read from the socket as needed) and where its content starts."""
         buf = self.buf
         while True:
             if len(buf) >= 2:
-                first = buf[1]
-                head, length = 2, first
-                if first >= 0x80:
-                    k = first & 0x7F
-                    if not 0 < k <= 4:
-                        raise ConnectionLost("bad BER length from the server")
-                    head = 2 + k
-                    length = int.from_bytes(buf[2:head], "big") if len(buf) >= head else -1
+                if buf[0] != 0x30:
+                    raise ProtocolError(f"{_tag_name(buf[0])} where an LDAPMessage (SEQUENCE) belongs")
+                length, head = buf[1], 2
+                if length >= 0x80:
+                    length, head = _length(buf, 1, len(buf))
                     if length > MAX_MESSAGE:
-                        raise ConnectionLost("LDAP message larger than 16 MiB: not buffering it")
-                if length >= 0 and len(buf) >= head + length:
+                        raise ProtocolError("LDAP message larger than 16 MiB: not buffering it")
+                if 0 <= length <= len(buf) - head:
                     msg = bytes(buf[:head + length])
                     del buf[:head + length]
-                    return msg
+                    return msg, head
+            elif buf and buf[0] != 0x30:
+                raise ProtocolError(f"{_tag_name(buf[0])} where an LDAPMessage (SEQUENCE) belongs")
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionLost("the server closed the connection")
@@ -182,10 +359,10 @@ class Wire:
             attributes: the attributes to return (`1.1` for none).
 
         Returns:
-            `(entries, resultCode, diagnosticMessage)`; referrals are skipped.
+            `(entries, resultCode, diagnosticMessage)` of the SearchResultDone; referrals are skipped.
 
         Raises:
-            ConnectionLost: the connection broke or the answer is not LDAP.
+            ConnectionLost: the connection broke or the answer is not well-formed LDAP (`ProtocolError`).
         """
         attrs = tlv(0x30, b"".join(tlv(0x04, a.encode("ascii")) for a in attributes))
         op = tlv(0x63, tlv(0x04, base.encode("utf-8")) + ber_int(0x0A, scope) + ber_int(0x0A, 3)
@@ -194,45 +371,44 @@ class Wire:
         entries: list[Entry] = []
         while True:
             tag, msg, a, b = self.receive(mid)
-            if tag == 0x64:  # SearchResultEntry
-                _, na, nb = tlv_at(msg, a, b)
-                dn = msg[na:nb].decode("utf-8", "replace")
-                _, la, lb = tlv_at(msg, nb, b)
-                values: dict[str, list[bytes]] = {}
-                pos = la
-                while pos < lb:
-                    _, pa, pb = tlv_at(msg, pos, lb)
-                    _, ta, tb = tlv_at(msg, pa, pb)
-                    _, sa, sb = tlv_at(msg, tb, pb)
-                    vals = values.setdefault(msg[ta:tb].decode("ascii", "replace").lower(), [])
-                    vpos = sa
-                    while vpos < sb:
-                        _, va, vb = tlv_at(msg, vpos, sb)
-                        vals.append(msg[va:vb])
-                        vpos = vb
-                    pos = pb
-                entries.append(Entry(dn, values))
-            elif tag == 0x65:  # SearchResultDone
+            if tag == 0x64:
+                entries.append(_entry(msg, a, b))
+            elif tag == 0x65:
                 code, diag = ldap_result(msg, a, b)
+                if self.buf:
+                    raise self._trailing()
                 return entries, code, diag
-            elif tag != 0x73:  # anything but a (skipped) referral
-                raise ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} in a search")
+            elif tag == 0x73:  # a referral: skipped, but it must be one (a SEQUENCE OF URI)
+                _uris(msg, a, b)
+            else:
+                raise ProtocolError(f"unexpected LDAP operation {_tag_name(tag)} in a search")
 
     def bind(self, dn: bytes, password: bytes) -> tuple[int, str]:
-        """A simple bind as `dn`; returns `(resultCode, diagnosticMessage)` (49: invalid credentials)."""
+        """A simple bind as `dn`; returns `(resultCode, diagnosticMessage)` (49: invalid credentials).
+
+        Raises:
+            ConnectionLost: the connection broke or the answer is not a well-formed bindResponse to this request
+                (`ProtocolError`).
+        """
         mid = self.send(tlv(0x60, b"\x02\x01\x03" + tlv(0x04, dn) + tlv(0x80, password)))
         tag, msg, a, b = self.receive(mid)
         if tag != 0x61:
-            raise ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after a bind")
-        return ldap_result(msg, a, b)
+            raise ProtocolError(f"unexpected LDAP operation {_tag_name(tag)} after a bind")
+        result = ldap_result(msg, a, b, (0x87,))
+        if self.buf:
+            raise self._trailing()
+        return result
 
     def who_am_i(self) -> int:
         """The Who-am-I extended operation (RFC 4532); returns its resultCode."""
         mid = self.send(tlv(0x77, tlv(0x80, b"1.3.6.1.4.1.4203.1.11.3")))
         tag, msg, a, b = self.receive(mid)
         if tag != 0x78:
-            raise ConnectionLost(f"unexpected LDAP operation 0x{tag:02x} after an extended request")
-        return ldap_result(msg, a, b)[0]
+            raise ProtocolError(f"unexpected LDAP operation {_tag_name(tag)} after an extended request")
+        code = ldap_result(msg, a, b, (0x8A, 0x8B))[0]
+        if self.buf:
+            raise self._trailing()
+        return code
 
     def close(self) -> None:
         """Unbind and close (errors of a broken connection are ignored)."""

@@ -30,6 +30,7 @@ __all__ = [
     "SQL_CONNECT_TIMEOUT",
     "SQL_TIMEOUT",
     "THROTTLE_GROWTH",
+    "THROTTLE_IPV6_PREFIX",
     "THROTTLE_LOCKOUT",
     "THROTTLE_MAX_FAILURES",
     "THROTTLE_MAX_LOCKOUT",
@@ -221,4 +222,7 @@ THROTTLE_WINDOW = Option(300.0, above=0, doc="window in seconds")
 THROTTLE_LOCKOUT = Option(60.0, above=0, doc="seconds a user (or client) stays refused")
 THROTTLE_GROWTH = Option(2.0, low=1, doc="factor applied to each further lockout of the same subject")
 THROTTLE_MAX_LOCKOUT = Option(3600.0, above=0, doc="the longest lockout, in seconds (at least lockout)")
-THROTTLE_MAX_TRACKED = Option(100000, low=1, doc="subjects tracked per process")
+THROTTLE_MAX_TRACKED = Option(100000, low=1, doc="subjects (user names, addresses) tracked per process; live "
+                                                  "lockouts of accounts and addresses are never forgotten")
+THROTTLE_IPV6_PREFIX = Option(64, low=1, high=128, doc="IPv6 clients are counted per network of this prefix length "
+                                                      "(IPv4 per address)")

@@ -189,7 +189,7 @@ class RedisTier:
             if self._down:
                 return  # already logged for this outage
             self._down = True
-        logger.warning("redis at %s unreachable (%s); using the per-process tier, retrying every %.0f s",
+        logger.warning("redis at %s unreachable (%s); using the per-process tier, retrying every %g s",
                        _redacted(self.url), type(exc).__name__, self.retry_after)
 
     def _came_back(self) -> None:

@@ -26,7 +26,7 @@ from typing import IO, Any, Literal
 from . import hashes
 from ._registry import shared
 from ._value import Value
-from .exceptions import InvalidHashError, WsgiAuthError
+from .exceptions import InvalidHashError, MemberFailedError, WsgiAuthError
 
 __all__ = [
     "Backend",
@@ -327,11 +327,20 @@ class Backend:
             except Exception:  # noqa: BLE001, S110 - logging must never break an authentication
                 pass
 
-    def _failed(self, environ: Environ | None, hook: str, user: bytes, exc: BaseException) -> None:
+    def _on_error(self, exc: BaseException) -> OnError:
+        """The outcome a failure gets: a failing chain member's own ``on_error`` where it decides, else ours."""
+        if isinstance(exc, MemberFailedError) and exc.on_error == "deny":
+            return "deny"
+        return self.on_error
+
+    def _failed(self, environ: Environ | None, hook: str, user: bytes, exc: BaseException) -> OnError:
+        """Log a backend failure; raise it again for ``on_error="raise"``, else return the outcome it gets."""
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, WsgiAuthError) else type(exc).__name__
         self.log(environ, logging.ERROR, f"{hook} for user '{_printable(user)}' failed: {reason}")
-        if self.on_error == "raise":
+        on_error = self._on_error(exc)
+        if on_error == "raise":
             raise exc
+        return on_error
 
     # ------------------------------------------------------------------ the mod_wsgi hooks
 
@@ -341,8 +350,7 @@ class Backend:
         try:
             decision = self.authenticate(raw_user, as_bytes(password), client_address(environ))
         except Exception as exc:  # noqa: BLE001 - every failure gets the configured outcome
-            self._failed(environ, "check_password", raw_user, exc)
-            return False if self.on_error == "deny" else None
+            return False if self._failed(environ, "check_password", raw_user, exc) == "deny" else None
         return self._answer(environ, raw_user, decision)
 
     def _answer(self, environ: Environ | None, raw_user: bytes, decision: Decision) -> bool | str | None:
@@ -394,16 +402,30 @@ class Backend:
         return group_names(found)
 
     def allow_access(self, environ: Environ, host: str) -> bool | None:
-        """mod_wsgi's host hook (``WSGIAccessScript``): ``True``, ``False`` (403) or ``None`` (no decision)."""
+        """mod_wsgi's host hook (``WSGIAccessScript``): ``True``, ``False`` (403) or ``None`` (no decision).
+
+        The rules see the connection's address (``REMOTE_ADDR``), never ``host``: with ``HostnameLookups On`` that is
+        the client's unverified reverse-DNS name. Without a client address (none, or empty) the answer is ``False``.
+        """
         if self.access is None:
             return None
         from .hostaccess import client_host
 
-        try:
-            return self.access(client_host(environ, host))
-        except Exception as exc:  # noqa: BLE001
-            self._failed(environ, "allow_access", as_bytes(host), exc)
+        addr = client_host(environ)
+        if not addr:
+            self.log(environ, logging.WARNING, "allow_access: no client address (REMOTE_ADDR): refused")
             return False
+        try:
+            answer = self.access(addr)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(environ, "allow_access", as_bytes(addr), exc)
+            return False
+        if self._level <= logging.DEBUG:
+            what = "allowed" if answer is True else "refused" if answer is False else "no decision"
+            name = _printable(as_bytes(host)) if isinstance(host, str) else "?"
+            self.log(environ, logging.DEBUG, f"allow_access: client {_printable(as_bytes(addr))} (host '{name}'): "
+                                             f"{what}")
+        return answer
 
     def hooks(self) -> tuple[
         Callable[[Environ, str, str], bool | str | None],

@@ -26,8 +26,13 @@ Shared tier (``redis=``). Entries are also written to Redis so that every Apache
 them: a process that misses its own tier asks Redis (one round trip, still no hash). The entry's digest is keyed with
 the shared ``key`` and every entry carries a MAC over its content, so whoever can write to Redis but does not know the
 key cannot forge a grant or change a user's groups. Invalidation across processes uses an epoch counter in Redis:
-a process whose backend reloads (or that starts serving) bumps it, which retires every shared entry. Redis down: the
-per-process tier keeps serving, the outage is logged once, Redis is retried after a back-off.
+a process whose backend reloads (or that starts serving) bumps it, which retires every shared entry. The epoch never
+goes back in a process: each one remembers the highest epoch it has read or written and takes an entry only when
+its epoch (covered by the entry's MAC) is the one in force, so someone who sets the counter in Redis back, or replays
+an old entry, gets no old password's grant served; a lower counter found in Redis is put back and logged once.
+Redis down: the per-process tier keeps serving, the outage is logged once, Redis is retried after a back-off.
+
+Admin calls: `Cached.invalidate` takes the name as a request carries it: ``bytes``, or a ``str`` encoded as UTF-8.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from collections import OrderedDict
 from . import _registry
 from ._options import CACHE_MAX_SIZE, CACHE_TTL
 from ._value import Value
-from .adapter import Backend, Decision, Outcome, Wrapper, as_bytes
+from .adapter import Backend, Decision, Outcome, Wrapper
 from .exceptions import ConfigError
 
 # Only what the per-process tier needs is imported here (an auth script pays for it in every Apache child): the
@@ -65,6 +70,27 @@ else:
 
 __all__ = ["Cached", "cached"]
 
+# KEYS: the epoch. ARGV: the highest epoch this process has seen, and 1 to bump it (0: only restore it). Never moves
+# the epoch below what the process has seen (a rolled-back or lost epoch is put back first). Returns the epoch.
+_EPOCH_SCRIPT = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local seen = tonumber(ARGV[1])
+local bump = tonumber(ARGV[2])
+if cur < seen or bump > 0 then
+  if cur < seen then cur = seen end
+  cur = cur + bump
+  redis.call('SET', KEYS[1], cur)
+end
+return cur
+"""
+
+
+def _admin_bytes(value: str | bytes) -> bytes:
+    """An administrator's user name as a request carries it: a ``str`` as UTF-8 (what a browser sends for a Unicode
+    name), ``bytes`` unchanged (pass ``user.encode("latin-1")`` for text mod_wsgi decoded from a request)."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
 def _frame(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two different part lists give the same bytes."""
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
@@ -75,6 +101,9 @@ class _Entry(Value):
 
     __slots__ = ("decision", "digest", "expires", "generation", "groups", "name")
     __match_args__ = ("digest", "name", "groups", "generation", "expires", "decision")
+
+    # The decision keeps the account the store resolved (`Decision.identity`), which a throttle in front counts
+    # under, so that a cached grant of a locked-out account is refused like any other.
 
     digest: bytes
     name: bytes | None
@@ -157,6 +186,10 @@ class Cached(Wrapper, _registry.PerProcess):
         self.hits = 0
         self.shared_hits = 0
         self.misses = 0
+        # The highest shared epoch this process has seen (kept across fork: it is no secret, and a child must not
+        # accept an epoch its parent knew to be retired).
+        self._epoch_seen = 0
+        self._rollback_logged = 0
         self._start_per_process()
 
     # ------------------------------------------------------------------ per-process state
@@ -231,30 +264,31 @@ class Cached(Wrapper, _registry.PerProcess):
             epoch, found = self._shared_get(user, password)
             if found is not None:
                 self.shared_hits += 1
-                name, groups, left = found
-                self._store(user, digest, name, groups, gen, invalidations, left)
+                name, groups, identity, left = found
+                self._store(user, digest, name, groups, identity, gen, invalidations, left)
                 return Decision(Outcome.GRANTED, name=name, groups=groups, backend=self.inner.label,
-                                reason="cached (shared)")
+                                reason="cached (shared)", identity=identity)
 
         self.misses += 1
         decision = self.inner.authenticate(user, password, client)
         if decision.outcome is Outcome.GRANTED:
-            stored = self._store(user, digest, decision.name, decision.groups, gen, invalidations)
+            stored = self._store(user, digest, decision.name, decision.groups, decision.identity, gen,
+                                 invalidations)
             if stored and epoch is not None:
                 # Tagged with the epoch read *before* the verification: if a process reloaded the store
                 # meanwhile, the entry is born retired.
-                self._shared_put(user, password, decision.name, decision.groups, epoch)
+                self._shared_put(user, password, decision.name, decision.groups, decision.identity, epoch)
         return decision
 
     def _store(self, user: bytes, digest: bytes, name: bytes | None, groups: tuple[bytes, ...] | None,
-               gen: int, invalidations: int, left: float | None = None) -> bool:
+               identity: bytes | None, gen: int, invalidations: int, left: float | None = None) -> bool:
         """Remember a grant, unless the cache was invalidated while it was being verified."""
         with self._lock:
             if self._invalidations != invalidations or self._generation != gen:
                 return False
             life = self.local_ttl if left is None else min(self.local_ttl, left)
             decision = Decision(Outcome.GRANTED, name=name, groups=groups, backend=self.inner.label,
-                                reason="cached")
+                                reason="cached", identity=identity)
             self._entries[user] = _Entry(digest, name, groups, gen, self._clock() + life, decision)
             self._entries.move_to_end(user)
             while len(self._entries) > self.max_size:
@@ -304,9 +338,11 @@ class Cached(Wrapper, _registry.PerProcess):
         retired); other processes drop their own copies within ``local_ttl``.
 
         Args:
-            user: the user name (raw bytes, or ``str`` as mod_wsgi passes it), or ``None`` for all users.
+            user: the user name as a request carries it: ``bytes``, or a ``str``, encoded as UTF-8 (so
+                ``invalidate("zoë")`` is the user whose browser sends ``zo\xc3\xab``; for text that mod_wsgi
+                decoded as latin-1, pass ``user.encode("latin-1")``); or ``None`` for all users.
         """
-        raw = None if user is None else (as_bytes(user))
+        raw = None if user is None else _admin_bytes(user)
         if self._pid != os.getpid():
             self._reset_for_process()
         with self._lock:
@@ -355,18 +391,45 @@ class Cached(Wrapper, _registry.PerProcess):
 
         return hmac.digest(self._shared_key, _frame(b"entry", self.namespace.encode(), user, body), "sha256").hex()
 
-    def _bump_epoch(self) -> None:
-        assert self._tier is not None
+    def _set_epoch(self, bump: int) -> int | None:
+        """Move the shared epoch up by ``bump`` (0: only put it back up to the highest seen); the new epoch, or
+        ``None`` when Redis does not answer."""
+        tier = self._tier
+        assert tier is not None
         from ._redis import TierDown
 
-        epoch_key = self._epoch_key()
+        keys = [self._epoch_key()]
+        seen = self._epoch_seen
         try:
-            self._tier.call(lambda r: r.incr(epoch_key))
+            epoch = int(tier.call(lambda r: tier.script(_EPOCH_SCRIPT)(keys=keys, args=[seen, bump], client=r)))
         except TierDown:
-            pass
+            return None
+        self._saw_epoch(epoch)
+        return epoch
+
+    def _bump_epoch(self) -> None:
+        self._set_epoch(1)
+
+    def _saw_epoch(self, epoch: int) -> int:
+        """Record a shared epoch read or written; returns the epoch in force: never lower than the highest seen."""
+        with self._lock:
+            seen = self._epoch_seen
+            if epoch >= seen:
+                self._epoch_seen = epoch
+                return epoch
+        if self._rollback_logged != seen:
+            self._rollback_logged = seen
+            import logging
+
+            logging.getLogger("wsgiauth.cache").warning(
+                "cache %s: the shared epoch went back from %d to %d (Redis flushed or restarted, or written by "
+                "someone else): entries older than %d are ignored and the epoch is put back", self.label, seen,
+                epoch, seen)
+        self._set_epoch(0)
+        return seen
 
     def _shared_put(self, user: bytes, password: bytes, name: bytes | None,
-                    groups: tuple[bytes, ...] | None, epoch: int) -> None:
+                    groups: tuple[bytes, ...] | None, identity: bytes | None, epoch: int) -> None:
         tier = self._tier
         assert tier is not None
         import json
@@ -379,6 +442,7 @@ class Cached(Wrapper, _registry.PerProcess):
             "x": round(time.time() + self.ttl, 3),  # wall clock: shared entries outlive no process's clock
             "n": None if name is None else name.hex(),
             "g": None if groups is None else [g.hex() for g in groups],
+            "i": None if identity is None else identity.hex(),
         }, separators=(",", ":")).encode()
         value = self._mac(user, body).encode() + b":" + body
         entry_key = self._entry_key(user)
@@ -388,9 +452,11 @@ class Cached(Wrapper, _registry.PerProcess):
         except TierDown:
             pass
 
-    def _shared_get(self, user: bytes, password: bytes
-                    ) -> tuple[int | None, tuple[bytes | None, tuple[bytes, ...] | None, float] | None]:
-        """``(epoch, (name, groups, seconds left) or None)``; the epoch is ``None`` when Redis was not asked."""
+    def _shared_get(self, user: bytes, password: bytes) -> tuple[
+            int | None, tuple[bytes | None, tuple[bytes, ...] | None, bytes | None, float] | None]:
+        """``(epoch, (name, groups, identity, seconds left) or None)``; the epoch is ``None`` when Redis was not
+        asked. The epoch is the one in force: never lower than the highest this process has seen, so an entry of a
+        retired epoch is a miss even if someone set the counter in Redis back."""
         tier = self._tier
         assert tier is not None
         import json
@@ -405,6 +471,7 @@ class Cached(Wrapper, _registry.PerProcess):
             return None, None
         except ValueError:
             return None, None  # an epoch that is not a number: not ours, do not use the tier
+        epoch = self._saw_epoch(epoch)
         if raw is None:
             return epoch, None
         try:
@@ -421,9 +488,10 @@ class Cached(Wrapper, _registry.PerProcess):
                 return epoch, None
             name = None if data["n"] is None else bytes.fromhex(data["n"])
             groups = None if data["g"] is None else tuple(bytes.fromhex(g) for g in data["g"])
-        except (ValueError, KeyError, TypeError):
+            identity = None if data.get("i") is None else bytes.fromhex(data["i"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             return epoch, None
-        return epoch, (name, groups, left)
+        return epoch, (name, groups, identity, left)
 
     def __repr__(self) -> str:
         shared = f" shared={self._tier!r}" if self._tier is not None else ""

@@ -258,11 +258,11 @@ def cmd_user(args: argparse.Namespace) -> int:
             return EXIT_OK
         password = read_password(f"New password for {args.user}: ", confirm=sys.stdin.isatty())
         extra: dict[str, Any] = {}
-        if kind == "sql" and args.realm:
-            extra["realm"] = args.realm.encode("utf-8")
+        if kind == "sql":
+            extra["groups"] = groups
+            if args.realm:
+                extra["realm"] = args.realm.encode("utf-8")
         store.set(user, password, scheme=scheme, must_exist=(action == "passwd"), **_params(args), **extra)
-        if groups and kind == "sql":
-            store.set_groups(user, groups)
         what = "HA1 (MD5)" if kind == "htdigest" else scheme
         print(f"{'added' if action == 'add' else 'updated'} {args.user} ({what})")
         return EXIT_OK
@@ -274,8 +274,13 @@ def cmd_user(args: argparse.Namespace) -> int:
         return EXIT_DENIED
     except StoreError as exc:
         raise CliError(str(exc), EXIT_BACKEND) from None
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # TypeError: a parameter the scheme does not take (--cost for argon2)
         raise CliError(str(exc)) from None
+    except Exception as exc:
+        if kind != "sql":
+            raise
+        # a driver's error (lock wait timeout, lost connection...): one line, no traceback
+        raise CliError(f"the database refused the change: {type(exc).__name__}: {exc}", EXIT_BACKEND) from None
     finally:
         if kind == "sql":
             store.close()
@@ -316,7 +321,8 @@ def _user_dbm(args: argparse.Namespace, action: str, user: bytes, scheme: str, g
             return EXIT_DENIED
         print(f"deleted {args.user} from {path}")
         return EXIT_OK
-    exists = dbm.get_entry(path, user, type=kind) is not None if os.path.exists(path) or _dbm_exists(path) else False
+    # A first look, to answer before asking for a password; the change itself checks again under the lock.
+    exists = _dbm_exists(path) and dbm.get_entry(path, user, type=kind) is not None
     if action == "add" and exists:
         print(f"wsgiauth: user {args.user} already exists (use `user passwd`)", file=sys.stderr)
         return EXIT_DENIED
@@ -324,18 +330,24 @@ def _user_dbm(args: argparse.Namespace, action: str, user: bytes, scheme: str, g
         print(f"wsgiauth: no user {args.user}", file=sys.stderr)
         return EXIT_DENIED
     password = read_password(f"New password for {args.user}: ", confirm=sys.stdin.isatty())
-    if action == "add":
-        dbm.add_user(path, user, password, type=kind, scheme=scheme, groups=groups or None, **_params(args))
-    else:
-        dbm.set_password(path, user, password, type=kind, scheme=scheme, **_params(args))
-        if groups:
-            dbm.set_groups(path, user, groups, type=kind)
+    try:
+        if action == "add":
+            dbm.add_user(path, user, password, type=kind, scheme=scheme, groups=groups or None, **_params(args))
+        else:
+            dbm.set_password(path, user, password, type=kind, scheme=scheme, groups=groups or None,
+                             **_params(args))
+    except dbm.UserExistsError:
+        print(f"wsgiauth: user {args.user} already exists (use `user passwd`)", file=sys.stderr)
+        return EXIT_DENIED
+    except KeyError:
+        print(f"wsgiauth: no user {args.user}", file=sys.stderr)
+        return EXIT_DENIED
     print(f"{'added' if action == 'add' else 'updated'} {args.user} ({scheme})")
     return EXIT_OK
 
 
 def _dbm_exists(path: str) -> bool:
-    return any(os.path.exists(path + ext) for ext in (".pag", ".db", ".dir"))
+    return any(os.path.exists(path + ext) for ext in ("", ".pag", ".db", ".dir"))
 
 
 # ---------------------------------------------------------------------------------------------------- apache-config

@@ -34,9 +34,11 @@ from ._options import (
     SQL_CONNECT_TIMEOUT,
     SQL_TIMEOUT,
     THROTTLE_GROWTH,
+    THROTTLE_IPV6_PREFIX,
     THROTTLE_LOCKOUT,
     THROTTLE_MAX_FAILURES,
     THROTTLE_MAX_LOCKOUT,
+    THROTTLE_MAX_TRACKED,
     THROTTLE_WINDOW,
     OptionError,
     type_name,
@@ -152,7 +154,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "verify": Key(boolean, "check the server certificate (false only for tests)"),
         "connect_timeout": option_key(LDAP_CONNECT_TIMEOUT),
         "timeout": option_key(LDAP_TIMEOUT),
-        "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER"),
+        "remote_user_attribute": Key(string, "attribute whose value becomes REMOTE_USER "
+                                             "(default: the entry's own value of the search attribute)"),
         "group_base": Key(string, "base DN under which to search groups"),
         "group_filter": Key(string, "which entries are groups"),
         "group_attributes": Key(string_list, "group attributes holding member DNs (member, uniqueMember)"),
@@ -165,6 +168,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "chain": {
         "members": Key(string_list, "names of the backends asked in order", required=True, arg=""),
+        "on_member_error": Key(choice("stop", "next"), "a failing member: 'stop' ends the chain with that member's "
+                                                       "on_error (default), 'next' asks the next member"),
     },
 }
 
@@ -189,6 +194,8 @@ _THROTTLE: dict[str, Key] = {
     "growth": option_key(THROTTLE_GROWTH),
     "max_lockout": option_key(THROTTLE_MAX_LOCKOUT),
     "per": Key(choice("user", "address", "both"), "what is counted: user names, client addresses or both"),
+    "ipv6_prefix": option_key(THROTTLE_IPV6_PREFIX),
+    "max_tracked": option_key(THROTTLE_MAX_TRACKED),
     "redis": Key(boolean, "count through the [redis] server (across processes)", arg=""),
 }
 

@@ -52,3 +52,21 @@ class BackendUnavailableError(BackendError):
 
 class PoolTimeoutError(BackendError):
     """No connection could be checked out of a pool within its bounded wait."""
+
+
+class MemberFailedError(BackendError):
+    """A chain member failed, and that member's ``on_error`` decides the chain's answer (``"deny"``: 401).
+
+    Raised rather than turned into a denial, so that nothing above the chain (a throttle) counts a server outage as
+    a failed login.
+
+    Attributes:
+        member: the member's label.
+        on_error: the outcome the member is configured for.
+    """
+
+    def __init__(self, member: str, cause: BaseException, on_error: str) -> None:
+        what = f"{type(cause).__name__}: {cause}" if isinstance(cause, WsgiAuthError) else type(cause).__name__
+        super().__init__(f"{member} failed ({what}); its on_error {on_error!r} ends the chain")
+        self.member = member
+        self.on_error = on_error

@@ -622,18 +622,17 @@ SCHEMES: Final = tuple(sorted(_BY_NAME))
 CREATABLE_SCHEMES: Final = tuple(sorted(row.name for row in _BY_NAME.values() if row.creatable))
 
 
-def _unsupported(stored: str, family: str) -> UnsupportedHashError:
+def _unsupported(family: str) -> UnsupportedHashError:
     """The error for a hash of a known format that wsgiauth does not verify.
 
     Args:
-        stored: the stored hash.
-        family: the format's name (``_UNSUPPORTED``), which a message can give instead of quoting the hash.
+        family: the format's name (``_UNSUPPORTED``).
 
     Returns:
-        The error; its message quotes the start of ``stored`` (the scheme field of a ``$...$`` hash).
+        The error; its message names the family only, never a character of the stored hash (the adapter logs the
+        message, and a hash's salt and first characters are secrets too).
     """
-    fragment = stored.split("$")[1] if stored.startswith("$") else stored[:12]
-    return UnsupportedHashError(f"unsupported hash scheme {fragment!r}")
+    return UnsupportedHashError(f"unsupported hash scheme {family!r}")
 
 
 def _scheme_of(stored: str) -> _Scheme:
@@ -658,7 +657,7 @@ def _scheme_of(stored: str) -> _Scheme:
             return row
     for prefix, family in _UNSUPPORTED:
         if stored.startswith(prefix):
-            raise _unsupported(stored, family)
+            raise _unsupported(family)
     if stored[0] in "!*":
         raise UnsupportedHashError("locked or unusable password marker")
     if stored[0] in "${":

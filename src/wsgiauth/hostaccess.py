@@ -8,9 +8,17 @@ Rules follow mod_authz_host's ``Require ip`` forms:
 * ``local``: the loopback networks (127.0.0.0/8 and ::1), as ``Require local``;
 * ``all``: every client.
 
-An IPv4-mapped IPv6 client (``::ffff:10.1.2.3``) matches IPv4 rules, as in Apache. A client that matches a ``deny``
-rule is refused (403) even when it also matches ``allow``; one that matches ``allow`` is admitted; anything else gets
-``default`` (``None``: no decision, Apache's other access rules decide; or ``False`` to refuse).
+An IPv4-mapped IPv6 client (``::ffff:10.1.2.3``) matches IPv4 rules, as in Apache. A rule written as an
+IPv4-mapped IPv6 address or network (``::ffff:10.9.0.0/112``) is refused with a `ConfigError` naming its IPv4 form
+(``10.9.0.0/16``), as Apache refuses ``Require ip ::ffff:...``: such a rule could never match, so a ``deny`` written
+that way would let the clients it names through. A client that matches a ``deny`` rule is refused (403) even when it
+also matches ``allow``; one that matches ``allow`` is admitted; anything else gets ``default`` (``None``: no decision,
+Apache's other access rules decide; or ``False`` to refuse).
+
+The client is the connection's address, ``REMOTE_ADDR``, as for ``Require ip``: never the ``host`` argument of the
+hook, which with ``HostnameLookups On`` is the client's reverse-DNS (PTR) name, chosen by whoever controls that DNS
+zone (a PTR record can say ``10.1.2.3``). Where rules exist and the environ has no ``REMOTE_ADDR`` (or an empty one,
+as gunicorn on a Unix socket sets it), the client is refused.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ def parse_rule(rule: str) -> tuple[Network, ...]:
         return _LOCAL
     if low == "all":
         return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    if ":" in text:
+        _refuse_mapped(rule, text)
     try:
         if "/" in text:
             addr, _, mask = text.partition("/")
@@ -64,6 +74,23 @@ def parse_rule(rule: str) -> tuple[Network, ...]:
         ) from None
 
 
+def _refuse_mapped(rule: str, text: str) -> None:
+    """Refuse an IPv4-mapped IPv6 rule (``::ffff:10.9.0.0/112``), as Apache does: clients with such addresses are
+    matched as IPv4 clients, so the rule would never match anyone (a deny rule that silently denies nothing)."""
+    addr, _, bits = text.partition("/")
+    try:
+        mapped = ipaddress.IPv6Address(addr).ipv4_mapped
+    except ValueError:
+        return  # not an IPv6 address: the caller's parse says what is wrong
+    if mapped is None:
+        return
+    hint = str(mapped)
+    if bits.isdigit() and 96 <= int(bits) <= 128:
+        hint = str(ipaddress.IPv4Network(f"{mapped}/{int(bits) - 96}", strict=False))
+    raise ConfigError(f"host rule {rule!r} is an IPv4-mapped IPv6 address, which never matches (IPv4-mapped "
+                      f"clients are matched as IPv4 clients, and Apache refuses such rules): write it as IPv4 ({hint})")
+
+
 def _client(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = host.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -78,16 +105,18 @@ def _client(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return addr
 
 
-def client_host(environ: Mapping[str, Any] | None, host: str) -> str:
-    """The address to match: ``host`` when it is an IP address, else the environ's ``REMOTE_ADDR``.
+def client_host(environ: Mapping[str, Any] | None, host: str = "") -> str:
+    """The address to match: the environ's ``REMOTE_ADDR``, as mod_authz_host's ``Require ip`` uses; ``""`` when
+    there is none (which every address rule refuses).
 
-    With ``HostnameLookups On`` mod_wsgi passes a host name; IP rules must still see the client's address.
+    ``host`` is not used. With ``HostnameLookups On`` mod_wsgi passes the client's unverified reverse-DNS name
+    there, and a PTR record may well spell an IP address (``10.1.2.3``) that is not the client's.
     """
-    if _client(host) is None and environ:
+    if environ:
         addr = environ.get("REMOTE_ADDR")
-        if isinstance(addr, str) and addr:
-            return addr
-    return host
+        if isinstance(addr, str):
+            return addr.strip()
+    return ""
 
 
 class HostRules:
@@ -139,7 +168,7 @@ def allow_access(
 
     def allow_access(environ: Mapping[str, Any], host: str) -> bool | None:
         try:
-            return hostrules(client_host(environ, host))
+            return hostrules(client_host(environ))
         except Exception:  # noqa: BLE001 - never a 500 from an access check: refuse
             return False
 

@@ -9,9 +9,17 @@ authenticate itself::
     application = AuthMiddleware(app, htpasswd.Backend(users="/etc/wsgiauth/users"), realm="Staff")
 
 A granted request reaches the application with ``REMOTE_USER`` (the canonical name) and ``AUTH_TYPE`` set and
-``HTTP_AUTHORIZATION`` removed. Anything else gets a ``401`` with fresh challenges (``403`` for an
-authenticated user outside ``require_groups`` or a client refused by the backend's host rules). A malformed
-header is a ``401``, never a ``500``.
+``HTTP_AUTHORIZATION`` removed. Anything else gets a ``401`` with fresh challenges, including a right password for a
+user outside ``require_groups`` (as Apache answers ``Require group`` for Basic: a ``403`` there would tell a guesser
+that the password was right); only a client refused by the backend's host rules gets a ``403``, and so does every
+client when the host rules exist but the environ has no client address (``REMOTE_ADDR`` missing or empty, as gunicorn
+on a Unix socket sets it). A malformed header is a ``401``, never a ``500``.
+
+Every scheme is throttled alike. Basic goes through the backend's ``authenticate`` (where a throttle counts and
+refuses). Digest checks the response here, so it asks the backend ``refusal(user, client)`` (a throttle in the stack
+answers while the user or the address is locked out: the request is refused after the same lookup and hashing as
+any other) and reports a wrong response, or an unknown user, with ``record_failure(user, client)``. A right password
+for a user outside ``require_groups`` is reported with ``record_failure`` too, whatever the scheme.
 
 ``emit_headers=True`` adds ``X-Remote-User`` and ``X-Auth-Type`` to the response so that Apache, running the app
 under mod_wsgi or proxying to it, can record the user in its access log (``%u``) through the mod_lua hook shipped as
@@ -45,7 +53,8 @@ logger = logging.getLogger("wsgiauth.middleware")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 HashLookup = Callable[[bytes, bytes], "str | None"]
-Granted = tuple[bytes, str, "Sequence[bytes] | None"]  # (user name, AUTH_TYPE, groups when already known)
+# (user name for REMOTE_USER, AUTH_TYPE, groups when already known, the user name as the client sent it)
+Granted = tuple[bytes, str, "Sequence[bytes] | None", bytes]
 
 _SCHEMES = ("Basic", "Digest")
 
@@ -75,7 +84,7 @@ class AuthMiddleware:
             only when such a lookup exists.
         sha256_hash: ``(user: bytes, realm: bytes) -> hex str | None``: ``SHA-256(user:realm:password)``.
         require_groups: when non-empty, the user must belong to at least one of these groups (compared
-            case-insensitively, as Apache does), else ``403``.
+            case-insensitively, as Apache does), else ``401`` (counted as a failed attempt, as a wrong password).
         nonce_lifetime: seconds a Digest nonce stays valid; an older one gets ``stale=true``.
         secret: the key signing Digest nonces (at least 16 bytes). Give every worker process the same one; by
             default each process picks a random key.
@@ -155,9 +164,9 @@ class AuthMiddleware:
             if self.emit_headers:  # nobody authenticated here: the application must not name a user either
                 return self.app(environ, self._start_with(start_response, None, None))
             return self.app(environ, start_response)
-        host = client_address(environ)
-        if self.backend.access is not None and host is not None:
-            if self.backend.allow_access(environ, host) is False:
+        if self.backend.access is not None:
+            # Decided on REMOTE_ADDR; with none (or an empty one) the backend refuses: host rules fail closed.
+            if self.backend.allow_access(environ, client_address(environ) or "") is False:
                 return self._respond(start_response, "403 Forbidden", [], b"Forbidden\n")
         header = environ.get("HTTP_AUTHORIZATION", "")
         if not isinstance(header, str):
@@ -172,15 +181,18 @@ class AuthMiddleware:
             result = None
         if result is None:
             return self._challenge(start_response, stale=stale)
-        user, auth_type, groups = result
+        user, auth_type, groups, typed = result
         if self.require_groups:
             if groups is None:
                 groups = self._groups(environ, user)
             have = {g.lower() for g in group_names(groups)}
             if not any(g.lower() in have for g in self.require_groups):
+                # 401 as Apache answers `Require group` after Basic, and counted: a 403 here would tell a guesser
+                # that the password was right.
                 self.backend.log(environ, logging.WARNING,
-                                 f"user '{user.decode('latin-1')}' is in none of the required groups")
-                return self._respond(start_response, "403 Forbidden", [], b"Forbidden\n")
+                                 f"user '{user.decode('latin-1')}' is in none of the required groups: 401")
+                self._count_failure(environ, typed)
+                return self._challenge(start_response)
         return self._pass(environ, start_response, user, auth_type)
 
     def _pass(self, environ: dict[str, Any], start_response: StartResponse, user: bytes,
@@ -250,7 +262,14 @@ class AuthMiddleware:
         if decision.outcome is not Outcome.GRANTED or answer is None or answer is False:
             return None
         name = decision.name if decision.name else user
-        return name, "Basic", decision.groups
+        return name, "Basic", decision.groups, user
+
+    def _count_failure(self, environ: dict[str, Any], user: bytes) -> None:
+        """Report a failed attempt that did not go through ``authenticate`` (a throttle in the stack counts it)."""
+        try:
+            self.backend.record_failure(user, client_address(environ))
+        except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome
+            self.backend._failed(environ, "middleware record_failure", user, exc)
 
     # ------------------------------------------------------------------ Digest
 
@@ -276,23 +295,35 @@ class AuthMiddleware:
             return None, False
         if state == _digest.NonceState.STALE:
             return None, True
+        user = creds.username
+        who = user.decode("latin-1")
         try:
-            ha1 = self._ha1(base, creds.username)
+            # A throttle in the stack answers while the user or the address is locked out. Asked for every request,
+            # and the response is computed either way, so a refusal costs what a check costs.
+            refused = self.backend.refusal(user, client_address(environ))
+        except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome (never a grant)
+            self.backend._failed(environ, "middleware Digest", user, exc)
+            return None, False
+        try:
+            ha1 = self._ha1(base, user)
         except Exception as exc:  # noqa: BLE001 - a backend failure gets its configured outcome
-            self.backend._failed(environ, "middleware Digest", creds.username, exc)
+            self.backend._failed(environ, "middleware Digest", user, exc)
             return None, False
         method = str(environ.get("REQUEST_METHOD", "GET"))
         expected = _digest.expected_response(creds, ha1 or self._dummy(base), method)
-        if not hmac.compare_digest(expected.encode("ascii"), creds.response.encode("ascii")) or ha1 is None:
-            who = creds.username.decode("latin-1")
+        right = hmac.compare_digest(expected.encode("ascii"), creds.response.encode("ascii")) and ha1 is not None
+        if refused is not None:
+            self.backend.log(environ, logging.WARNING, f"Digest authentication refused for user '{who}': {refused}")
+            return None, False
+        if not right:
             self.backend.log(environ, logging.WARNING, f"Digest authentication failed for user '{who}'")
+            self._count_failure(environ, user)
             return None, False
         if not self.nonces.use(creds.nonce, creds.nc):
             self.backend.log(environ, logging.WARNING, "Digest nonce count replayed")
             return None, True
-        self.backend.log(environ, logging.INFO,
-                         f"user '{creds.username.decode('latin-1')}' granted (Digest {creds.algorithm})")
-        return (creds.username, "Digest", None), False
+        self.backend.log(environ, logging.INFO, f"user '{who}' granted (Digest {creds.algorithm})")
+        return (user, "Digest", None, user), False
 
     def _dummy(self, base: str) -> str:
         return self._dummy_ha1 if base == "MD5" else hashlib.sha256(self._dummy_ha1.encode()).hexdigest()

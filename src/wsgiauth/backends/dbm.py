@@ -20,25 +20,36 @@ This answers like::
     Require dbm-group admins
 
 Management (what ``htdbm`` does): `add_user`, `set_password`, `set_groups`, `delete_user`,
-`list_users`, `get_entry`.
+`list_users`, `get_entry`. Each change is made by one writer that holds the database's exclusive lock from the
+moment it reads the record to the moment its change is on disk: SDBM's lock on ``PATH.dir`` (as APR takes it) and
+GDBM's own lock, both taken by the C core; Berkeley DB files, for which APR and libdb (without an environment) take
+no lock, get an ``flock`` on the file, which every wsgiauth writer takes. A database these functions create is
+mode 0640 and, when run as root, group ``www-data`` (every file of it: ``.pag`` and ``.dir`` for SDBM), from the
+moment it appears: Apache can read it, other local users cannot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import hashes
-from .._dbmfile import PAIR_MAX, DbmFile, DbmType, normalize_type
+from .. import _safefile, hashes
+from .._dbmfile import PAIR_MAX, DbmFile, DbmType, detect_type, files_of, normalize_type
+from .._filewatch import process_identity
 from ..adapter import Backend as _Backend
 from ..adapter import Record, as_bytes
+from ..exceptions import StoreError
 
 __all__ = [
     "Backend",
     "Entry",
+    "UserExistsError",
     "add_user",
     "delete_user",
     "get_entry",
@@ -215,6 +226,83 @@ def _value(hash_: bytes, groups: bytes | None, comment: bytes | None) -> bytes:
     return hash_
 
 
+class UserExistsError(ValueError):
+    """`add_user` of a user who is already in the database."""
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path) or os.path.exists(path + ".pag")
+
+
+def _create(path: str, type: DbmType) -> None:
+    """Create the missing files of a new, empty database with the safe mode (`wsgiauth._safefile.new_file_mode`):
+    made in a private directory beside it, given their mode and group there, then linked into place (a database
+    another writer created meanwhile is kept)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        scratch = tempfile.mkdtemp(prefix=".wsgiauth-new-", dir=directory)
+    except OSError as exc:
+        raise StoreError(f"cannot create DBM database {path}: cannot write in {directory}: "
+                         f"{os.strerror(exc.errno or 0).lower()} for {process_identity()}") from None
+    try:
+        fresh = os.path.join(scratch, os.path.basename(path))
+        DbmFile(fresh, type, writable=True).close()
+        for made, final in zip(files_of(fresh, type), files_of(path, type), strict=True):
+            _safefile.new_file_mode(made)
+            try:
+                os.link(made, final)
+            except FileExistsError:
+                pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _safefile.fsync_directory(directory)
+
+
+@contextlib.contextmanager
+def _writer(path: str | os.PathLike[str], type: str, *, create: bool, lock_timeout: float) -> Iterator[DbmFile]:
+    """The database open for writing under its exclusive lock, held until the block ends (see the module's text).
+
+    Raises:
+        StoreError: the database is missing (and not ``create``), cannot be created, opened or locked.
+    """
+    p = os.fspath(path)
+    t = normalize_type(type)
+    existed = _exists(p)
+    if t == "auto":
+        t = detect_type(p) if existed else "db"
+    if not all(os.path.exists(f) for f in files_of(p, t)):
+        if not create:
+            raise StoreError(f"cannot open DBM database {p}: it does not exist")
+        _create(p, t)
+    lock_fd: int | None = None
+    try:
+        if t == "db":  # nothing else locks a Berkeley DB file: take the lock every wsgiauth writer takes
+            lock_fd = _lock_db_file(p, lock_timeout)
+        with DbmFile(p, t, writable=True, lock_timeout=lock_timeout) as db:
+            yield db
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+def _lock_db_file(path: str, timeout: float) -> int:
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise StoreError(f"cannot open DBM database {path}: {os.strerror(exc.errno or 0).lower()} for "
+                             f"{process_identity()}") from None
+        try:
+            _safefile.flock_wait(fd, path, timeout)
+            held, now = os.fstat(fd), os.stat(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            return fd
+        os.close(fd)  # replaced while we waited: lock the new file
+
+
 def _store(db: DbmFile, key: bytes, value: bytes) -> None:
     if db.type == "sdbm" and len(key) + len(value) > PAIR_MAX:
         raise ValueError(f"user name and value take {len(key) + len(value)} bytes; an SDBM record holds at most "
@@ -224,7 +312,8 @@ def _store(db: DbmFile, key: bytes, value: bytes) -> None:
 
 def add_user(path: str | os.PathLike[str], user: str | bytes, password: str | bytes, *, type: str = "auto",
              scheme: str = "bcrypt", groups: Iterable[str | bytes] | None = None,
-             comment: str | bytes | None = None, replace: bool = False, **params: Any) -> None:
+             comment: str | bytes | None = None, replace: bool = False,
+             lock_timeout: float = _safefile.WRITE_LOCK_TIMEOUT, **params: Any) -> None:
     """Add a user, as ``htdbm -b`` does (the database is created when missing).
 
     Args:
@@ -237,19 +326,21 @@ def add_user(path: str | os.PathLike[str], user: str | bytes, password: str | by
         groups: group names for ``Require dbm-group`` (stored as the second field, comma-separated).
         comment: a free comment, stored as the third field.
         replace: replace an existing user instead of failing.
+        lock_timeout: seconds to wait while another writer holds the database's lock.
         **params: the scheme's parameters (``cost`` for bcrypt ...).
 
     Raises:
-        ValueError: bad user/group/comment, an SDBM record over 1008 bytes, or the user exists and not ``replace``.
-        StoreError: the database cannot be written.
+        UserExistsError: the user exists and not ``replace`` (a `ValueError`).
+        ValueError: bad user/group/comment, an SDBM record over 1008 bytes.
+        StoreError: the database cannot be created, locked or written.
     """
     key = _user_key(user)
     hash_ = hashes.hash_password(_password(password), scheme, **params).encode("ascii")
     value = _value(hash_, _group_field(groups) if groups is not None else None,
                    None if comment is None else as_bytes(comment))
-    with DbmFile(path, type, writable=True) as db:
+    with _writer(path, type, create=True, lock_timeout=lock_timeout) as db:
         if not replace and db.fetch(key) is not None:
-            raise ValueError(f"user {user!r} already exists in {db.path}")
+            raise UserExistsError(f"user {user!r} already exists in {db.path}")
         _store(db, key, value)
 
 
@@ -265,48 +356,56 @@ def _existing(db: DbmFile, key: bytes, user: str | bytes) -> Entry:
 
 
 def set_password(path: str | os.PathLike[str], user: str | bytes, password: str | bytes, *, type: str = "auto",
-                 scheme: str = "bcrypt", **params: Any) -> None:
-    """Change a user's password, keeping the groups and comment.
+                 scheme: str = "bcrypt", groups: Iterable[str | bytes] | None = None,
+                 lock_timeout: float = _safefile.WRITE_LOCK_TIMEOUT, **params: Any) -> None:
+    """Change a user's password, keeping the comment, and the groups unless ``groups`` gives new ones (set in the
+    same write).
 
     Raises:
         KeyError: no such user.
-        ValueError: an SDBM record would exceed 1008 bytes.
-        StoreError: the database cannot be opened or written.
+        ValueError: a group name Apache could never match, or an SDBM record would exceed 1008 bytes.
+        StoreError: the database is missing or cannot be locked or written.
     """
     key = _user_key(user)
+    field = None if groups is None else _group_field(groups)
     hash_ = hashes.hash_password(_password(password), scheme, **params).encode("ascii")
-    with DbmFile(path, type, writable=True) as db:
+    with _writer(path, type, create=False, lock_timeout=lock_timeout) as db:
         value = db.fetch(key)
         if value is None:
             raise KeyError(f"no user {user!r} in {db.path}")
+        if field is not None:
+            entry = parse_value(value)
+            _store(db, key, _value(hash_, field, entry.comment))
+            return
         _first, sep, rest = value.split(b"\x00", 1)[0].partition(b":")
         _store(db, key, hash_ + sep + rest)
 
 
 def set_groups(path: str | os.PathLike[str], user: str | bytes, groups: Iterable[str | bytes], *,
-               type: str = "auto") -> None:
+               type: str = "auto", lock_timeout: float = _safefile.WRITE_LOCK_TIMEOUT) -> None:
     """Set a user's groups (the second field), keeping the hash and comment. An empty list removes them.
 
     Raises:
         KeyError: no such user.
         ValueError: a group name Apache could never match, or an SDBM record over 1008 bytes.
-        StoreError: the database cannot be opened or written.
+        StoreError: the database is missing or cannot be locked or written.
     """
     key = _user_key(user)
     field = _group_field(groups)
-    with DbmFile(path, type, writable=True) as db:
+    with _writer(path, type, create=False, lock_timeout=lock_timeout) as db:
         entry = _existing(db, key, user)
         _store(db, key, _value(entry.hash, field, entry.comment))
 
 
-def delete_user(path: str | os.PathLike[str], user: str | bytes, *, type: str = "auto") -> bool:
+def delete_user(path: str | os.PathLike[str], user: str | bytes, *, type: str = "auto",
+                lock_timeout: float = _safefile.WRITE_LOCK_TIMEOUT) -> bool:
     """Delete a user (as ``htdbm -x``). Returns whether the user was there.
 
     Raises:
-        StoreError: the database cannot be opened or written.
+        StoreError: the database is missing or cannot be locked or written.
     """
     key = _user_key(user)
-    with DbmFile(path, type, writable=True) as db:
+    with _writer(path, type, create=False, lock_timeout=lock_timeout) as db:
         return db.delete(key)
 
 

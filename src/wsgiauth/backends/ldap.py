@@ -16,11 +16,20 @@ How a password is checked (as mod_authnz_ldap does):
 1. an empty password is refused at once (an LDAP simple bind with an empty password is an *unauthenticated* bind,
    which servers accept);
 2. on a connection of the **search pool** (bound as the service account, or anonymous), search ``base_dn`` with
-   ``(&(filter)(attribute=NAME))``, the name escaped (RFC 4515); exactly one entry must match: none, or more than
-   one, is "unknown" (after a dummy bind, so that the time taken does not tell who exists);
+   ``(&(filter)(attribute=NAME))``, the name sent as a literal value, asking for two entries at most; exactly one
+   entry must match, in a search the server completed: none, two, or a search stopped by a size limit (resultCode
+   4, whatever the server's own limit) is "unknown" (after a dummy bind, so that the time taken does not tell who
+   exists);
 3. on a connection of the separate **bind pool**, a simple bind as that entry's DN with the password. Connections of
    the bind pool are only ever used for credential binds, never for a search, so no user's identity ever serves
    another request; re-binding them spares a TCP connection (and TLS handshake) per request, as mod_ldap does.
+   Only a well-formed bindResponse(success) to that bind grants (see `wsgiauth._ldapwire`: anything malformed is a
+   protocol error, the connection is dropped and the check fails).
+
+A grant names the user by the entry's own value of the search attribute (``alice`` for ``ALICE`` or ``ａｌｉｃｅ``),
+or of ``remote_user_attribute``; every decision about an entry carries its DN as `Decision.identity`, and
+`Backend.user_key` prepares a name as the directory compares it (RFC 4518), so that a throttle counts every spelling
+of one account together.
 
 Both pools come from `wsgiauth.pool` (lazy, fork-safe, thread-safe, bounded, circuit breaker) and are shared
 process-wide by configuration, so a re-imported auth script finds its connections again.
@@ -35,6 +44,7 @@ import os
 import re
 import ssl
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +76,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wsgiauth.backends.ldap needs ldap3: pip install 'wsgiauth-backends[ldap]'") from exc
 
-__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "parse_ldap_url"]
+__all__ = ["DEFAULT_GROUP_FILTER", "LDAPURL", "Backend", "parse_ldap_url", "prepare"]
 
 #: Which entries count as groups when listing a user's groups (groupOfNames, groupOfUniqueNames, posixGroup and
 #: Active Directory's ``group``).
@@ -80,6 +90,46 @@ _NO_SUCH_OBJECT = 32
 _INVALID_CREDENTIALS = 49
 _HEX32 = re.compile(rb"^[0-9a-fA-F]{32}$")
 _NO_ATTRIBUTES = "1.1"
+
+
+# RFC 4518 section 2.2 (Map): characters mapped to nothing (soft hyphens, joiners, variation selectors, the object
+# replacement character, controls and format characters), and those mapped to SPACE (tabs, line ends, every Zs/Zl/Zp
+# space). U+0130 (LATIN CAPITAL LETTER I WITH DOT ABOVE) is folded to "i" as OpenLDAP folds it (its simple lower
+# case), not to "i" + COMBINING DOT ABOVE as RFC 3454's table B.2 would: slapd matches "ALİCE" to alice.
+_PREP_MAP: dict[int, str | None] = {c: None for lo, hi in (
+    (0x0000, 0x0008), (0x000E, 0x001F), (0x007F, 0x0084), (0x0086, 0x009F), (0x00AD, 0x00AD), (0x034F, 0x034F),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x1806, 0x1806), (0x180B, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2063), (0x206A, 0x206F), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFC), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+) for c in range(lo, hi + 1)}
+_PREP_MAP.update({c: " " for c in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                                   0x2028, 0x2029, 0x202F, 0x205F, 0x3000)})
+_PREP_MAP[0x0130] = "I"
+_SPACES = re.compile(" +")
+_PLAIN_ASCII = re.compile(rb"[!-~]+(?: [!-~]+)*")
+
+
+def prepare(value: bytes) -> bytes:
+    """``value`` (UTF-8) prepared for caseIgnoreMatch as in RFC 4518: mapped (section 2.2: ignorable characters
+    removed, every kind of space made SPACE), case folded and normalized (NFKC, section 2.3; folded and normalized
+    twice, Unicode's compatibility caseless match), insignificant spaces removed (section 2.6.1: none at either
+    end, runs made one).
+
+    Two names that an LDAP server matches to the same value of ``uid``, ``cn``, ``mail`` or ``sAMAccountName``
+    (``Alice``, ``ALICE``, fullwidth ``ａｌｉｃｅ``, ``ALİCE``, ``\xa0alice``) prepare to the same bytes. A few
+    that OpenLDAP keeps apart prepare alike too (a soft hyphen inside a name): that errs towards one throttle
+    counter for more spellings, never towards a spelling with a counter of its own. Bytes that are not UTF-8 are
+    returned as they are (no entry can hold them).
+    """
+    if _PLAIN_ASCII.fullmatch(value):
+        return value.lower()
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+    text = text.translate(_PREP_MAP).casefold()
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return _SPACES.sub(" ", text).strip(" ").encode("utf-8")
 
 
 def _is_dead(exc: BaseException) -> bool:
@@ -150,14 +200,16 @@ class Backend(adapter.Backend):
         bind_dn, bind_password: the service account that searches (``None``: anonymous searches).
         bind_template: direct bind without a search: a DN with ``{user}`` where the escaped name goes, e.g.
             ``"uid={user},ou=people,dc=example,dc=org"``. Unknown user and wrong password then both mean "denied"
-            (the server does not tell them apart). The filter still applies: a bound user whose entry does not
-            match it is unknown.
+            (the server does not tell them apart). After a successful bind the entry is read (base search): its
+            DN and canonical name, and the filter still applies: a bound user whose entry does not match it is
+            unknown.
         ca_file: PEM file of the CAs trusted for LDAPS/STARTTLS (default: the system's).
         verify: check the server certificate and host name (``False`` only for tests).
         connect_timeout: seconds allowed to open a connection to one server (then the next is tried).
         timeout: seconds to wait for any answer of the server (never unbounded).
         remote_user_attribute: an attribute of the user's entry whose value becomes the canonical user name
-            (``AuthLDAPRemoteUserAttribute``), e.g. ``"uid"`` for the name in its stored case.
+            (``AuthLDAPRemoteUserAttribute``), e.g. ``"mail"``. Default: the entry's own value of ``attribute``
+            (the stored ``uid``, not the spelling typed).
         group_base: where groups are searched (default: ``base_dn``; set it when groups live elsewhere).
         group_filter: which entries are groups (default `DEFAULT_GROUP_FILTER`).
         group_attributes: group attributes holding member DNs (``AuthLDAPGroupAttribute``, default
@@ -256,6 +308,9 @@ class Backend(adapter.Backend):
         self._receive_timeout = max(1, math.ceil(self.timeout))
         self.remote_user_attribute = (check_attribute(remote_user_attribute, "remote_user_attribute")
                                       if remote_user_attribute else None)
+        self._attribute_key = self.attribute.lower()
+        # what the user search returns: the attribute that names the user to Apache
+        self._name_attributes = [self.remote_user_attribute or self.attribute]
         self.group_base = group_base if group_base is not None else self.base_dn
         self.group_filter = normalize_filter(group_filter, "group_filter")
         self._filter_ber = _compile_filter(self.filter)
@@ -392,17 +447,34 @@ class Backend(adapter.Backend):
 
     # ------------------------------------------------------------------ LDAP operations
 
-    def _search(self, base: str, filt: bytes, scope: str, attributes: Iterable[str], limit: int) -> list[Entry]:
-        """Search on a search-pool connection; returns at most ``limit`` entries (0: the server's limit)."""
+    def _search(self, base: str, filt: bytes, scope: str, attributes: Iterable[str], limit: int, *,
+                partial: bool = False) -> tuple[list[Entry], bool]:
+        """Search on a search-pool connection, asking for at most ``limit`` entries (0: the server's limit).
+
+        Returns:
+            ``(entries, complete)``. ``complete`` is False when the search stopped at a size limit (the client's or
+            the server's: resultCode 4), which only a caller that passes ``partial=True`` gets to see. noSuchObject
+            (the base does not exist) is an empty, complete answer.
+
+        Raises:
+            BackendError: any other result code, or a size limit when ``partial`` is False.
+        """
         attrs = list(attributes) or [_NO_ATTRIBUTES]
 
-        def op(wire: Wire) -> list[Entry]:
+        def op(wire: Wire) -> tuple[list[Entry], bool]:
             entries, code, diag = wire.search(base, _SCOPE_CODE[scope], limit, self._receive_timeout, filt, attrs)
-            if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED, _NO_SUCH_OBJECT):
-                raise BackendError(f"ldap: search in {base!r} failed: result code {code} ({diag or 'no message'})")
-            return entries
+            if code == _SUCCESS:
+                return entries, True
+            if code == _NO_SUCH_OBJECT:
+                return [], True
+            if code == _SIZE_LIMIT_EXCEEDED and partial:
+                return entries, False
+            if code == _SIZE_LIMIT_EXCEEDED:
+                raise BackendError(f"ldap: search in {base!r} stopped at a size limit (result code 4): the answer "
+                                   "would be incomplete (raise the server's size limit for the service account)")
+            raise BackendError(f"ldap: search in {base!r} failed: result code {code} ({diag or 'no message'})")
 
-        result: list[Entry] = self._pool("search").run(op)
+        result: tuple[list[Entry], bool] = self._pool("search").run(op)
         return result
 
     def _bind(self, dn: str, password: bytes) -> bool:
@@ -430,17 +502,48 @@ class Backend(adapter.Backend):
         """``(&(filter)(attribute=name))`` in BER, the name as a literal value."""
         return and_(self._filter_ber, eq(self.attribute, name.encode("utf-8")))
 
-    def _find(self, name: str | None, attributes: Iterable[str]) -> list[Entry]:
-        """Search the user's entry (at most two entries are fetched: two means ambiguous)."""
-        attrs = [a for a in dict.fromkeys(attributes) if a]
+    def _find(self, name: str | None, attributes: Sequence[str]) -> tuple[Entry | None, str]:
+        """The user's entry when exactly one matches, else ``(None, why)``.
+
+        At most two entries are asked for (client size limit 2): two mean ambiguous, and so does a search that the
+        client's or the server's size limit stopped (resultCode 4), whatever it returned before stopping.
+        """
+        attrs = attributes if attributes is self._name_attributes else [a for a in dict.fromkeys(attributes) if a]
         if self.bind_template is not None:
             if name is None:
-                return []
+                return None, "no such user"
             dn = self.bind_template.replace("{user}", escape_rdn(name))
-            return self._search(dn, self._filter_ber, "base", attrs, 2)
-        # An unusable name still costs one search (with a value no entry can hold) so timing stays the same.
-        value = name if name is not None else "\x00"
-        return self._search(self.base_dn, self._user_filter(value), self.scope, attrs, 2)
+            entries, complete = self._search(dn, self._filter_ber, "base", attrs, 2, partial=True)
+        else:
+            # An unusable name still costs one search (with a value no entry can hold) so timing stays the same.
+            value = name if name is not None else "\x00"
+            entries, complete = self._search(self.base_dn, self._user_filter(value), self.scope, attrs, 2,
+                                             partial=True)
+        if not complete:
+            return None, "user is not unique (the search stopped at a size limit)"
+        if len(entries) != 1:
+            return None, "no such user" if not entries else "user is not unique (search found two or more entries)"
+        return entries[0], ""
+
+    def _name_of(self, entry: Entry, user: bytes) -> bytes | None:
+        """The canonical name: the entry's ``remote_user_attribute``, else its own value of the search attribute
+        (of several values, the one the typed name matches)."""
+        if self.remote_user_attribute is not None:
+            return entry.first(self.remote_user_attribute)
+        values = entry.attributes.get(self._attribute_key)
+        if not values:
+            return None
+        if len(values) > 1:
+            key = self.user_key(user)
+            for value in values:
+                if self.user_key(value) == key:
+                    return value
+        return values[0]
+
+    def user_key(self, user: bytes) -> bytes:
+        """``user`` prepared as LDAP's caseIgnoreMatch compares it (RFC 4518, see `prepare`): every spelling the
+        directory matches to one value of the search attribute gives the same key. No I/O."""
+        return prepare(user)
 
     def authenticate(self, user: bytes, password: bytes, client: str | None = None) -> Decision:
         """Check ``password`` by binding as the user's entry (see the module docstring)."""
@@ -448,26 +551,26 @@ class Backend(adapter.Backend):
             return Decision(Outcome.DENIED, backend=self.label, reason="empty password refused (no anonymous bind)")
         name = utf8_text(user)
         if self.bind_template is not None:
-            return self._authenticate_direct(name, password)
-        entries = self._find(name, [self.remote_user_attribute or ""])
-        if len(entries) != 1:
+            return self._authenticate_direct(name, user, password)
+        entry, why = self._find(name, self._name_attributes)
+        if entry is None:
             self._dummy_bind(password)
-            reason = "no such user" if not entries else "user is not unique (search found two or more entries)"
-            return Decision(Outcome.UNKNOWN, backend=self.label, reason=reason)
-        entry = entries[0]
+            return Decision(Outcome.UNKNOWN, backend=self.label, reason=why)
+        identity = entry.dn.encode("utf-8")
         if not self._bind(entry.dn, password):
-            return Decision(Outcome.DENIED, backend=self.label, reason="wrong password (invalid credentials)")
-        return Decision(Outcome.GRANTED, name=entry.first(self.remote_user_attribute), backend=self.label)
+            return Decision(Outcome.DENIED, backend=self.label, reason="wrong password (invalid credentials)",
+                            identity=identity)
+        return Decision(Outcome.GRANTED, name=self._name_of(entry, user), backend=self.label, identity=identity)
 
     def dummy_authenticate(self, user: bytes, password: bytes) -> None:
         """The round trips of a check (the user search and a bind), with a bind that can never succeed."""
         if not password:
             return
         if self.bind_template is None:
-            self._find(utf8_text(user), [self.remote_user_attribute or ""])
+            self._find(utf8_text(user), self._name_attributes)
         self._dummy_bind(password)
 
-    def _authenticate_direct(self, name: str | None, password: bytes) -> Decision:
+    def _authenticate_direct(self, name: str | None, user: bytes, password: bytes) -> Decision:
         assert self.bind_template is not None
         if name is None:
             self._dummy_bind(password)
@@ -475,12 +578,15 @@ class Backend(adapter.Backend):
         dn = self.bind_template.replace("{user}", escape_rdn(name))
         if not self._bind(dn, password):
             return Decision(Outcome.DENIED, backend=self.label, reason="invalid credentials")
-        if self.filter == DEFAULT_FILTER and self.remote_user_attribute is None:
-            return Decision(Outcome.GRANTED, backend=self.label)
-        entries = self._find(name, [self.remote_user_attribute or ""])
-        if len(entries) != 1:
-            return Decision(Outcome.UNKNOWN, backend=self.label, reason="entry does not match the filter")
-        return Decision(Outcome.GRANTED, name=entries[0].first(self.remote_user_attribute), backend=self.label)
+        # Read the entry the bind proved: its DN as stored and its canonical name, and the filter must match it.
+        entry, why = self._find(name, self._name_attributes)
+        if entry is None:
+            if self.filter == DEFAULT_FILTER and self.remote_user_attribute is None:
+                # Nothing to enforce and the entry is not readable (anonymous reads refused): the bind decides.
+                return Decision(Outcome.GRANTED, backend=self.label)
+            return Decision(Outcome.UNKNOWN, backend=self.label, reason=f"entry does not match the filter ({why})")
+        return Decision(Outcome.GRANTED, name=self._name_of(entry, user), backend=self.label,
+                        identity=entry.dn.encode("utf-8"))
 
     # ------------------------------------------------------------------ Digest
 
@@ -488,12 +594,12 @@ class Backend(adapter.Backend):
         """The HA1 for ``realm`` from ``digest_attribute`` (``realm:HA1`` values, or a bare HA1), else ``None``."""
         if self.digest_attribute is None:
             return None
-        entries = self._find(utf8_text(user), [self.digest_attribute])
-        if len(entries) != 1:
+        entry, _ = self._find(utf8_text(user), [self.digest_attribute])
+        if entry is None:
             return None
         bare: bytes | None = None
         found: bytes | None = None
-        for value in entries[0].all(self.digest_attribute):
+        for value in entry.all(self.digest_attribute):
             value = value.strip()
             stored_realm, sep, ha1 = value.rpartition(b":")
             if not sep:
@@ -514,10 +620,9 @@ class Backend(adapter.Backend):
         """
         name = utf8_text(user)
         wanted = [self.attribute] + ([self.member_of_attribute] if self.member_of_attribute else [])
-        entries = self._find(name, wanted)
-        if len(entries) != 1:
+        entry, _ = self._find(name, wanted)
+        if entry is None:
             return None
-        entry = entries[0]
         names: dict[str, bytes] = {}  # group DN (normalized) -> name
         found: dict[str, str] = {}  # normalized DN -> DN
         # 1. direct membership: member/uniqueMember = user DN, memberUid = user name
@@ -541,7 +646,7 @@ class Backend(adapter.Backend):
             if value is not None:
                 names[key] = value.encode("utf-8")
             else:
-                for g in self._search(dn, PRESENT_OBJECTCLASS, "base", [self.group_name_attribute], 1):
+                for g in self._search(dn, PRESENT_OBJECTCLASS, "base", [self.group_name_attribute], 1)[0]:
                     first = g.first(self.group_name_attribute)
                     if first is not None:
                         names[key] = first
@@ -573,7 +678,7 @@ class Backend(adapter.Backend):
         out: list[Entry] = []
         for i in range(0, len(terms), 200):  # keep the requests of huge frontiers bounded
             out += self._search(self.group_base, and_(self._group_filter_ber, or_(terms[i:i + 200])), "sub",
-                                [self.group_name_attribute], 0)
+                                [self.group_name_attribute], 0)[0]
         return out
 
     def __repr__(self) -> str:
