@@ -774,12 +774,13 @@ class Trixie(Launcher):
         os.chmod(target, mode)
         return target
 
-    def install_wheel(self, wheel: str | os.PathLike[str], *extra: str) -> str:
+    def install_wheel(self, wheel: str | os.PathLike[str], *extra: str, extras: Sequence[str] = ()) -> str:
         """``pip install`` a wheel (and its missing dependencies, wheels only) into :data:`VENV`.
 
         Args:
             wheel: the wheel on the host.
             extra: more pip arguments or requirements.
+            extras: the wheel's extras to install with it (``["ldap"]``: ``WHEEL[ldap]``).
 
         Returns:
             pip's output.
@@ -788,7 +789,8 @@ class Trixie(Launcher):
         inner = f"{SHARE}/wheels/{source.name}"
         self.write(inner, source.read_bytes())
         started = time.monotonic()
-        out = self.run([self.python, "-m", "pip", "install", "-q", "--only-binary", ":all:", inner, *extra],
+        requirement = inner + (f"[{','.join(extras)}]" if extras else "")
+        out = self.run([self.python, "-m", "pip", "install", "-q", "--only-binary", ":all:", requirement, *extra],
                        timeout=600).stdout
         self.timings["package install"] = self.timings.get("package install", 0.0) + time.monotonic() - started
         return out
